@@ -1,0 +1,65 @@
+//! The HTTP transport: a pooled hyper 1 client over rustls (TLS verification always on), with
+//! connect and request timeouts and the one retry policy of the driver.
+//!
+//! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
+
+mod retry;
+pub use retry::RetryPolicy;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// One HTTP request, with its whole body in memory.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// GET, POST...
+    pub method: http::Method,
+    /// Absolute URL (`https://host:port/path?query`).
+    pub url: http::Uri,
+    /// Request headers (the transport adds `User-Agent` when absent).
+    pub headers: http::HeaderMap,
+    /// Request body (empty for GET).
+    pub body: Bytes,
+    /// Overrides the transport's request timeout for this request.
+    pub timeout: Option<Duration>,
+}
+
+impl HttpRequest {
+    /// A request with no headers, no body and the transport's default timeout.
+    pub fn new(method: http::Method, url: http::Uri) -> Self {
+        HttpRequest {
+            method,
+            url,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            timeout: None,
+        }
+    }
+}
+
+/// One HTTP response, with its whole body read.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code; any status is a response (not an error) at this level.
+    pub status: http::StatusCode,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+    /// The whole response body.
+    pub body: Bytes,
+}
+
+/// Sends one HTTP request and reads its whole response.
+///
+/// Implementations return `Ok` for every HTTP status; connection failures are
+/// [`ErrorKind::Connect`](crate::ErrorKind::Connect), elapsed timeouts
+/// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Retrying is not the transport's job.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// Send `request` and return the response.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
+}
