@@ -28,5 +28,7 @@
 )]
 pub(crate) mod tcli;
 
+pub(crate) mod framing;
+
 #[cfg(test)]
 mod tcli_tests;
