@@ -396,10 +396,12 @@ mod tests {
 
     #[test]
     fn configured_values_reach_the_breaker() {
-        let mut c = TelemetryConfiguration::default();
-        c.circuit_breaker_threshold = 2;
-        c.circuit_breaker_timeout = Duration::from_secs(7);
-        c.circuit_breaker_half_open_successes = 3;
+        let mut c = TelemetryConfiguration {
+            circuit_breaker_threshold: 2,
+            circuit_breaker_timeout: Duration::from_secs(7),
+            circuit_breaker_half_open_successes: 3,
+            ..Default::default()
+        };
         let r = CircuitBreakerRegistry::new();
         let b = r.get_or_create("h", CircuitBreakerConfig::from(&c));
         assert_eq!(b.config(), config(2, 7, 3));
