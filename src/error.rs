@@ -84,6 +84,8 @@ struct Inner {
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+// Some crate-internal helpers have no caller until the layers using them land.
+#[allow(dead_code)]
 impl Error {
     /// A new error of `kind` with a message saying what failed. Crate-internal constructor.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -151,6 +153,12 @@ impl Error {
 
     pub(crate) fn with_display_message(mut self, message: Option<String>) -> Self {
         self.inner.display_message = message.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
+    pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
+        self.inner.message.push_str(suffix);
         self
     }
 
