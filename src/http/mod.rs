@@ -3,7 +3,16 @@
 //!
 //! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
 
+mod client;
+mod config;
 mod retry;
+pub use client::HyperTransport;
+// For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
+#[allow(unused_imports)]
+pub(crate) use client::is_loopback_host;
+#[allow(unused_imports)]
+pub(crate) use config::user_agent;
+pub use config::{HttpConfig, TlsRoots};
 pub use retry::RetryPolicy;
 
 use std::time::Duration;
@@ -62,4 +71,13 @@ pub struct HttpResponse {
 pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
     /// Send `request` and return the response.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
+}
+
+/// A duration for messages: `250 ms`, `30 s`.
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
