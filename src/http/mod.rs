@@ -2,6 +2,25 @@
 //! connect and request timeouts and the one retry policy of the driver.
 //!
 //! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
+//! [`HyperTransport`] is the real one; [`RetryPolicy::send`] wraps any transport with retries.
+//!
+//! ```no_run
+//! use databricks_sql::http::{HttpConfig, HttpRequest, HttpTransport, HyperTransport, RetryPolicy};
+//!
+//! # async fn example() -> databricks_sql::Result<()> {
+//! let transport = HyperTransport::new(&HttpConfig::default())?;
+//! let url = http::Uri::from_static("https://adb-123.4.azuredatabricks.net/sql/1.0/warehouses/abc");
+//! let mut request = HttpRequest::new(http::Method::POST, url);
+//! request.headers.insert(
+//!     http::header::CONTENT_TYPE,
+//!     http::HeaderValue::from_static("application/x-thrift"),
+//! );
+//! // Ok only for a 2xx reply; throttling and server errors were retried per the policy.
+//! let response = RetryPolicy::default().send(&transport, request, true).await?;
+//! println!("{} bytes", response.body.len());
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
 mod config;
