@@ -69,6 +69,7 @@
 //! body.
 
 mod fault;
+mod rowset;
 mod server;
 mod service;
 mod source;
@@ -608,3 +609,6 @@ impl MockWarehouse {
 
 #[cfg(test)]
 mod http_tests;
+
+#[cfg(test)]
+mod thrift_tests;

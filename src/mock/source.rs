@@ -190,6 +190,16 @@ impl BatchesSource {
         })
     }
 
+    /// A result with no rows.
+    pub(crate) fn empty(schema: SchemaRef) -> Self {
+        BatchesSource {
+            schema,
+            batches: Vec::new(),
+            starts: Vec::new(),
+            total: 0,
+        }
+    }
+
     /// A one-row, one-column result.
     pub(crate) fn single(name: &str, data_type: DataType, value: ArrayRef) -> Result<Self> {
         let schema = Arc::new(Schema::new(vec![Field::new(name, data_type, true)]));

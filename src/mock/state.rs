@@ -16,16 +16,6 @@ use super::{RecordedRequest, SessionInfo, StatementInfo};
 /// A session or operation id: the 16 bytes of `THandleIdentifier.guid`.
 pub(crate) type Id = [u8; 16];
 
-/// A fresh random id (a UUID v4).
-pub(crate) fn new_id() -> Id {
-    *uuid::Uuid::new_v4().as_bytes()
-}
-
-/// The UUID text of an id.
-pub(crate) fn id_text(id: &Id) -> String {
-    uuid::Uuid::from_bytes(*id).to_string()
-}
-
 /// At most this many entries are kept in each history (requests, statements, telemetry), the
 /// oldest dropped first, so a long-running mock does not grow without bound.
 pub(crate) const HISTORY_LIMIT: usize = 10_000;
@@ -139,7 +129,7 @@ impl State {
     pub(crate) fn session_info(&self, id: &Id) -> Option<SessionInfo> {
         let s = self.sessions.get(id)?;
         Some(SessionInfo {
-            session_id: id_text(id),
+            session_id: crate::thrift::handles::guid_to_string(id),
             protocol_version: s.protocol_version,
             configuration: s.configuration.clone(),
             catalog: s.catalog.clone(),
@@ -301,6 +291,10 @@ impl Operation {
 mod tests {
     use super::*;
     use crate::mock::source::RangeSource;
+
+    fn new_id() -> Id {
+        *uuid::Uuid::new_v4().as_bytes()
+    }
 
     fn op(run_time_ms: u64, polls: u32, timeout_ms: Option<u64>) -> Operation {
         Operation {
