@@ -27,8 +27,9 @@ impl TokenAuth {
         if token.trim().is_empty() {
             return Err(Error::config("the access token is empty"));
         }
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| Error::config("the access token contains characters not allowed in an HTTP header"))?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::config("the access token contains characters not allowed in an HTTP header")
+        })?;
         header.set_sensitive(true);
         Ok(TokenAuth { header })
     }
