@@ -42,16 +42,20 @@ impl ArrowBatchDecoder {
 
     /// Decodes the `arrowBatches` of an `ARROW_BASED_SET` in order, checking each one's row count
     /// against its `rowCount`. Batches without rows are left out.
-    pub(crate) fn decode_batches(&self, batches: Vec<TSparkArrowBatch>) -> Result<Vec<RecordBatch>> {
+    pub(crate) fn decode_batches(
+        &self,
+        batches: Vec<TSparkArrowBatch>,
+    ) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::with_capacity(batches.len());
         for (index, batch) in batches.into_iter().enumerate() {
-            let data = if self.lz4_compressed {
-                Buffer::from_vec(lz4::decompress_frame_to_vec(&batch.batch).map_err(|e| {
-                    Error::decode(format!("Arrow batch {index}: {}", e.message()))
-                })?)
-            } else {
-                Buffer::from_vec(batch.batch)
-            };
+            let data =
+                if self.lz4_compressed {
+                    Buffer::from_vec(lz4::decompress_frame_to_vec(&batch.batch).map_err(|e| {
+                        Error::decode(format!("Arrow batch {index}: {}", e.message()))
+                    })?)
+                } else {
+                    Buffer::from_vec(batch.batch)
+                };
             let what = format!("Arrow batch {index}");
             self.decode_messages(data, batch.row_count, &what, &mut out)?;
         }
@@ -141,6 +145,7 @@ impl ArrowBatchDecoder {
                     let header = message.header_as_record_batch().ok_or_else(|| {
                         Error::decode("a record batch message has no header".to_string())
                     })?;
+                    check_buffers_in_body(&header, body_len)?;
                     let batch = arrow_ipc::reader::read_record_batch(
                         &body,
                         header,
@@ -193,6 +198,30 @@ impl ArrowBatchDecoder {
             )))
         }
     }
+}
+
+/// Checks that every buffer a record batch message describes lies inside its body: arrow-ipc
+/// slices the body with these numbers as they are and panics when they point outside it.
+fn check_buffers_in_body(header: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<()> {
+    let buffers = header
+        .buffers()
+        .ok_or_else(|| Error::decode("a record batch message lists no buffers".to_string()))?;
+    for (i, buffer) in buffers.iter().enumerate() {
+        let inside = u64::try_from(buffer.offset())
+            .ok()
+            .zip(u64::try_from(buffer.length()).ok())
+            .and_then(|(offset, length)| offset.checked_add(length))
+            .is_some_and(|end| end <= body_len as u64);
+        if !inside {
+            return Err(Error::decode(format!(
+                "a record batch message is corrupt: buffer {i} (offset {}, length {}) lies outside \
+                 its {body_len}-byte body",
+                buffer.offset(),
+                buffer.length()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reads an encapsulated message's prefix at `*at` (optional continuation marker, then a

@@ -200,8 +200,8 @@ fn stringify(column: TColumn) -> ArrayRef {
 mod tests {
     use super::*;
     use crate::thrift::tcli::{
-        TBinaryColumn, TBoolColumn, TByteColumn, TDoubleColumn, TI16Column, TI32Column,
-        TI64Column, TStringColumn,
+        TBinaryColumn, TBoolColumn, TByteColumn, TDoubleColumn, TI16Column, TI32Column, TI64Column,
+        TStringColumn,
     };
     use crate::ErrorKind;
     use arrow_array::cast::AsArray;
@@ -232,7 +232,10 @@ mod tests {
     fn null_bit_i_is_bit_i_mod_8_of_byte_i_div_8() {
         // Rows 0, 3, 8 and 10 are NULL: byte 0 = 0b0000_1001, byte 1 = 0b0000_0101.
         let s = schema(vec![("v", DataType::Int32)]);
-        let col = TColumn::I32Val(TI32Column::new((0..11).collect(), vec![0b0000_1001, 0b0000_0101]));
+        let col = TColumn::I32Val(TI32Column::new(
+            (0..11).collect(),
+            vec![0b0000_1001, 0b0000_0101],
+        ));
         let batch = columns_to_batch(&s, vec![col]).unwrap().unwrap();
         let nulls: Vec<usize> = (0..11).filter(|&i| batch.column(0).is_null(i)).collect();
         assert_eq!(nulls, vec![0, 3, 8, 10]);
@@ -320,7 +323,11 @@ mod tests {
         ];
         let err = columns_to_batch(&s, columns).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
-        assert!(err.to_string().contains("column 1 (b) has 1 values but column 0 has 3"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("column 1 (b) has 1 values but column 0 has 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -329,13 +336,21 @@ mod tests {
         let one = vec![TColumn::I64Val(TI64Column::new(vec![1], vec![]))];
         let err = columns_to_batch(&s, one).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
-        assert!(err.to_string().contains("1 columns but the result schema has 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("1 columns but the result schema has 2"),
+            "{err}"
+        );
 
         let s = schema(vec![("a", DataType::Int64)]);
         let wrong = vec![TColumn::BoolVal(TBoolColumn::new(vec![true], vec![]))];
         let err = columns_to_batch(&s, wrong).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
-        assert!(err.to_string().contains("is Int64 in the result schema but the server sent boolVal"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is Int64 in the result schema but the server sent boolVal"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -210,7 +210,9 @@ fn to_column(array: &ArrayRef) -> Option<TColumn> {
         }
         DataType::Date32 => {
             let raw = array.as_primitive::<Date32Type>().values();
-            formatted(array, raw, nulls, |s, &days| format_date(s, i64::from(days)))
+            formatted(array, raw, nulls, |s, &days| {
+                format_date(s, i64::from(days))
+            })
         }
         DataType::Date64 => {
             let raw = array.as_primitive::<Date64Type>().values();
@@ -527,7 +529,10 @@ mod tests {
         );
         let schema = crate::results::schema::arrow_schema_from_table_schema(&table).unwrap();
         assert_eq!(
-            schema.field(1).metadata().get(crate::results::schema::TYPE_NAME_KEY),
+            schema
+                .field(1)
+                .metadata()
+                .get(crate::results::schema::TYPE_NAME_KEY),
             Some(&"DECIMAL(10,2)".to_string())
         );
     }

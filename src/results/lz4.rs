@@ -83,9 +83,9 @@ fn decompress_frame_inner(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let frames = parse_frames(input)?;
     let mut capacity = 0usize;
     for frame in &frames {
-        capacity = capacity.checked_add(frame.out_bound).ok_or_else(|| {
-            Error::decode("LZ4 frames declare more content than fits in memory")
-        })?;
+        capacity = capacity
+            .checked_add(frame.out_bound)
+            .ok_or_else(|| Error::decode("LZ4 frames declare more content than fits in memory"))?;
     }
     prepare_output(out, capacity);
 
@@ -178,7 +178,9 @@ fn parse_frames(input: &[u8]) -> Result<Vec<Frame<'_>>> {
         }
     }
     if frames.is_empty() {
-        return Err(Error::decode("LZ4 data holds no frame, only skippable frames"));
+        return Err(Error::decode(
+            "LZ4 data holds no frame, only skippable frames",
+        ));
     }
     Ok(frames)
 }
@@ -475,7 +477,10 @@ mod tests {
             .block_mode(BlockMode::Linked);
         let linked = encode_with(info.clone(), &data);
         let independent = encode_with(info.block_mode(BlockMode::Independent), &data);
-        assert!(linked.len() < independent.len(), "the test data must use links");
+        assert!(
+            linked.len() < independent.len(),
+            "the test data must use links"
+        );
         assert_same(&decompress_frame_to_vec(&linked).unwrap(), &data);
     }
 
@@ -485,7 +490,9 @@ mod tests {
         let mut x: u64 = 1;
         let data: Vec<u8> = (0..200_000)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 56) as u8
             })
             .collect();
@@ -494,7 +501,11 @@ mod tests {
             .block_checksums(true);
         let frame = encode_with(info, &data);
         let first_block = u32::from_le_bytes(frame[7..11].try_into().unwrap());
-        assert_ne!(first_block & BLOCK_UNCOMPRESSED_BIT, 0, "expected a raw block");
+        assert_ne!(
+            first_block & BLOCK_UNCOMPRESSED_BIT,
+            0,
+            "expected a raw block"
+        );
         assert_same(&decompress_frame_to_vec(&frame).unwrap(), &data);
     }
 
@@ -548,7 +559,10 @@ mod tests {
             .block_size(BlockSize::Max64KB)
             .content_checksum(true);
         let frame = encode_with(info, &data);
-        for cut in (0..frame.len()).step_by(97).chain([frame.len() - 1, frame.len() - 4]) {
+        for cut in (0..frame.len())
+            .step_by(97)
+            .chain([frame.len() - 1, frame.len() - 4])
+        {
             let err = decompress_frame_to_vec(&frame[..cut]).expect_err("truncated");
             assert_eq!(err.kind(), ErrorKind::Decode, "cut at {cut}");
         }
@@ -611,7 +625,10 @@ mod tests {
             frame[14] = (XxHash32::oneshot(0, &frame[4..14]) >> 8) as u8;
             frame
         };
-        assert_decode_error(&lie(data.len() as u64 - 1), "more than its declared content size");
+        assert_decode_error(
+            &lie(data.len() as u64 - 1),
+            "more than its declared content size",
+        );
         assert_decode_error(&lie(data.len() as u64 + 1), "decompresses to 10000");
         assert_decode_error(&lie(1 << 40), "blocks hold at most");
     }

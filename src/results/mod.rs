@@ -6,11 +6,17 @@
 //! `TGetResultSetMetadataResp`, then [`decode`](ResultDecoder::decode) every `TRowSet` of the
 //! result (from direct results and from each `FetchResults`) in order.
 
+// The operation (lead) and the mock warehouse are being wired to these entry points; until
+// they all are, parts of this module have no caller outside the tests.
+#![allow(dead_code)]
+
 pub(crate) mod arrow_inline;
 pub(crate) mod columnar;
 #[cfg(any(test, feature = "mock"))]
 pub(crate) mod encode;
 pub(crate) mod lz4;
+#[cfg(test)]
+mod round_trip_tests;
 pub(crate) mod schema;
 
 use arrow_array::RecordBatch;
@@ -163,7 +169,11 @@ impl ResultDecoder {
                 .into_iter()
                 .collect());
         }
-        if row_set.binary_columns.as_ref().is_some_and(|b| !b.is_empty()) {
+        if row_set
+            .binary_columns
+            .as_ref()
+            .is_some_and(|b| !b.is_empty())
+        {
             return Err(Error::decode(
                 "the row set uses binaryColumns, which are not supported",
             ));

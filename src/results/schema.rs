@@ -190,7 +190,11 @@ mod tests {
         );
         assert!(schema.fields().iter().all(|f| f.is_nullable()));
         assert_eq!(
-            schema.field(13).metadata().get(TYPE_NAME_KEY).map(String::as_str),
+            schema
+                .field(13)
+                .metadata()
+                .get(TYPE_NAME_KEY)
+                .map(String::as_str),
             Some("TIMESTAMP")
         );
     }
@@ -209,7 +213,11 @@ mod tests {
         let schema = arrow_schema_from_table_schema(&TTableSchema::new(vec![dec])).unwrap();
         assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(
-            schema.field(0).metadata().get(TYPE_NAME_KEY).map(String::as_str),
+            schema
+                .field(0)
+                .metadata()
+                .get(TYPE_NAME_KEY)
+                .map(String::as_str),
             Some("DECIMAL(10,2)")
         );
     }
@@ -232,7 +240,12 @@ mod tests {
     fn a_corrupt_or_truncated_schema_message_is_a_decode_error() {
         let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
         let bytes = crate::results::encode::encode_schema_message(&schema);
-        for bad in [&bytes[..3], &bytes[..bytes.len() / 2], &[0xFF; 8][..], b"garbage!"] {
+        for bad in [
+            &bytes[..3],
+            &bytes[..bytes.len() / 2],
+            &[0xFF; 8][..],
+            b"garbage!",
+        ] {
             let err = arrow_schema_from_ipc(bad).expect_err("must fail");
             assert_eq!(err.kind(), ErrorKind::Decode);
             assert!(err.to_string().contains("Arrow schema"), "{err}");
