@@ -28,5 +28,9 @@
 )]
 pub(crate) mod tcli;
 
+pub(crate) mod framing;
+pub(crate) mod handles;
+pub(crate) mod status;
+
 #[cfg(test)]
 mod tcli_tests;
