@@ -156,6 +156,12 @@ impl Error {
         self
     }
 
+    /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
+    pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
+        self.inner.message.push_str(suffix);
+        self
+    }
+
     pub(crate) fn with_retry_after(mut self, after: Option<Duration>) -> Self {
         self.inner.retry_after = after;
         self
