@@ -612,3 +612,6 @@ mod http_tests;
 
 #[cfg(test)]
 mod thrift_tests;
+
+#[cfg(test)]
+mod client_tests;

@@ -447,7 +447,9 @@ async fn direct_results(
         // as clients read both from direct results whenever the statement is finished.
         let src: Arc<dyn RowSource> = match op.rows() {
             Some(src) => src.clone(),
-            None => Arc::new(BatchesSource::empty(Arc::new(arrow_schema::Schema::empty()))),
+            None => Arc::new(BatchesSource::empty(
+                Arc::new(arrow_schema::Schema::empty()),
+            )),
         };
         let format = op.format;
         let schema = src.schema();

@@ -802,7 +802,13 @@ async fn dml_has_no_result_set_and_reports_rows_affected() {
     let dr = resp.direct_results.unwrap();
     assert_eq!(dr.operation_status.unwrap().num_modified_rows, Some(1));
     // Clients read the (empty) metadata from direct results whenever the statement finished.
-    assert!(dr.result_set_metadata.unwrap().schema.unwrap().columns.is_empty());
+    assert!(dr
+        .result_set_metadata
+        .unwrap()
+        .schema
+        .unwrap()
+        .columns
+        .is_empty());
     assert_eq!(dr.result_set.unwrap().has_more_rows, Some(false));
     assert!(dr.close_operation.is_some());
     assert_eq!(mock.open_operations(), 1);
