@@ -8,10 +8,10 @@
 pub mod auth;
 mod error;
 pub mod http;
-pub(crate) mod thrift;
-pub(crate) mod results;
-pub mod telemetry;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub(crate) mod results;
+pub mod telemetry;
+pub(crate) mod thrift;
 
 pub use error::{redact_url, Error, ErrorKind, Result};
