@@ -124,7 +124,10 @@ mod tests {
             tokio::spawn(async move { budget.reserve(50).await.map(|r| r.bytes()) })
         };
         tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "50 more bytes must not fit beside 60 of 100");
+        assert!(
+            !waiting.is_finished(),
+            "50 more bytes must not fit beside 60 of 100"
+        );
         assert_eq!(budget.in_use(), 60);
 
         drop(first);

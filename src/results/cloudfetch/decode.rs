@@ -222,10 +222,10 @@ impl Worker {
             let mut out = self.buffers.take();
             if let Err(e) = decompress_frame(&body, &mut out) {
                 self.buffers.put(out);
-                return Err(Error::decode(format!(
-                    "{chunk}: the file is not a valid LZ4 frame"
-                ))
-                .with_source(e));
+                return Err(
+                    Error::decode(format!("{chunk}: the file is not a valid LZ4 frame"))
+                        .with_source(e),
+                );
             }
             drop(body);
             Bytes::from_owner(PooledBuffer {
@@ -241,10 +241,8 @@ impl Worker {
         let mut batches = VecDeque::new();
         let mut rows = 0i64;
         let invalid = |e| {
-            Error::decode(format!(
-                "{chunk}: the file is not a valid Arrow IPC stream"
-            ))
-            .with_source(e)
+            Error::decode(format!("{chunk}: the file is not a valid Arrow IPC stream"))
+                .with_source(e)
         };
         while !buffer.is_empty() {
             if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {

@@ -80,7 +80,10 @@ impl Downloader {
                         Error::new(ErrorKind::CloudFetch, "its link has expired"),
                     ));
                 }
-                tracing::debug!(chunk = chunk.index, "CloudFetch link expired: refreshing it");
+                tracing::debug!(
+                    chunk = chunk.index,
+                    "CloudFetch link expired: refreshing it"
+                );
                 link = links::refresh(self.links.as_ref(), &chunk).await?;
                 refreshes += 1;
                 fresh = true;
@@ -260,7 +263,8 @@ impl Downloader {
 /// What a non-2xx reply means for the download.
 fn classify_status(resp: &HttpResponse) -> (Next, Error) {
     let status = resp.status.as_u16();
-    let error = Error::from_http_status(status, format!("the storage server answered HTTP {status}"));
+    let error =
+        Error::from_http_status(status, format!("the storage server answered HTTP {status}"));
     let next = match status {
         401 | 403 | 404 => Next::Refresh,
         408 | 429 | 500 | 502..=599 => Next::Retry(retry_after(resp)),
@@ -271,6 +275,13 @@ fn classify_status(resp: &HttpResponse) -> (Next, Error) {
 
 /// `Retry-After` in seconds, when the reply has one.
 fn retry_after(resp: &HttpResponse) -> Option<Duration> {
-    let secs: u64 = resp.headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = resp
+        .headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs))
 }

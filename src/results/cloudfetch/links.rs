@@ -13,17 +13,8 @@ use super::pipeline::Step;
 use super::stats::SummaryCounters;
 use crate::error::{Error, ErrorKind, Result};
 
-/// One presigned link to a result file (a Thrift `TSparkArrowResultLink`).
-// TEMP: replaced by `crate::thrift::tcli::TSparkArrowResultLink` once the thrift work lands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ResultLink {
-    pub file_link: String,
-    pub expiry_time: i64,
-    pub start_row_offset: i64,
-    pub row_count: i64,
-    pub bytes_num: i64,
-    pub http_headers: Option<std::collections::BTreeMap<String, String>>,
-}
+/// One presigned link to a result file (the Thrift `TSparkArrowResultLink`).
+pub(crate) use crate::thrift::tcli::TSparkArrowResultLink as ResultLink;
 
 /// Where the pages of links come from: FetchResults(`startRowOffset`, FETCH_NEXT) on the operation.
 #[async_trait]
@@ -247,9 +238,15 @@ mod tests {
         assert!(gap.message().contains("rows 150..160 are missing"), "{gap}");
 
         let overlap = c.accept(&link(3, 140, 10)).unwrap_err();
-        assert!(overlap.message().contains("rows 140..150 would come twice"), "{overlap}");
+        assert!(
+            overlap.message().contains("rows 140..150 would come twice"),
+            "{overlap}"
+        );
 
         let negative = c.accept(&link(3, 150, -1)).unwrap_err();
-        assert!(negative.message().contains("negative row count"), "{negative}");
+        assert!(
+            negative.message().contains("negative row count"),
+            "{negative}"
+        );
     }
 }

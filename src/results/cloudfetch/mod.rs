@@ -42,11 +42,8 @@ pub(crate) use links::{LinkSource, ResultLink};
 #[allow(unused_imports)]
 pub use stats::{ChunkObserver, ChunkStats, CloudFetchSummary};
 
-/// Settings of the CloudFetch download pipeline. Every field's default is written on it.
-///
-/// ```ignore
-/// let config = CloudFetchConfig { max_concurrent_downloads: 8, ..Default::default() };
-/// ```
+/// Settings of the CloudFetch download pipeline. Every field's default is written on it; change
+/// a few with `CloudFetchConfig { max_concurrent_downloads: 8, ..Default::default() }`.
 #[derive(Debug, Clone)]
 pub struct CloudFetchConfig {
     /// How many files download at once. Default 6: four to eight concurrent GETs saturate a
@@ -88,9 +85,9 @@ pub struct CloudFetchConfig {
     /// Default 1.0. Only downloads that took at least one second are judged, so that the latency
     /// of small files does not count as slowness.
     pub slow_download_mbps: f64,
-    /// Threads that decompress and decode files. Default 2: decoding (mostly LZ4) runs at
-    /// about 1 GB/s per thread, and a small fixed pool keeps the allocator's per-thread arenas,
-    /// and so the memory, flat (a blocking task per file doubled peak RSS when measured).
+    /// Threads that decompress and decode files (LZ4 decompression is most of the work). Default
+    /// 2. A small fixed pool rather than a blocking task per file: spreading files over many
+    /// threads and their allocator arenas doubled peak RSS when measured.
     pub decode_threads: usize,
 }
 

@@ -336,7 +336,10 @@ async fn delivers_every_row_in_order_when_downloads_finish_out_of_order() {
     assert_eq!(summary.chunks_decoded, 8);
     assert_eq!(summary.chunks_iterated, 8);
     assert_eq!(summary.rows_decoded, 800);
-    assert_eq!(summary.budget_in_use, 0, "everything consumed, nothing reserved");
+    assert_eq!(
+        summary.budget_in_use, 0,
+        "everything consumed, nothing reserved"
+    );
 }
 
 #[tokio::test]
@@ -378,7 +381,11 @@ async fn a_file_with_fewer_rows_than_its_link_is_an_error_naming_the_chunk() {
     let source = FakeLinks::new(links.clone(), 100);
     let mut stream = start(config(), &store, &source, links, false, true);
     let (rows, error) = read_all(&mut stream).await;
-    assert_eq!(rows, range(100), "the rows before the bad file are delivered");
+    assert_eq!(
+        rows,
+        range(100),
+        "the rows before the bad file are delivered"
+    );
     let error = error.expect("a row count mismatch must fail");
     assert_eq!(error.kind(), ErrorKind::Decode);
     assert!(
@@ -401,7 +408,10 @@ async fn a_gap_between_link_pages_is_an_error_after_the_rows_before_it() {
     assert_eq!(rows, range(200));
     let error = error.expect("a gap must fail");
     assert_eq!(error.kind(), ErrorKind::Decode);
-    assert!(error.message().contains("rows 200..250 are missing"), "{error}");
+    assert!(
+        error.message().contains("rows 200..250 are missing"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -413,7 +423,10 @@ async fn overlapping_links_are_an_error() {
     let (rows, error) = read_all(&mut stream).await;
     assert_eq!(rows, range(100));
     let error = error.expect("an overlap must fail");
-    assert!(error.message().contains("rows 90..100 would come twice"), "{error}");
+    assert!(
+        error.message().contains("rows 90..100 would come twice"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -429,7 +442,10 @@ async fn a_corrupt_lz4_frame_is_a_decode_error_naming_the_chunk() {
     assert_eq!(rows, range(100));
     let error = error.expect("corrupt data must fail");
     assert_eq!(error.kind(), ErrorKind::Decode);
-    assert!(error.message().contains("chunk 1 (rows 100..200)"), "{error}");
+    assert!(
+        error.message().contains("chunk 1 (rows 100..200)"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -454,7 +470,10 @@ async fn a_file_whose_columns_do_not_match_the_schema_is_an_error() {
 async fn a_file_whose_schema_differs_only_in_metadata_gets_the_result_schema() {
     let (links, store) = result(1, 10, false);
     let with_metadata = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)
-        .with_metadata(HashMap::from([("Spark:DataType:SqlName".into(), "BIGINT".into())]))]));
+        .with_metadata(HashMap::from([(
+            "Spark:DataType:SqlName".into(),
+            "BIGINT".into(),
+        )]))]));
     let ids = Int64Array::from_iter_values(0..10);
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &with_metadata).unwrap();
     writer
@@ -518,7 +537,11 @@ async fn refreshes_a_refused_link_and_downloads_from_the_fresh_one() {
     let (rows, error) = read_all(&mut stream).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(rows, range(300));
-    assert_eq!(source.calls(), vec![100], "the refresh asks for the chunk's own offset");
+    assert_eq!(
+        source.calls(),
+        vec![100],
+        "the refresh asks for the chunk's own offset"
+    );
     let urls = store.requests_for(1);
     assert_eq!(urls.len(), 2);
     assert!(urls[0].contains("sig=secret1"), "{urls:?}");
@@ -537,7 +560,11 @@ async fn refreshes_a_link_that_expires_within_the_margin_before_using_it() {
     assert_eq!(rows, range(300));
     assert_eq!(source.calls(), vec![200]);
     let urls = store.requests_for(2);
-    assert_eq!(urls.len(), 1, "the expired link itself is never used: {urls:?}");
+    assert_eq!(
+        urls.len(),
+        1,
+        "the expired link itself is never used: {urls:?}"
+    );
     assert!(urls[0].contains("sig=fresh"), "{urls:?}");
 }
 
@@ -571,7 +598,11 @@ async fn gives_up_after_the_attempts_and_names_the_chunk_without_the_query_strin
     let source = FakeLinks::new(links.clone(), 10);
     let mut stream = start(config(), &store, &source, links, false, true);
     let (rows, error) = read_all(&mut stream).await;
-    assert_eq!(rows, range(200), "the rows before the failed chunk are delivered");
+    assert_eq!(
+        rows,
+        range(200),
+        "the rows before the failed chunk are delivered"
+    );
     let error = error.expect("the download must fail in the end");
     assert_eq!(error.kind(), ErrorKind::CloudFetch);
     let shown = format!("{error} / {error:?}");
@@ -645,7 +676,10 @@ async fn downloads_never_run_more_than_the_budget_ahead_of_the_consumer() {
     assert_eq!(rows, range(2000));
     let summary = stream.summary();
     assert_eq!(summary.budget_bytes, 3500);
-    assert_eq!(summary.budget_peak, 3000, "three files fit, a fourth does not");
+    assert_eq!(
+        summary.budget_peak, 3000,
+        "three files fit, a fourth does not"
+    );
 }
 
 #[tokio::test]
