@@ -26,16 +26,7 @@ use super::download::Downloaded;
 use super::links::Chunk;
 use super::stats::{ChunkObserver, ChunkStats, SummaryCounters};
 use crate::error::{Error, ErrorKind, Result};
-
-// TEMP: replaced by `crate::results::lz4::decompress_frame` once the results work lands.
-fn decompress_frame(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    use std::io::Read;
-    out.clear();
-    lz4_flex::frame::FrameDecoder::new(input)
-        .read_to_end(out)
-        .map_err(|e| Error::decode(format!("LZ4 frame: {e}")))?;
-    Ok(())
-}
+use crate::results::lz4::decompress_frame;
 
 /// A downloaded file waiting to be decoded.
 #[derive(Debug)]

@@ -2,7 +2,6 @@
 //! source: order, integrity checks, healing, the byte budget, cancellation and what is sent.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +14,8 @@ use bytes::Bytes;
 use super::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HttpRequest, HttpResponse, HttpTransport};
+use crate::results::encode::encode_ipc_stream;
+use crate::results::lz4::compress_frame;
 
 // ---------------------------------------------------------------------------------------------
 // Result files and links
@@ -53,25 +54,21 @@ pub(crate) fn link(n: usize, start: i64, rows: i64) -> ResultLink {
 /// An Arrow IPC stream of the ids `start..start+rows`, in batches of `batch_rows`.
 fn ipc_file(start: i64, rows: i64, batch_rows: i64, lz4: bool) -> Bytes {
     let schema = schema();
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).unwrap();
+    let mut batches = Vec::new();
     let mut at = start;
     while at < start + rows {
         let end = (at + batch_rows).min(start + rows);
         let ids = Int64Array::from_iter_values(at..end);
-        writer
-            .write(&RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap())
-            .unwrap();
+        batches.push(RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap());
         at = end;
     }
-    writer.finish().unwrap();
-    let plain = writer.into_inner().unwrap();
-    if lz4 {
-        let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-        encoder.write_all(&plain).unwrap();
-        Bytes::from(encoder.finish().unwrap())
-    } else {
-        Bytes::from(plain)
-    }
+    file_of(&schema, &batches, lz4)
+}
+
+/// A CloudFetch file: a whole Arrow IPC stream, LZ4-framed when `lz4`.
+fn file_of(schema: &Schema, batches: &[RecordBatch], lz4: bool) -> Bytes {
+    let plain = encode_ipc_stream(schema, batches).unwrap();
+    Bytes::from(if lz4 { compress_frame(&plain) } else { plain })
 }
 
 /// `files` links of `rows` rows each, and a store serving their files.
@@ -453,12 +450,8 @@ async fn a_file_whose_columns_do_not_match_the_schema_is_an_error() {
     let (links, store) = result(1, 10, false);
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
     let names = StringArray::from_iter_values((0..10).map(|i| i.to_string()));
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &other).unwrap();
-    writer
-        .write(&RecordBatch::try_new(other.clone(), vec![Arc::new(names)]).unwrap())
-        .unwrap();
-    writer.finish().unwrap();
-    store.put(0, Bytes::from(writer.into_inner().unwrap()));
+    let batch = RecordBatch::try_new(other.clone(), vec![Arc::new(names)]).unwrap();
+    store.put(0, file_of(&other, &[batch], false));
     let source = FakeLinks::new(links.clone(), 10);
     let mut stream = start(config(), &store, &source, links, false, false);
     let error = stream.next_batch().await.unwrap_err();
@@ -475,12 +468,8 @@ async fn a_file_whose_schema_differs_only_in_metadata_gets_the_result_schema() {
             "BIGINT".into(),
         )]))]));
     let ids = Int64Array::from_iter_values(0..10);
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &with_metadata).unwrap();
-    writer
-        .write(&RecordBatch::try_new(with_metadata.clone(), vec![Arc::new(ids)]).unwrap())
-        .unwrap();
-    writer.finish().unwrap();
-    store.put(0, Bytes::from(writer.into_inner().unwrap()));
+    let batch = RecordBatch::try_new(with_metadata.clone(), vec![Arc::new(ids)]).unwrap();
+    store.put(0, file_of(&with_metadata, &[batch], false));
     let source = FakeLinks::new(links.clone(), 10);
     let mut stream = start(config(), &store, &source, links, false, false);
     let (rows, error) = read_all(&mut stream).await; // read_all checks each batch's schema
