@@ -16,8 +16,12 @@
 //! # Endpoints
 //! - `POST {http_path}` (default `/sql/1.0/warehouses/mock`): Thrift binary protocol. Requires
 //!   `Authorization: Bearer <token>` (else HTTP 401). Implements OpenSession, CloseSession,
-//!   ExecuteStatement, GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation and
-//!   CloseOperation; any other method gets a Thrift application exception (unknown method).
+//!   ExecuteStatement, GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation,
+//!   CloseOperation, and the metadata RPCs GetInfo (server/DBMS name `Spark SQL`, version),
+//!   GetCatalogs, GetSchemas, GetTables and GetTableTypes (column-based results from a small fixed
+//!   catalog: `hive_metastore.default`, `main.default`, `main.information_schema`,
+//!   `samples.nyctaxi`, `samples.tpch`, with JDBC name patterns); any other method gets a Thrift
+//!   application exception (unknown method).
 //! - `GET /api/2.0/connector-service/feature-flags/{driver}/{version}` (auth required): the feature
 //!   flags, by default [`TELEMETRY_FLAG_NAME`] = `"false"` with a TTL of 900 s.
 //! - `POST /telemetry-ext` (auth required) and `POST /telemetry-unauth` (no auth): telemetry
@@ -68,6 +72,7 @@
 //! status (optionally with `Retry-After`), a delay, a dropped connection, or a `200` with a garbage
 //! body.
 
+mod catalog;
 mod fault;
 mod rowset;
 mod server;

@@ -11,6 +11,7 @@ use thrift::protocol::TSerializable;
 use thrift::{ApplicationErrorKind, OrderedFloat};
 use tokio::time::Instant;
 
+use super::catalog;
 use super::rowset::{self, ok_status};
 use super::source::{BatchesSource, MockRowsSource, RangeSource, RowSource};
 use super::sql::{self, Statement};
@@ -24,11 +25,13 @@ use crate::thrift::handles::{guid_to_string, new_handle_identifier};
 use crate::thrift::tcli::{
     TCancelOperationReq, TCancelOperationResp, TCloseOperationReq, TCloseOperationResp,
     TCloseSessionReq, TCloseSessionResp, TExecuteStatementReq, TExecuteStatementResp,
-    TFetchOrientation, TFetchResultsReq, TFetchResultsResp, TGetOperationStatusReq,
-    TGetOperationStatusResp, TGetResultSetMetadataReq, TGetResultSetMetadataResp,
+    TFetchOrientation, TFetchResultsReq, TFetchResultsResp, TGetCatalogsReq, TGetCatalogsResp,
+    TGetInfoReq, TGetInfoResp, TGetInfoType, TGetInfoValue, TGetOperationStatusReq,
+    TGetOperationStatusResp, TGetResultSetMetadataReq, TGetResultSetMetadataResp, TGetSchemasReq,
+    TGetSchemasResp, TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq, TGetTablesResp,
     THandleIdentifier, TOpenSessionReq, TOpenSessionResp, TOperationHandle, TOperationState,
-    TOperationType, TProtocolVersion, TRowSet, TSessionHandle, TSparkDirectResults, TStatus,
-    TStatusCode,
+    TOperationType, TProtocolVersion, TRowSet, TSessionHandle, TSparkDirectResults,
+    TSparkGetDirectResults, TStatus, TStatusCode,
 };
 
 /// The catalog `current_catalog()` answers when the session never set one.
@@ -69,6 +72,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: Bytes) -> Vec<u8> {
         }
         "FetchResults" => run(m, seq, args, |r| fetch_results(shared, r)).await,
         "CancelOperation" => run(m, seq, args, |r| async { cancel_operation(shared, r) }).await,
+        "GetInfo" => run(m, seq, args, |r| async { get_info(shared, r) }).await,
+        "GetCatalogs" => run(m, seq, args, |r| get_catalogs(shared, r)).await,
+        "GetSchemas" => run(m, seq, args, |r| get_schemas(shared, r)).await,
+        "GetTables" => run(m, seq, args, |r| get_tables(shared, r)).await,
+        "GetTableTypes" => run(m, seq, args, |r| get_table_types(shared, r)).await,
         "CloseOperation" => run(m, seq, args, |r| async { close_operation(shared, r) }).await,
         _ => framing::encode_exception(
             m,
@@ -303,10 +311,14 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
     }
 }
 
-fn operation_handle(guid: THandleIdentifier, outcome: &Outcome) -> TOperationHandle {
+fn operation_handle(
+    guid: THandleIdentifier,
+    op_type: TOperationType,
+    outcome: &Outcome,
+) -> TOperationHandle {
     TOperationHandle {
         operation_id: guid,
-        operation_type: TOperationType::EXECUTE_STATEMENT,
+        operation_type: op_type,
         has_result_set: matches!(outcome, Outcome::Rows(_)),
         modified_row_count: match outcome {
             Outcome::Modified(n) => Some(OrderedFloat(*n as f64)),
@@ -315,109 +327,294 @@ fn operation_handle(guid: THandleIdentifier, outcome: &Outcome) -> TOperationHan
     }
 }
 
+/// The result formats a client says it can read.
+#[derive(Debug, Clone, Copy, Default)]
+struct FormatAsk {
+    arrow: bool,
+    lz4: bool,
+    arrow_timestamps: bool,
+    arrow_decimals: bool,
+}
+
+impl FormatAsk {
+    /// What the client gets in a session of protocol `version`: Arrow from SPARK V5, LZ4 from
+    /// V6, no extensions at all below SPARK V1.
+    fn grant(self, version: i32) -> WireFormat {
+        let arrow = self.arrow && version >= pv::SPARK_V5;
+        WireFormat {
+            arrow,
+            lz4: arrow && self.lz4 && version >= pv::SPARK_V6,
+            arrow_timestamps: self.arrow_timestamps,
+            arrow_decimals: self.arrow_decimals,
+            vanilla: version < pv::SPARK_V1,
+        }
+    }
+}
+
+/// A new operation, as ExecuteStatement and the metadata RPCs ask for it.
+struct Launch<'a> {
+    session: &'a TSessionHandle,
+    op_type: TOperationType,
+    run_async: bool,
+    timeout: Option<Duration>,
+    direct: Option<&'a TSparkGetDirectResults>,
+    ask: FormatAsk,
+}
+
+/// What ExecuteStatement and the metadata RPCs answer: status, handle, direct results.
+struct Launched {
+    status: TStatus,
+    handle: Option<TOperationHandle>,
+    direct: Option<TSparkDirectResults>,
+}
+
+/// Register a new operation in its session and answer for it. `plan` decides (under the state
+/// lock) what the operation produces and how long it runs beyond the statement delay; it gets
+/// the session id, the operation id and the granted format.
+async fn launch<F>(shared: &Arc<Shared>, l: Launch<'_>, plan: F) -> Launched
+where
+    F: FnOnce(&mut State, &Id, &Id, WireFormat) -> (Outcome, Duration),
+{
+    let now = Instant::now();
+    let handle = new_handle_identifier();
+    let failed = |status| Launched {
+        status,
+        handle: None,
+        direct: None,
+    };
+    let Some(op_id) = id_of(&handle) else {
+        return failed(error_status(None, "could not create an operation id", None));
+    };
+    let created = {
+        let mut st = shared.lock();
+        let sid = id_of(&l.session.session_id);
+        let version = sid.and_then(|id| st.session(&id).map(|s| s.protocol_version));
+        match (sid, version) {
+            (Some(sid), Some(version)) => {
+                let format = l.ask.grant(version);
+                let (outcome, extra) = plan(&mut st, &sid, &op_id, format);
+                let mut op = Operation {
+                    session: sid,
+                    outcome: outcome.clone(),
+                    format,
+                    started_ms: now_ms(),
+                    started: now,
+                    run_time: st.knobs.statement_delay + extra,
+                    polls_needed: st.knobs.running_polls,
+                    polls_seen: 0,
+                    timeout: l.timeout,
+                    canceled: false,
+                    next_offset: 0,
+                };
+                if !l.run_async {
+                    op.skip_polls();
+                }
+                let settles_at = op.settles_at();
+                st.operations.insert(op_id, op);
+                let answer_direct = shared.config.direct_results && !format.vanilla;
+                Some((outcome, settles_at, answer_direct))
+            }
+            _ => None,
+        }
+    };
+    let Some((outcome, settles_at, answer_direct)) = created else {
+        return failed(invalid_handle("SessionHandle", &l.session.session_id.guid));
+    };
+    if !l.run_async {
+        // A synchronous execution answers once the statement is done (or timed out).
+        tokio::time::sleep_until(settles_at).await;
+    }
+    let direct = match l.direct.filter(|_| answer_direct) {
+        Some(gdr) => direct_results(shared, op_id, gdr.max_rows, gdr.max_bytes).await,
+        None => None,
+    };
+    Launched {
+        status: ok_status(),
+        handle: Some(operation_handle(handle, l.op_type, &outcome)),
+        direct,
+    }
+}
+
 async fn execute_statement(
     shared: &Arc<Shared>,
     req: TExecuteStatementReq,
 ) -> TExecuteStatementResp {
-    let now = Instant::now();
-    let session_guid = req.session_handle.session_id.clone();
-    let run_async = req.run_async.unwrap_or(false);
-    let handle = new_handle_identifier();
-    let Some(op_id) = id_of(&handle) else {
-        return TExecuteStatementResp {
-            status: error_status(None, "could not create an operation id", None),
-            operation_handle: None,
-            direct_results: None,
-        };
-    };
-    let created = {
-        let mut st = shared.lock();
-        create_operation(&mut st, shared, &req, op_id, now)
-    };
-    let Some((outcome, settles_at, answer_direct)) = created else {
-        return TExecuteStatementResp {
-            status: invalid_handle("SessionHandle", &session_guid.guid),
-            operation_handle: None,
-            direct_results: None,
-        };
-    };
-    if !run_async {
-        // A synchronous execution answers once the statement is done (or timed out).
-        tokio::time::sleep_until(settles_at).await;
-    }
-    let mut resp = TExecuteStatementResp {
-        status: ok_status(),
-        operation_handle: Some(operation_handle(handle, &outcome)),
-        direct_results: None,
-    };
-    if let Some(gdr) = req.get_direct_results.as_ref().filter(|_| answer_direct) {
-        resp.direct_results = direct_results(shared, op_id, gdr.max_rows, gdr.max_bytes).await;
-    }
-    resp
-}
-
-/// Register the operation of `req` in its session; `None` when the session is unknown.
-fn create_operation(
-    st: &mut State,
-    shared: &Shared,
-    req: &TExecuteStatementReq,
-    op_id: Id,
-    now: Instant,
-) -> Option<(Outcome, Instant, bool)> {
-    let sid = id_of(&req.session_handle.session_id)?;
-    let version = st.session(&sid)?.protocol_version;
-    let (outcome, extra) = plan(st, &sid, &req.statement);
-    let run_async = req.run_async.unwrap_or(false);
     let native = req.use_arrow_native_types.as_ref();
-    let arrow = req.can_read_arrow_result == Some(true) && version >= pv::SPARK_V5;
-    let format = WireFormat {
-        arrow,
-        lz4: arrow && req.can_decompress_l_z4_result == Some(true) && version >= pv::SPARK_V6,
-        arrow_timestamps: native.and_then(|n| n.timestamp_as_arrow) == Some(true),
-        arrow_decimals: native.and_then(|n| n.decimal_as_arrow) == Some(true),
-        vanilla: version < pv::SPARK_V1,
-    };
-    let mut op = Operation {
-        session: sid,
-        outcome: outcome.clone(),
-        format,
-        started_ms: now_ms(),
-        started: now,
-        run_time: st.knobs.statement_delay + extra,
-        polls_needed: if run_async { st.knobs.running_polls } else { 0 },
-        polls_seen: 0,
+    let launch_req = Launch {
+        session: &req.session_handle,
+        op_type: TOperationType::EXECUTE_STATEMENT,
+        run_async: req.run_async.unwrap_or(false),
         timeout: req
             .query_timeout
             .filter(|t| *t > 0)
             .map(|t| Duration::from_secs(t as u64)),
-        canceled: false,
-        next_offset: 0,
+        direct: req.get_direct_results.as_ref(),
+        ask: FormatAsk {
+            arrow: req.can_read_arrow_result == Some(true),
+            lz4: req.can_decompress_l_z4_result == Some(true),
+            arrow_timestamps: native.and_then(|n| n.timestamp_as_arrow) == Some(true),
+            arrow_decimals: native.and_then(|n| n.decimal_as_arrow) == Some(true),
+        },
     };
-    if !run_async {
-        op.skip_polls();
+    let launched = launch(shared, launch_req, |st, sid, op_id, format| {
+        let info = StatementInfo {
+            session_id: guid_to_string(sid),
+            statement_id: guid_to_string(op_id),
+            sql: req.statement.clone(),
+            run_async: req.run_async.unwrap_or(false),
+            query_timeout_secs: req.query_timeout,
+            direct_results_max_rows: req.get_direct_results.as_ref().map(|g| g.max_rows),
+            direct_results_max_bytes: req.get_direct_results.as_ref().and_then(|g| g.max_bytes),
+            can_read_arrow: req.can_read_arrow_result == Some(true),
+            can_decompress_lz4: req.can_decompress_l_z4_result == Some(true),
+            can_download_result: req.can_download_result == Some(true),
+            arrow_native_timestamps: format.arrow_timestamps,
+            conf_overlay: req.conf_overlay.clone().unwrap_or_default(),
+        };
+        push_bounded(&mut st.statements, info);
+        plan(st, sid, &req.statement)
+    })
+    .await;
+    TExecuteStatementResp {
+        status: launched.status,
+        operation_handle: launched.handle,
+        direct_results: launched.direct,
     }
-    let settles_at = op.settles_at();
-    let gdr = req
-        .get_direct_results
-        .as_ref()
-        .filter(|_| shared.config.direct_results && !format.vanilla);
-    let info = StatementInfo {
-        session_id: guid_to_string(&sid),
-        statement_id: guid_to_string(&op_id),
-        sql: req.statement.clone(),
-        run_async,
-        query_timeout_secs: req.query_timeout,
-        direct_results_max_rows: req.get_direct_results.as_ref().map(|g| g.max_rows),
-        direct_results_max_bytes: req.get_direct_results.as_ref().and_then(|g| g.max_bytes),
-        can_read_arrow: req.can_read_arrow_result == Some(true),
-        can_decompress_lz4: req.can_decompress_l_z4_result == Some(true),
-        can_download_result: req.can_download_result == Some(true),
-        arrow_native_timestamps: format.arrow_timestamps,
-        conf_overlay: req.conf_overlay.clone().unwrap_or_default(),
+}
+
+// -- metadata operations -----------------------------------------------------------------
+
+/// A metadata operation's launch: column-based results (every client reads them).
+fn metadata_launch<'a>(
+    session: &'a TSessionHandle,
+    op_type: TOperationType,
+    run_async: Option<bool>,
+    direct: Option<&'a TSparkGetDirectResults>,
+) -> Launch<'a> {
+    Launch {
+        session,
+        op_type,
+        run_async: run_async.unwrap_or(false),
+        timeout: None,
+        direct,
+        ask: FormatAsk::default(),
+    }
+}
+
+/// The outcome of a metadata result.
+fn listed(r: Result<BatchesSource>) -> (Outcome, Duration) {
+    let outcome = match r {
+        Ok(src) => Outcome::Rows(Arc::new(src)),
+        Err(e) => Outcome::Failed(SqlError {
+            sql_state: "XX000".into(),
+            message: e.to_string(),
+            display_message: e.to_string(),
+        }),
     };
-    push_bounded(&mut st.statements, info);
-    st.operations.insert(op_id, op);
-    Some((outcome, settles_at, gdr.is_some()))
+    (outcome, Duration::ZERO)
+}
+
+async fn get_catalogs(shared: &Arc<Shared>, req: TGetCatalogsReq) -> TGetCatalogsResp {
+    let l = metadata_launch(
+        &req.session_handle,
+        TOperationType::GET_CATALOGS,
+        req.run_async,
+        req.get_direct_results.as_ref(),
+    );
+    let r = launch(shared, l, |_, _, _, _| listed(catalog::catalogs())).await;
+    TGetCatalogsResp {
+        status: r.status,
+        operation_handle: r.handle,
+        direct_results: r.direct,
+    }
+}
+
+async fn get_schemas(shared: &Arc<Shared>, req: TGetSchemasReq) -> TGetSchemasResp {
+    let l = metadata_launch(
+        &req.session_handle,
+        TOperationType::GET_SCHEMAS,
+        req.run_async,
+        req.get_direct_results.as_ref(),
+    );
+    let r = launch(shared, l, |_, _, _, _| {
+        listed(catalog::schemas(
+            req.catalog_name.as_deref(),
+            req.schema_name.as_deref(),
+        ))
+    })
+    .await;
+    TGetSchemasResp {
+        status: r.status,
+        operation_handle: r.handle,
+        direct_results: r.direct,
+    }
+}
+
+async fn get_tables(shared: &Arc<Shared>, req: TGetTablesReq) -> TGetTablesResp {
+    let l = metadata_launch(
+        &req.session_handle,
+        TOperationType::GET_TABLES,
+        req.run_async,
+        req.get_direct_results.as_ref(),
+    );
+    let r = launch(shared, l, |_, _, _, _| {
+        listed(catalog::tables(
+            req.catalog_name.as_deref(),
+            req.schema_name.as_deref(),
+            req.table_name.as_deref(),
+            req.table_types.as_deref(),
+        ))
+    })
+    .await;
+    TGetTablesResp {
+        status: r.status,
+        operation_handle: r.handle,
+        direct_results: r.direct,
+    }
+}
+
+async fn get_table_types(shared: &Arc<Shared>, req: TGetTableTypesReq) -> TGetTableTypesResp {
+    let l = metadata_launch(
+        &req.session_handle,
+        TOperationType::GET_TABLE_TYPES,
+        req.run_async,
+        req.get_direct_results.as_ref(),
+    );
+    let r = launch(shared, l, |_, _, _, _| listed(catalog::table_types())).await;
+    TGetTableTypesResp {
+        status: r.status,
+        operation_handle: r.handle,
+        direct_results: r.direct,
+    }
+}
+
+fn get_info(shared: &Shared, req: TGetInfoReq) -> TGetInfoResp {
+    let open = id_of(&req.session_handle.session_id)
+        .is_some_and(|id| shared.lock().session(&id).is_some());
+    let value = match req.info_type {
+        TGetInfoType::CLI_SERVER_NAME | TGetInfoType::CLI_DBMS_NAME => Some(catalog::DBMS_NAME),
+        TGetInfoType::CLI_DBMS_VER => Some(catalog::DBMS_VERSION),
+        _ => None,
+    };
+    let (status, value) = match (open, value) {
+        (false, _) => (
+            invalid_handle("SessionHandle", &req.session_handle.session_id.guid),
+            String::new(),
+        ),
+        (true, None) => (
+            error_status(
+                None,
+                &format!("Unrecognized GetInfoType value: {}", req.info_type.0),
+                None,
+            ),
+            String::new(),
+        ),
+        (true, Some(v)) => (ok_status(), v.to_string()),
+    };
+    TGetInfoResp {
+        status,
+        info_value: TGetInfoValue::StringValue(value),
+    }
 }
 
 /// The direct results of operation `op_id`: its status, and when it is FINISHED its metadata and

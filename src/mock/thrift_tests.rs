@@ -990,3 +990,103 @@ async fn ten_million_rows_are_generated_page_by_page() {
         vec![9_999_998, 9_999_999]
     );
 }
+
+// -- metadata RPCs ---------------------------------------------------------------------------
+
+fn string_column(rows: &TRowSet, i: usize) -> Vec<String> {
+    match &rows.columns.as_ref().unwrap()[i] {
+        TColumn::StringVal(c) => c.values.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn get_catalogs_answers_the_fixed_catalog_through_direct_results() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let req = TGetCatalogsReq::new(s, TSparkGetDirectResults::new(1000, None), true);
+    let resp: TGetCatalogsResp = c.call("GetCatalogs", &req).await.unwrap();
+    assert_eq!(
+        resp.operation_handle.unwrap().operation_type,
+        TOperationType::GET_CATALOGS
+    );
+    let dr = resp.direct_results.unwrap();
+    let meta = dr.result_set_metadata.unwrap();
+    assert_eq!(meta.result_format, Some(TSparkRowSetType::COLUMN_BASED_SET));
+    assert_eq!(meta.schema.unwrap().columns[0].column_name, "TABLE_CAT");
+    let rows = dr.result_set.unwrap().results.unwrap();
+    assert_eq!(
+        string_column(&rows, 0),
+        vec!["hive_metastore", "main", "samples"]
+    );
+    assert!(dr.close_operation.is_some());
+    assert_eq!(mock.open_operations(), 0);
+}
+
+#[tokio::test]
+async fn get_schemas_and_get_tables_filter_by_pattern_when_polled_and_fetched() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let req = TGetSchemasReq::new(s.clone(), "main".to_string(), "%".to_string(), None, true);
+    let op = c
+        .call::<_, TGetSchemasResp>("GetSchemas", &req)
+        .await
+        .unwrap()
+        .operation_handle
+        .unwrap();
+    c.wait_finished(&op).await;
+    let rows = c.fetch(&op, 100).await.results.unwrap();
+    assert_eq!(
+        string_column(&rows, 0),
+        vec!["default", "information_schema"]
+    );
+
+    let req = TGetTablesReq::new(
+        s,
+        None,
+        "tpch".to_string(),
+        "%s%".to_string(),
+        vec!["TABLE".to_string()],
+        None,
+        true,
+    );
+    let op = c
+        .call::<_, TGetTablesResp>("GetTables", &req)
+        .await
+        .unwrap()
+        .operation_handle
+        .unwrap();
+    c.wait_finished(&op).await;
+    let rows = c.fetch(&op, 100).await.results.unwrap();
+    assert_eq!(
+        string_column(&rows, 2),
+        vec!["customer", "orders", "partsupp", "supplier"]
+    );
+    assert_eq!(string_column(&rows, 3), vec!["TABLE"; 4]);
+}
+
+#[tokio::test]
+async fn get_info_names_the_dbms_and_rejects_unknown_types() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let r: TGetInfoResp = c
+        .call(
+            "GetInfo",
+            &TGetInfoReq::new(s.clone(), TGetInfoType::CLI_DBMS_NAME),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.status_code, TStatusCode::SUCCESS_STATUS);
+    assert_eq!(r.info_value, TGetInfoValue::StringValue("Spark SQL".into()));
+    let r: TGetInfoResp = c
+        .call(
+            "GetInfo",
+            &TGetInfoReq::new(s, TGetInfoType::CLI_MAX_DRIVER_CONNECTIONS),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.status_code, TStatusCode::ERROR_STATUS);
+}
