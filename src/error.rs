@@ -84,6 +84,8 @@ struct Inner {
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+// Some crate-internal helpers have no caller until the layers using them land.
+#[allow(dead_code)]
 impl Error {
     /// A new error of `kind` with a message saying what failed. Crate-internal constructor.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -151,6 +153,12 @@ impl Error {
 
     pub(crate) fn with_display_message(mut self, message: Option<String>) -> Self {
         self.inner.display_message = message.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
+    pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
+        self.inner.message.push_str(suffix);
         self
     }
 
@@ -222,7 +230,10 @@ impl Error {
 
     /// Whether the transport or the operation timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Timeout | ErrorKind::QueryTimeout)
+        matches!(
+            self.inner.kind,
+            ErrorKind::Timeout | ErrorKind::QueryTimeout
+        )
     }
 
     /// Whether sending the same request again may succeed: connection failures, transport
@@ -306,9 +317,9 @@ impl From<thrift::Error> for Error {
                 "the server answered with a Thrift application exception ({:?}): {}",
                 app.kind, app.message
             )),
-            thrift::Error::Transport(t) => {
-                Error::protocol(format!("the Thrift reply ended early or could not be read: {t}"))
-            }
+            thrift::Error::Transport(t) => Error::protocol(format!(
+                "the Thrift reply ended early or could not be read: {t}"
+            )),
             thrift::Error::Protocol(p) => {
                 Error::protocol(format!("the Thrift reply is malformed: {p}"))
             }
@@ -368,7 +379,10 @@ mod tests {
             .with_sql_state(Some("42P01".into()))
             .with_statement_id("01ef-aa");
         let s = e.to_string();
-        assert!(s.starts_with("server error: Table or view not found: t"), "{s}");
+        assert!(
+            s.starts_with("server error: Table or view not found: t"),
+            "{s}"
+        );
         assert!(s.contains("[SQLSTATE 42P01]"), "{s}");
         assert!(s.contains("(statement 01ef-aa)"), "{s}");
         assert_eq!(e.sql_state(), Some("42P01"));

@@ -27,8 +27,9 @@ impl TokenAuth {
         if token.trim().is_empty() {
             return Err(Error::config("the access token is empty"));
         }
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| Error::config("the access token contains characters not allowed in an HTTP header"))?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::config("the access token contains characters not allowed in an HTTP header")
+        })?;
         header.set_sensitive(true);
         Ok(TokenAuth { header })
     }
@@ -47,5 +48,49 @@ impl AuthProvider for TokenAuth {
     }
     fn auth_type(&self) -> &'static str {
         "pat"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn empty_or_blank_token_is_rejected() {
+        for token in ["", "   ", "\t"] {
+            let kind = TokenAuth::new(token).err().map(|e| e.kind());
+            assert_eq!(kind, Some(ErrorKind::Config), "{token:?}");
+        }
+    }
+
+    #[test]
+    fn token_with_a_line_break_is_rejected() {
+        let err = TokenAuth::new("dapi123\r\nX-Evil: 1").err();
+        assert_eq!(err.as_ref().map(Error::kind), Some(ErrorKind::Config));
+        // The message says what is wrong without quoting the token.
+        assert!(!err
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("dapi123"));
+    }
+
+    #[test]
+    fn debug_does_not_print_the_token() {
+        let auth = TokenAuth::new("dapi-secret-123").unwrap();
+        let text = format!("{auth:?}");
+        assert!(!text.contains("dapi-secret-123"), "{text}");
+        assert_eq!(text, "TokenAuth(REDACTED)");
+    }
+
+    #[tokio::test]
+    async fn header_is_a_sensitive_bearer_token() {
+        let auth = TokenAuth::new("dapi-secret-123").unwrap();
+        let header = auth.authorization().await.unwrap().unwrap();
+        assert_eq!(header, "Bearer dapi-secret-123");
+        assert!(header.is_sensitive());
+        // http hides sensitive values in Debug, e.g. when a HeaderMap is logged.
+        assert!(!format!("{header:?}").contains("dapi-secret-123"));
+        assert_eq!(auth.auth_type(), "pat");
     }
 }

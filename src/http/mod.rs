@@ -2,8 +2,36 @@
 //! connect and request timeouts and the one retry policy of the driver.
 //!
 //! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
+//! [`HyperTransport`] is the real one; [`RetryPolicy::send`] wraps any transport with retries.
+//!
+//! ```no_run
+//! use databricks_sql::http::{HttpConfig, HttpRequest, HttpTransport, HyperTransport, RetryPolicy};
+//!
+//! # async fn example() -> databricks_sql::Result<()> {
+//! let transport = HyperTransport::new(&HttpConfig::default())?;
+//! let url = http::Uri::from_static("https://adb-123.4.azuredatabricks.net/sql/1.0/warehouses/abc");
+//! let mut request = HttpRequest::new(http::Method::POST, url);
+//! request.headers.insert(
+//!     http::header::CONTENT_TYPE,
+//!     http::HeaderValue::from_static("application/x-thrift"),
+//! );
+//! // Ok only for a 2xx reply; throttling and server errors were retried per the policy.
+//! let response = RetryPolicy::default().send(&transport, request, true).await?;
+//! println!("{} bytes", response.body.len());
+//! # Ok(())
+//! # }
+//! ```
 
+mod client;
+mod config;
 mod retry;
+pub use client::HyperTransport;
+// For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
+#[allow(unused_imports)]
+pub(crate) use client::is_loopback_host;
+#[allow(unused_imports)]
+pub(crate) use config::user_agent;
+pub use config::{HttpConfig, TlsRoots};
 pub use retry::RetryPolicy;
 
 use std::time::Duration;
@@ -62,4 +90,13 @@ pub struct HttpResponse {
 pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
     /// Send `request` and return the response.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
+}
+
+/// A duration for messages: `250 ms`, `30 s`.
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }

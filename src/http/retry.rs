@@ -1,11 +1,28 @@
-//! The driver's one retry policy (STUB: the transport work replaces the body of `send`).
+//! The driver's one retry policy: which failed requests are sent again, and how long to wait
+//! between attempts (`Retry-After`, else exponential backoff with jitter), within an attempt
+//! limit and an overall deadline.
 
-use std::time::Duration;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime};
 
-use super::{HttpRequest, HttpResponse, HttpTransport};
-use crate::error::{Error, Result};
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
+use crate::error::{Error, ErrorKind, Result};
 
 /// How failed HTTP requests are retried. Defaults follow the peer drivers (protocol.md section 6).
+///
+/// What is retried:
+/// - every request: HTTP 429, and 503 with a `Retry-After` (the server says it did not run it);
+/// - idempotent requests also: other 5xx except 501, connection failures and transport timeouts.
+///
+/// HTTP 401/403 fail at once with [`ErrorKind::Auth`]. Before a retry the policy waits what
+/// `Retry-After` asks (capped at `max_backoff`), otherwise `min_backoff · 2^(n-1)` for the n-th
+/// retry plus up to a quarter of that at random, never more than `max_backoff`. It stops after
+/// `max_attempts`, or when the next wait would end past `overall_timeout`; an attempt still
+/// running when `overall_timeout` passes is abandoned with [`ErrorKind::Timeout`].
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. Default 5.
@@ -29,6 +46,16 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Response headers in which Databricks explains a failed request, first found wins.
+const REASON_HEADERS: [&str; 3] = [
+    "x-thriftserver-error-message",
+    "x-databricks-error-or-redirect-message",
+    "x-databricks-reason-phrase",
+];
+
+/// The longest server reason quoted in an error message, in characters.
+const MAX_REASON_CHARS: usize = 300;
+
 impl RetryPolicy {
     /// Send `request`, retrying per the policy. Returns the response only for a 2xx status; any
     /// other final status becomes an [`Error`] (401/403 -> `Auth`, others `Http`) carrying the
@@ -41,15 +68,216 @@ impl RetryPolicy {
         request: HttpRequest,
         idempotent: bool,
     ) -> Result<HttpResponse> {
-        let _ = idempotent;
-        let resp = transport.send(request).await?;
-        if resp.status.is_success() {
-            Ok(resp)
-        } else {
-            Err(Error::from_http_status(
-                resp.status.as_u16(),
-                format!("the server answered HTTP {}", resp.status.as_u16()),
-            ))
+        let started = Instant::now();
+        let deadline = started + self.overall_timeout;
+        let max_attempts = self.max_attempts.max(1);
+        let mut jitter = Jitter::new();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::time::timeout(remaining, transport.send(request.clone())).await;
+            let failure = match outcome {
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no response within the overall timeout of {}{}",
+                            fmt_duration(self.overall_timeout),
+                            attempts_note(attempt)
+                        ),
+                    ));
+                }
+                Ok(Ok(response)) if response.status.is_success() => return Ok(response),
+                Ok(Ok(response)) => Failure::Status {
+                    status: response.status,
+                    retry_after: parse_retry_after(&response.headers, SystemTime::now()),
+                    reason: server_reason(&response.headers),
+                },
+                Ok(Err(error)) => Failure::Transport(error),
+            };
+
+            if !failure.is_retryable(idempotent) {
+                return Err(failure.into_error(attempts_note(attempt)));
+            }
+            if attempt >= max_attempts {
+                return Err(failure.into_error(format!(" (gave up after {attempt} attempts)")));
+            }
+            let wait = match failure.retry_after() {
+                Some(after) => after.min(self.max_backoff),
+                None => self.backoff(attempt, &mut jitter),
+            };
+            if Instant::now() + wait > deadline {
+                return Err(failure.into_error(format!(
+                    " (gave up after {attempt} attempts: the next retry would pass the overall \
+                     timeout of {})",
+                    fmt_duration(self.overall_timeout)
+                )));
+            }
+            match &failure {
+                Failure::Status { status, .. } => tracing::debug!(
+                    attempt,
+                    status = status.as_u16(),
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying HTTP request"
+                ),
+                Failure::Transport(error) => tracing::debug!(
+                    attempt,
+                    error_kind = ?error.kind(),
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying HTTP request"
+                ),
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The wait before retry number `retry` (1 for the first) when the server did not say how
+    /// long: `min_backoff · 2^(retry-1)` plus up to a quarter of that, capped at `max_backoff`.
+    fn backoff(&self, retry: u32, jitter: &mut Jitter) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        let base = self
+            .min_backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff);
+        let extra = base.mul_f64(jitter.next_fraction() / 4.0);
+        (base + extra).min(self.max_backoff)
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// The server answered with a status other than 2xx.
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        reason: Option<String>,
+    },
+    /// The transport failed (connection, timeout...).
+    Transport(Error),
+}
+
+impl Failure {
+    fn is_retryable(&self, idempotent: bool) -> bool {
+        match self {
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } => match status.as_u16() {
+                429 => true,
+                503 if retry_after.is_some() => true,
+                501 => false,
+                500..=599 => idempotent,
+                _ => false,
+            },
+            Failure::Transport(error) => {
+                idempotent && matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status { retry_after, .. } => *retry_after,
+            Failure::Transport(_) => None,
+        }
+    }
+
+    /// The final error; `note` is appended to the message (attempt count and why we stopped).
+    fn into_error(self, note: String) -> Error {
+        match self {
+            Failure::Status {
+                status,
+                retry_after,
+                reason,
+            } => {
+                let mut message = format!("the server answered HTTP {}", status.as_u16());
+                if let Some(text) = status.canonical_reason() {
+                    message.push_str(&format!(" {text}"));
+                }
+                message.push_str(&note);
+                if let Some(reason) = reason {
+                    message.push_str(&format!(": {reason}"));
+                }
+                Error::from_http_status(status.as_u16(), message).with_retry_after(retry_after)
+            }
+            Failure::Transport(error) if note.is_empty() => error,
+            Failure::Transport(error) => error.with_message_suffix(&note),
         }
     }
 }
+
+/// ` (after N attempts)` when there was more than one.
+fn attempts_note(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (after {attempt} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+/// How long the server asks us to wait: `Retry-After` as delta seconds or as an HTTP date
+/// (a date in the past means now). `None` when absent or unreadable.
+fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The server's own explanation of a failed request, from the Databricks reason headers,
+/// shortened and stripped of control characters.
+fn server_reason(headers: &HeaderMap) -> Option<String> {
+    let value = REASON_HEADERS
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .find_map(|v| {
+            let text = String::from_utf8_lossy(v.as_bytes());
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_string())
+        })?;
+    let mut clean: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_REASON_CHARS)
+        .collect();
+    if value.chars().count() > MAX_REASON_CHARS {
+        clean.push('…');
+    }
+    Some(clean)
+}
+
+/// A small xorshift generator for backoff jitter, seeded from the process's random hasher keys
+/// and the clock. Not for anything that needs real randomness.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        hasher.write_u64(nanos);
+        Jitter(hasher.finish() | 1)
+    }
+
+    /// A number in `[0, 1)`.
+    fn next_fraction(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;

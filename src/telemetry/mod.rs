@@ -1,1 +1,18 @@
-//! (in progress)
+//! Telemetry: what the driver measures about its own connections and statements, aggregated per
+//! statement and exported in the background to the workspace's telemetry endpoint.
+//!
+//! It is on by default but takes effect only when the workspace's feature flag for this driver
+//! is on; [`TelemetryConfiguration::enabled`] turns it off entirely. It never collects SQL text,
+//! row data, tokens or presigned URLs. See `docs/TELEMETRY.md` for the user guide.
+//!
+//! Nothing here can fail, block or slow a query: events are non-blocking sends into a bounded
+//! queue, and everything else runs in one background task per host, isolated from the driver.
+
+// The driver wires these components in the next issue; until then parts are used by tests only.
+#![allow(dead_code)]
+
+mod circuit_breaker;
+mod classifier;
+mod types;
+
+pub use types::TelemetryConfiguration;

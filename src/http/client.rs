@@ -1,0 +1,325 @@
+//! [`HyperTransport`]: the real [`HttpTransport`], a pooled hyper client over rustls (ring crypto,
+//! verification always on), HTTP/1.1, with connect and per-request timeouts and a response size cap.
+
+use std::error::Error as StdError;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, USER_AGENT};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::config::{user_agent, HttpConfig, TlsRoots};
+use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
+use crate::error::{redact_url, Error, ErrorKind, Result};
+
+type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The driver's HTTP transport: a pooled hyper 1 client over rustls with the `ring` crypto
+/// provider, HTTP/1.1, TLS verification always on.
+///
+/// Plain `http://` is accepted only for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`), which
+/// is what the mock warehouse uses; any other `http://` URL is a [`ErrorKind::Config`] error before
+/// any network traffic. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct HyperTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: HyperClient,
+    user_agent: HeaderValue,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for HyperTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HyperTransport")
+            .field("user_agent", &self.inner.user_agent)
+            .field("connect_timeout", &self.inner.connect_timeout)
+            .field("request_timeout", &self.inner.request_timeout)
+            .field("max_response_bytes", &self.inner.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HyperTransport {
+    /// A transport with the given settings. Fails with [`ErrorKind::Config`] when a setting is
+    /// invalid (see [`HttpConfig`]) or the trusted roots cannot be loaded.
+    pub fn new(config: &HttpConfig) -> Result<Self> {
+        Self::build(config, None)
+    }
+
+    /// Builds the transport; `roots` replaces the roots of `config.tls_roots` (tests trust their
+    /// own certificate authority this way).
+    fn build(config: &HttpConfig, roots: Option<rustls::RootCertStore>) -> Result<Self> {
+        config.validate()?;
+        let user_agent = HeaderValue::from_str(&user_agent(config.user_agent_entry.as_deref()))
+            .map_err(|_| Error::config("the user agent entry is not a valid HTTP header value"))?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config.tls_roots, roots)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+
+        Ok(HyperTransport {
+            inner: Arc::new(Inner {
+                client,
+                user_agent,
+                connect_timeout: config.connect_timeout,
+                request_timeout: config.request_timeout,
+                max_response_bytes: config.max_response_bytes,
+            }),
+        })
+    }
+
+    /// One attempt without the overall request timeout (the caller applies it).
+    async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
+        let inner = &self.inner;
+        let mut builder = hyper::Request::builder()
+            .method(request.method)
+            .uri(request.url);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = request.headers;
+            if !headers.contains_key(USER_AGENT) {
+                headers.insert(USER_AGENT, inner.user_agent.clone());
+            }
+        }
+        let hyper_request = builder
+            .body(Full::new(request.body))
+            .map_err(|e| Error::config(format!("invalid HTTP request to {url}")).with_source(e))?;
+
+        let response = inner
+            .client
+            .request(hyper_request)
+            .await
+            .map_err(|e| self.request_error(e, url))?;
+        let (parts, body) = response.into_parts();
+
+        let limit = inner.max_response_bytes;
+        if let Some(length) = content_length(&parts.headers) {
+            if length > limit as u64 {
+                return Err(too_large(url, limit));
+            }
+        }
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    too_large(url, limit)
+                } else {
+                    Error::new(
+                        ErrorKind::Connect,
+                        format!(
+                            "the response body from {url} was cut short{}",
+                            root_cause(&*e)
+                        ),
+                    )
+                    .with_source(e)
+                }
+            })?
+            .to_bytes();
+
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Maps a failure to send the request or read the response head.
+    fn request_error(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
+        let cause = root_cause(&e);
+        if has_timed_out_io(&e) {
+            let after = fmt_duration(self.inner.connect_timeout);
+            Error::new(
+                ErrorKind::Timeout,
+                format!("could not connect to {url} within {after}{cause}"),
+            )
+            .with_source(e)
+        } else if e.is_connect() {
+            Error::new(
+                ErrorKind::Connect,
+                format!("could not connect to {url}{cause}"),
+            )
+            .with_source(e)
+        } else {
+            Error::new(
+                ErrorKind::Connect,
+                format!("the connection to {url} failed before a response arrived{cause}"),
+            )
+            .with_source(e)
+        }
+    }
+}
+
+#[async_trait]
+impl HttpTransport for HyperTransport {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let url = redact_url(&request.url.to_string());
+        check_scheme_and_host(&request.url, &url)?;
+        let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
+        match tokio::time::timeout(timeout, self.send_untimed(request, &url)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete response from {url} within {}",
+                    fmt_duration(timeout)
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether `host` (as in a URL, IPv6 with or without brackets) is a loopback host:
+/// `127.0.0.0/8`, `::1` (also IPv4-mapped loopback) or `localhost`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// `https://` anywhere, `http://` only to a loopback host: checked before any network traffic.
+fn check_scheme_and_host(uri: &http::Uri, url: &str) -> Result<()> {
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        return Err(Error::config(format!("the URL {url} has no host")));
+    };
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("http") => {
+            if is_loopback_host(host) {
+                Ok(())
+            } else {
+                Err(Error::config(format!(
+                    "plain http:// is only allowed to loopback hosts (127.0.0.1, ::1, localhost), \
+                     not to {url}: use https://"
+                )))
+            }
+        }
+        _ => Err(Error::config(format!(
+            "the URL {url} is not an https:// URL"
+        ))),
+    }
+}
+
+/// The TLS settings: ring chosen explicitly, safe default protocol versions, no client auth.
+fn tls_config(
+    roots: TlsRoots,
+    custom: Option<rustls::RootCertStore>,
+) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config("the TLS configuration is invalid").with_source(e))?;
+    let builder = match (custom, roots) {
+        (Some(store), _) => builder.with_root_certificates(store),
+        (None, TlsRoots::Webpki) => builder.with_webpki_roots(),
+        #[cfg(feature = "native-roots")]
+        (None, TlsRoots::Native) => builder.with_root_certificates(native_roots()?),
+    };
+    Ok(builder.with_no_client_auth())
+}
+
+/// The operating system's trusted roots; an error when none can be loaded.
+#[cfg(feature = "native-roots")]
+fn native_roots() -> Result<rustls::RootCertStore> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut store = rustls::RootCertStore::empty();
+    let (added, ignored) = store.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        return Err(Error::config(format!(
+            "no usable root certificate in the operating system's store \
+             ({ignored} unparsable, {} load errors)",
+            loaded.errors.len()
+        )));
+    }
+    if ignored > 0 || !loaded.errors.is_empty() {
+        tracing::debug!(
+            added,
+            ignored,
+            errors = loaded.errors.len(),
+            "loaded native root certificates"
+        );
+    }
+    Ok(store)
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn too_large(url: &str, limit: usize) -> Error {
+    Error::protocol(format!(
+        "the response from {url} is larger than the limit of {limit} bytes"
+    ))
+}
+
+/// Whether an I/O error of kind `TimedOut` is in the chain (the connect timeout elapsed).
+fn has_timed_out_io(e: &(dyn StdError + 'static)) -> bool {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// ` (<innermost cause>)`, the part of an error chain that says what actually happened
+/// (`Connection refused`, `invalid peer certificate: UnknownIssuer`...), or nothing.
+fn root_cause(e: &(dyn StdError + 'static)) -> String {
+    let mut last = e;
+    let mut depth = 0;
+    while let Some(next) = last.source() {
+        last = next;
+        depth += 1;
+    }
+    if depth == 0 {
+        String::new()
+    } else {
+        format!(" ({last})")
+    }
+}
+
+#[cfg(test)]
+mod tests;
