@@ -190,8 +190,9 @@ impl Operation {
         let has_result_set = handle.has_result_set;
         let rows_affected = handle
             .modified_row_count
+            .map(|n| n.0)
             .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| n.0 as i64);
+            .map(|n| n as i64);
         let direct = resp.direct_results;
         let server_closed = direct
             .as_ref()
