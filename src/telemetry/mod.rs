@@ -13,6 +13,12 @@
 
 mod circuit_breaker;
 mod classifier;
+mod feature_flag;
+mod payload;
+mod redact;
 mod types;
+
+#[cfg(test)]
+mod test_support;
 
 pub use types::TelemetryConfiguration;

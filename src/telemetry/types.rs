@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use crate::auth::AuthProvider;
@@ -14,6 +15,9 @@ use crate::http::HttpTransport;
 /// The feature flag that switches telemetry on for this driver, server side.
 pub(crate) const DEFAULT_FEATURE_FLAG_NAME: &str =
     "databricks.partnerplatform.clientConfigsFeatureFlags.enableTelemetryForRust";
+
+/// The header that names the workspace on telemetry and feature-flag requests.
+pub(crate) const ORG_ID_HEADER: &str = "x-databricks-org-id";
 
 /// The driver's name in the feature-flag URL (`/api/2.0/connector-service/feature-flags/RUST/..`).
 pub(crate) const FEATURE_FLAG_DRIVER: &str = "RUST";
@@ -212,6 +216,44 @@ impl TelemetryContext {
             client_app_name: None,
             connection: None,
         }
+    }
+
+    /// The `Authorization` value for a telemetry request, or `None` when there are no
+    /// credentials or they cannot be had now (logged at debug; the caller goes unauthenticated).
+    pub(crate) async fn authorization(&self) -> Option<HeaderValue> {
+        let auth = self.auth.as_ref()?;
+        match auth.authorization().await {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::debug!(error = %e, "telemetry: credentials unavailable");
+                None
+            }
+        }
+    }
+
+    /// The headers of every telemetry request: `User-Agent`, `x-databricks-org-id` when the org
+    /// id is known, `Authorization` when given, and a JSON content type when there is a body.
+    pub(crate) fn headers(&self, authorization: Option<HeaderValue>, json_body: bool) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&self.user_agent) {
+            h.insert(http::header::USER_AGENT, v);
+        }
+        if let Some(org) = self.org_id.as_deref().filter(|o| !o.is_empty()) {
+            if let Ok(v) = HeaderValue::from_str(org) {
+                h.insert(ORG_ID_HEADER, v);
+            }
+        }
+        if let Some(mut v) = authorization {
+            v.set_sensitive(true);
+            h.insert(http::header::AUTHORIZATION, v);
+        }
+        if json_body {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        h
     }
 
     /// The workspace id: the org id when it is a number.
@@ -684,6 +726,33 @@ mod tests {
         ctx.org_id = Some("not-a-number".into());
         assert_eq!(ctx.workspace_id(), None);
         assert!(!format!("{ctx:?}").contains("transport"));
+    }
+
+    #[tokio::test]
+    async fn headers_carry_user_agent_org_id_and_credentials() {
+        let mut ctx = crate::telemetry::test_support::context(
+            "h",
+            Arc::new(crate::http::MockHttpTransport::new()),
+        );
+        let auth = ctx.authorization().await;
+        let h = ctx.headers(auth, true);
+        assert_eq!(h["authorization"], "Bearer dapi-test");
+        assert!(h["authorization"].is_sensitive());
+        assert_eq!(h[ORG_ID_HEADER], "6051921418418893");
+        assert_eq!(h["content-type"], "application/json");
+        assert!(h["user-agent"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("databricks-sql-rust/"));
+
+        ctx.auth = Some(Arc::new(crate::telemetry::test_support::FailingAuth));
+        ctx.org_id = None;
+        let auth = ctx.authorization().await;
+        assert!(auth.is_none(), "a failing provider means no credentials");
+        let h = ctx.headers(auth, false);
+        assert!(h.get("authorization").is_none());
+        assert!(h.get(ORG_ID_HEADER).is_none());
+        assert!(h.get("content-type").is_none());
     }
 
     #[test]

@@ -12,21 +12,18 @@
 //!   carrying the exception's message), the method name and the sequence id, then reads
 //!   `success`; a reply without it is a protocol error.
 //!
-//! Server side (the mock warehouse):
+//! Server side (the mock warehouse; compiled with the `mock` feature and in tests):
 //! - [`decode_call`]`(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)>`: method name,
 //!   sequence id, and the undecoded arguments; then
 //!   [`CallArgs::decode`]`<T: TSerializable>(&self) -> Result<T>` reads field 1 of
 //!   `<Method>_args` as the request type the caller picked from the method name.
 //! - [`encode_reply`]`<T: TSerializable>(method: &str, seq_id: i32, resp: &T) -> Result<Vec<u8>>`
 //! - [`encode_exception`]`(method: &str, seq_id: i32, kind: ApplicationErrorKind, message: &str)
-//!   -> Vec<u8>`
+//!   -> Vec<u8>` (`kind` is a `thrift::ApplicationErrorKind`)
 //!
 //! Decoding never panics and never allocates more than the body could hold: every length and
 //! element count read from the body is checked against the body's size first, and nesting is
 //! limited; any malformed, truncated or unexpected input is an [`ErrorKind::Protocol`] error.
-
-// The client side has no caller until rpc.rs lands, the server side until the mock does.
-#![allow(dead_code)]
 
 #[cfg(doc)]
 use crate::error::ErrorKind;
@@ -35,7 +32,7 @@ use thrift::protocol::{
     TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol,
     TMessageIdentifier, TMessageType, TOutputProtocol, TSerializable, TStructIdentifier, TType,
 };
-use thrift::{ApplicationError, ApplicationErrorKind, TConfiguration};
+use thrift::TConfiguration;
 
 use crate::error::{Error, Result};
 
@@ -98,6 +95,8 @@ pub(crate) fn decode_reply<T: TSerializable>(method: &str, seq_id: i32, body: &[
 
 /// The undecoded arguments of a call read by [`decode_call`]: decode them with
 /// [`CallArgs::decode`] as the request type of the call's method.
+#[cfg(any(test, feature = "mock"))]
+#[allow(dead_code)] // until the mock warehouse calls it
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallArgs<'a> {
     /// The bytes after the message header: the `<method>_args` struct.
@@ -105,6 +104,8 @@ pub(crate) struct CallArgs<'a> {
     body_len: usize,
 }
 
+#[cfg(any(test, feature = "mock"))]
+#[allow(dead_code)] // until the mock warehouse calls it
 impl CallArgs<'_> {
     /// Read field 1 of the `<method>_args` struct as a `T` (e.g. `TOpenSessionReq`). A call
     /// without field 1 is a protocol error.
@@ -121,6 +122,8 @@ impl CallArgs<'_> {
 
 /// Read the header of a call: its method name, sequence id, and arguments (not yet decoded).
 /// A message of another type than CALL (or ONEWAY) is a protocol error.
+#[cfg(any(test, feature = "mock"))]
+#[allow(dead_code)] // until the mock warehouse calls it
 pub(crate) fn decode_call(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)> {
     let malformed = |e: thrift::Error| Error::protocol(format!("the call is malformed: {e}"));
     let mut input = body;
@@ -146,6 +149,8 @@ pub(crate) fn decode_call(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)> {
 
 /// Encode the reply to the call of `method` with sequence id `seq_id`: a REPLY message whose
 /// `<method>_result` struct holds `resp` at field 0 (`success`).
+#[cfg(any(test, feature = "mock"))]
+#[allow(dead_code)] // until the mock warehouse calls it
 pub(crate) fn encode_reply<T: TSerializable>(
     method: &str,
     seq_id: i32,
@@ -158,14 +163,16 @@ pub(crate) fn encode_reply<T: TSerializable>(
 }
 
 /// Encode a Thrift application exception answering the call of `method` with sequence id
-/// `seq_id` (e.g. [`ApplicationErrorKind::UnknownMethod`]).
+/// `seq_id` (e.g. [`thrift::ApplicationErrorKind::UnknownMethod`]).
+#[cfg(any(test, feature = "mock"))]
+#[allow(dead_code)] // until the mock warehouse calls it
 pub(crate) fn encode_exception(
     method: &str,
     seq_id: i32,
-    kind: ApplicationErrorKind,
+    kind: thrift::ApplicationErrorKind,
     message: &str,
 ) -> Vec<u8> {
-    let error = ApplicationError::new(kind, message);
+    let error = thrift::ApplicationError::new(kind, message);
     // Writing into a Vec cannot fail; should it ever, the client sees an empty (malformed) body.
     encode_message(method, TMessageType::Exception, seq_id, |o| {
         thrift::Error::write_application_error_to_out_protocol(&error, o)
@@ -267,6 +274,7 @@ mod tests {
         TOpenSessionResp, TOperationHandle, TOperationState, TOperationType, TProtocolVersion,
         TSessionHandle, TStatus, TStatusCode,
     };
+    use thrift::ApplicationErrorKind;
 
     fn open_session_req() -> TOpenSessionReq {
         TOpenSessionReq {

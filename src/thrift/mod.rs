@@ -30,6 +30,7 @@ pub(crate) mod tcli;
 
 pub(crate) mod framing;
 pub(crate) mod handles;
+pub(crate) mod rpc;
 pub(crate) mod status;
 
 #[cfg(test)]

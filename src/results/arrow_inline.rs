@@ -1,0 +1,267 @@
+//! Arrow IPC messages to `RecordBatch`es against a known schema: the inline `arrowBatches` of an
+//! `ARROW_BASED_SET` (bare record-batch messages, one LZ4 frame each when compressed) and whole
+//! IPC streams (CloudFetch files).
+//!
+//! Decoding is zero-copy: the batch bytes become one `arrow_buffer::Buffer` and the arrays point
+//! into it. The schema is parsed once, when the decoder is built, never per batch.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::Buffer;
+use arrow_ipc::MessageHeader;
+use arrow_schema::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::results::lz4;
+use crate::thrift::tcli::TSparkArrowBatch;
+
+const CONTINUATION_MARKER: u32 = 0xFFFF_FFFF;
+
+/// Decodes Arrow IPC data of one result against the result's schema.
+#[derive(Debug, Clone)]
+pub(crate) struct ArrowBatchDecoder {
+    schema: SchemaRef,
+    lz4_compressed: bool,
+}
+
+impl ArrowBatchDecoder {
+    /// A decoder for data of `schema`; `lz4_compressed` says each batch (or file) is one LZ4 frame.
+    pub(crate) fn new(schema: SchemaRef, lz4_compressed: bool) -> Self {
+        ArrowBatchDecoder {
+            schema,
+            lz4_compressed,
+        }
+    }
+
+    /// The schema every decoded batch has.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Decodes the `arrowBatches` of an `ARROW_BASED_SET` in order, checking each one's row count
+    /// against its `rowCount`. Batches without rows are left out.
+    pub(crate) fn decode_batches(
+        &self,
+        batches: Vec<TSparkArrowBatch>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::with_capacity(batches.len());
+        for (index, batch) in batches.into_iter().enumerate() {
+            let data =
+                if self.lz4_compressed {
+                    Buffer::from_vec(lz4::decompress_frame_to_vec(&batch.batch).map_err(|e| {
+                        Error::decode(format!("Arrow batch {index}: {}", e.message()))
+                    })?)
+                } else {
+                    Buffer::from_vec(batch.batch)
+                };
+            let what = format!("Arrow batch {index}");
+            self.decode_messages(data, batch.row_count, &what, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes one whole Arrow IPC stream (a CloudFetch file: schema message, record batches,
+    /// end-of-stream marker; one LZ4 frame when compressed) and checks that it holds
+    /// `expected_rows` rows. The stream's schema must have the same columns and types as the
+    /// decoder's; the batches carry the decoder's schema.
+    pub(crate) fn decode_stream(
+        &self,
+        data: bytes::Bytes,
+        expected_rows: i64,
+    ) -> Result<Vec<RecordBatch>> {
+        let data = if self.lz4_compressed {
+            Buffer::from_vec(lz4::decompress_frame_to_vec(&data)?)
+        } else {
+            Buffer::from(data)
+        };
+        let mut out = Vec::new();
+        self.decode_messages(data, expected_rows, "Arrow IPC stream", &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes every IPC message in `data` into `out` and checks the row total. `what` names
+    /// the data in error messages.
+    fn decode_messages(
+        &self,
+        data: Buffer,
+        expected_rows: i64,
+        what: &str,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let first = out.len();
+        // The arrow crates validate what they read, but a panic on some corrupt input the
+        // validation misses must not take the caller down: network data becomes an error.
+        let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_messages_inner(&data, out)))
+            .unwrap_or_else(|panic| {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no detail");
+                Err(Error::decode(format!(
+                    "the Arrow decoder failed on corrupt data ({detail})"
+                )))
+            });
+        let rows = match decoded {
+            Ok(rows) => rows,
+            Err(e) => {
+                out.truncate(first);
+                return Err(Error::decode(format!("{what}: {}", e.message())));
+            }
+        };
+        if rows as i64 != expected_rows {
+            out.truncate(first);
+            return Err(Error::decode(format!(
+                "{what} was announced with {expected_rows} rows but holds {rows}"
+            )));
+        }
+        out.retain(|b| b.num_rows() > 0);
+        Ok(())
+    }
+
+    /// Walks the encapsulated IPC messages in `data`; returns the number of rows decoded.
+    fn decode_messages_inner(&self, data: &Buffer, out: &mut Vec<RecordBatch>) -> Result<usize> {
+        let dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
+        let mut rows = 0usize;
+        let mut at = 0usize;
+        while let Some(meta) = next_message_metadata(data, &mut at)? {
+            let message = arrow_ipc::root_as_message(&data[meta.clone()])
+                .map_err(|e| Error::decode(format!("an IPC message header is corrupt: {e}")))?;
+            let body_len = usize::try_from(message.bodyLength()).map_err(|_| {
+                Error::decode("an IPC message declares a negative body length".to_string())
+            })?;
+            if data.len() - meta.end < body_len {
+                return Err(Error::decode(format!(
+                    "an IPC message is truncated: its body needs {body_len} bytes, {} remain",
+                    data.len() - meta.end
+                )));
+            }
+            let body = data.slice_with_length(meta.end, body_len);
+            at = meta.end + body_len;
+            match message.header_type() {
+                MessageHeader::RecordBatch => {
+                    let header = message.header_as_record_batch().ok_or_else(|| {
+                        Error::decode("a record batch message has no header".to_string())
+                    })?;
+                    check_buffers_in_body(&header, body_len)?;
+                    let batch = arrow_ipc::reader::read_record_batch(
+                        &body,
+                        header,
+                        self.schema.clone(),
+                        &dictionaries,
+                        None,
+                        &message.version(),
+                    )?;
+                    rows += batch.num_rows();
+                    out.push(batch);
+                }
+                MessageHeader::Schema => {
+                    let header = message.header_as_schema().ok_or_else(|| {
+                        Error::decode("a schema message has no header".to_string())
+                    })?;
+                    let schema = arrow_ipc::convert::try_fb_to_schema(header)?;
+                    self.check_same_columns(&schema)?;
+                }
+                MessageHeader::DictionaryBatch => {
+                    return Err(Error::decode(
+                        "dictionary-encoded Arrow results are not supported".to_string(),
+                    ))
+                }
+                MessageHeader::NONE => {}
+                other => {
+                    return Err(Error::decode(format!(
+                        "unexpected IPC message type {other:?} in a result"
+                    )))
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn check_same_columns(&self, schema: &arrow_schema::Schema) -> Result<()> {
+        let ours = self.schema.fields();
+        let theirs = schema.fields();
+        let same = ours.len() == theirs.len()
+            && ours
+                .iter()
+                .zip(theirs.iter())
+                .all(|(a, b)| a.data_type() == b.data_type());
+        if same {
+            Ok(())
+        } else {
+            Err(Error::decode(format!(
+                "the data's schema ({} columns) differs from the result's ({} columns)",
+                theirs.len(),
+                ours.len()
+            )))
+        }
+    }
+}
+
+/// Checks that every buffer a record batch message describes lies inside its body: arrow-ipc
+/// slices the body with these numbers as they are and panics when they point outside it.
+fn check_buffers_in_body(header: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<()> {
+    let buffers = header
+        .buffers()
+        .ok_or_else(|| Error::decode("a record batch message lists no buffers".to_string()))?;
+    for (i, buffer) in buffers.iter().enumerate() {
+        let inside = u64::try_from(buffer.offset())
+            .ok()
+            .zip(u64::try_from(buffer.length()).ok())
+            .and_then(|(offset, length)| offset.checked_add(length))
+            .is_some_and(|end| end <= body_len as u64);
+        if !inside {
+            return Err(Error::decode(format!(
+                "a record batch message is corrupt: buffer {i} (offset {}, length {}) lies outside \
+                 its {body_len}-byte body",
+                buffer.offset(),
+                buffer.length()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads an encapsulated message's prefix at `*at` (optional continuation marker, then a
+/// little-endian length) and returns the range of its flatbuffer metadata, or `None` at the end
+/// of the data or at an end-of-stream marker.
+fn next_message_metadata(data: &[u8], at: &mut usize) -> Result<Option<std::ops::Range<usize>>> {
+    let read_u32 = |pos: usize| -> Result<u32> {
+        match data.get(pos..pos + 4) {
+            Some(b) => Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            None => Err(Error::decode(format!(
+                "an IPC message prefix is truncated at offset {pos} of {} bytes",
+                data.len()
+            ))),
+        }
+    };
+    if *at >= data.len() {
+        return Ok(None);
+    }
+    let mut pos = *at;
+    let mut len = read_u32(pos)?;
+    pos += 4;
+    if len == CONTINUATION_MARKER {
+        len = read_u32(pos)?;
+        pos += 4;
+    }
+    if len == 0 {
+        // End-of-stream marker; anything after it is not part of the stream.
+        *at = data.len();
+        return Ok(None);
+    }
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= i32::MAX as usize)
+        .ok_or_else(|| Error::decode("an IPC message declares a negative length".to_string()))?;
+    if data.len() - pos < len {
+        return Err(Error::decode(format!(
+            "an IPC message is truncated: its header needs {len} bytes, {} remain",
+            data.len() - pos
+        )));
+    }
+    *at = pos + len;
+    Ok(Some(pos..pos + len))
+}

@@ -1,0 +1,539 @@
+//! The encode side of results, for the mock warehouse: Arrow schema and record-batch IPC messages
+//! as Databricks puts them in `arrowSchema` / `TSparkArrowBatch.batch`, whole IPC streams (the
+//! CloudFetch file format), and Arrow to Hive (`TTableSchema`, column-based `TColumn`s).
+//!
+//! Column-based values follow Databricks: timestamps as `1970-01-01 00:00:01[.fraction]` (UTC,
+//! trailing zeros of the fraction dropped), dates as `1970-01-01`, decimals as plain numbers with
+//! their scale (`-12.50`). Null bitmaps: bit `i % 8` of byte `i / 8` set means row `i` is NULL,
+//! and a column without NULLs gets an empty bitmap.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    ArrowPrimitiveType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Float32Type,
+    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_buffer::NullBuffer;
+use arrow_ipc::writer::{
+    write_message, DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
+    StreamWriter,
+};
+use arrow_schema::{DataType, Schema, TimeUnit};
+use thrift::OrderedFloat;
+
+use crate::error::{Error, Result};
+use crate::thrift::tcli::{
+    TBinaryColumn, TBoolColumn, TByteColumn, TColumn, TColumnDesc, TDoubleColumn, TI16Column,
+    TI32Column, TI64Column, TPrimitiveTypeEntry, TStringColumn, TTableSchema, TTypeDesc,
+    TTypeEntry, TTypeId, TTypeQualifierValue, TTypeQualifiers,
+};
+
+/// The IPC schema message for `schema` (continuation marker, length, flatbuffer, padding): the
+/// bytes Databricks sends in `TGetResultSetMetadataResp.arrowSchema`.
+pub(crate) fn encode_schema_message(schema: &Schema) -> Vec<u8> {
+    let options = IpcWriteOptions::default();
+    let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+        schema,
+        &mut DictionaryTracker::new(false),
+        &options,
+    );
+    let mut out = Vec::with_capacity(encoded.ipc_message.len() + 16);
+    // Writing into a Vec only fails on a message over 2 GiB, which a schema never is.
+    if let Err(e) = write_message(&mut out, encoded, &options) {
+        tracing::error!("encoding an Arrow schema message failed: {e}");
+    }
+    out
+}
+
+/// One IPC record-batch message for `batch`, without the schema: the bytes of
+/// `TSparkArrowBatch.batch` (before LZ4 framing, which the caller adds when asked).
+pub(crate) fn encode_batch_message(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let options = IpcWriteOptions::default();
+    let (dictionaries, encoded) = IpcDataGenerator::default().encode(
+        batch,
+        &mut DictionaryTracker::new(false),
+        &options,
+        &mut IpcWriteContext::default(),
+    )?;
+    if !dictionaries.is_empty() {
+        return Err(Error::decode(
+            "dictionary-encoded columns cannot be sent as inline Arrow batches",
+        ));
+    }
+    let mut out = Vec::with_capacity(encoded.ipc_message.len() + encoded.arrow_data.len() + 16);
+    write_message(&mut out, encoded, &options)?;
+    Ok(out)
+}
+
+/// A whole Arrow IPC stream (schema, batches, end-of-stream marker): the CloudFetch file format
+/// (before LZ4 framing).
+pub(crate) fn encode_ipc_stream(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let mut writer = StreamWriter::try_new(Vec::with_capacity(size + 1024), schema)?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    Ok(writer.into_inner()?)
+}
+
+/// The Hive table schema Databricks reports for an Arrow schema: one column per field, named
+/// like it, positions from 1, DECIMAL with precision and scale qualifiers.
+pub(crate) fn to_table_schema(schema: &Schema) -> TTableSchema {
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let (type_id, qualifiers) = hive_type(field.data_type());
+            let entry = TPrimitiveTypeEntry::new(type_id, qualifiers);
+            TColumnDesc::new(
+                field.name().clone(),
+                TTypeDesc::new(vec![TTypeEntry::PrimitiveEntry(entry)]),
+                i as i32 + 1,
+                None,
+            )
+        })
+        .collect();
+    TTableSchema::new(columns)
+}
+
+fn hive_type(data_type: &DataType) -> (TTypeId, Option<TTypeQualifiers>) {
+    let decimal = |precision: u8, scale: i8| {
+        Some(TTypeQualifiers::new(BTreeMap::from([
+            (
+                "precision".to_string(),
+                TTypeQualifierValue::I32Value(precision.into()),
+            ),
+            (
+                "scale".to_string(),
+                TTypeQualifierValue::I32Value(scale.into()),
+            ),
+        ])))
+    };
+    let type_id = match data_type {
+        DataType::Boolean => TTypeId::BOOLEAN_TYPE,
+        DataType::Int8 => TTypeId::TINYINT_TYPE,
+        DataType::Int16 => TTypeId::SMALLINT_TYPE,
+        DataType::Int32 => TTypeId::INT_TYPE,
+        DataType::Int64 => TTypeId::BIGINT_TYPE,
+        DataType::Float32 => TTypeId::FLOAT_TYPE,
+        DataType::Float64 => TTypeId::DOUBLE_TYPE,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => TTypeId::STRING_TYPE,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => TTypeId::BINARY_TYPE,
+        DataType::Timestamp(_, _) => TTypeId::TIMESTAMP_TYPE,
+        DataType::Date32 | DataType::Date64 => TTypeId::DATE_TYPE,
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            return (TTypeId::DECIMAL_TYPE, decimal(*p, *s))
+        }
+        DataType::Null => TTypeId::NULL_TYPE,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            TTypeId::ARRAY_TYPE
+        }
+        DataType::Map(_, _) => TTypeId::MAP_TYPE,
+        DataType::Struct(_) => TTypeId::STRUCT_TYPE,
+        DataType::Interval(_) | DataType::Duration(_) => TTypeId::INTERVAL_DAY_TIME_TYPE,
+        _ => TTypeId::STRING_TYPE,
+    };
+    (type_id, None)
+}
+
+/// The column-based form of `batch`: typed columns for booleans, integers, floats, strings and
+/// binaries; timestamps, dates and decimals as strings in Databricks' format.
+pub(crate) fn to_columns(batch: &RecordBatch) -> Result<Vec<TColumn>> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, array)| {
+            to_column(array).ok_or_else(|| {
+                Error::decode(format!(
+                    "column {} of type {} cannot be sent as a column-based result",
+                    field.name(),
+                    field.data_type()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn to_column(array: &ArrayRef) -> Option<TColumn> {
+    let nulls = null_bitmap(array.logical_nulls().as_ref(), array.len());
+    let column = match array.data_type() {
+        DataType::Boolean => {
+            let values = array.as_boolean().values().iter().collect();
+            TColumn::BoolVal(TBoolColumn::new(values, nulls))
+        }
+        DataType::Int8 => TColumn::ByteVal(TByteColumn::new(values::<Int8Type>(array), nulls)),
+        DataType::Int16 => TColumn::I16Val(TI16Column::new(values::<Int16Type>(array), nulls)),
+        DataType::Int32 => TColumn::I32Val(TI32Column::new(values::<Int32Type>(array), nulls)),
+        DataType::Int64 => TColumn::I64Val(TI64Column::new(values::<Int64Type>(array), nulls)),
+        DataType::Float32 => {
+            let values = array.as_primitive::<Float32Type>().values();
+            let values = values.iter().map(|&v| OrderedFloat(f64::from(v))).collect();
+            TColumn::DoubleVal(TDoubleColumn::new(values, nulls))
+        }
+        DataType::Float64 => {
+            let values = array.as_primitive::<Float64Type>().values();
+            let values = values.iter().map(|&v| OrderedFloat(v)).collect();
+            TColumn::DoubleVal(TDoubleColumn::new(values, nulls))
+        }
+        DataType::Utf8 => strings(array.as_string::<i32>().iter(), nulls),
+        DataType::LargeUtf8 => strings(array.as_string::<i64>().iter(), nulls),
+        DataType::Utf8View => strings(array.as_string_view().iter(), nulls),
+        DataType::Binary => binaries(array.as_binary::<i32>().iter(), nulls),
+        DataType::LargeBinary => binaries(array.as_binary::<i64>().iter(), nulls),
+        DataType::BinaryView => binaries(array.as_binary_view().iter(), nulls),
+        DataType::Null => {
+            TColumn::StringVal(TStringColumn::new(vec![String::new(); array.len()], nulls))
+        }
+        DataType::Timestamp(unit, _) => {
+            let nanos_per_unit: i64 = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            let raw: Vec<i64> = match unit {
+                TimeUnit::Second => values::<TimestampSecondType>(array),
+                TimeUnit::Millisecond => values::<TimestampMillisecondType>(array),
+                TimeUnit::Microsecond => values::<TimestampMicrosecondType>(array),
+                TimeUnit::Nanosecond => values::<TimestampNanosecondType>(array),
+            };
+            formatted(array, &raw, nulls, |s, &v| {
+                format_timestamp(s, v, nanos_per_unit)
+            })
+        }
+        DataType::Date32 => {
+            let raw = array.as_primitive::<Date32Type>().values();
+            formatted(array, raw, nulls, |s, &days| {
+                format_date(s, i64::from(days))
+            })
+        }
+        DataType::Date64 => {
+            let raw = array.as_primitive::<Date64Type>().values();
+            formatted(array, raw, nulls, |s, &ms| {
+                format_date(s, ms.div_euclid(86_400_000))
+            })
+        }
+        DataType::Decimal128(_, scale) => {
+            let raw = array.as_primitive::<Decimal128Type>().values();
+            formatted(array, raw, nulls, |s, &v| {
+                let mut digits = [0u8; 40];
+                let digits = u128_digits(v.unsigned_abs(), &mut digits);
+                format_decimal(s, v < 0, digits, *scale)
+            })
+        }
+        DataType::Decimal256(_, scale) => {
+            let raw = array.as_primitive::<Decimal256Type>().values();
+            formatted(array, raw, nulls, |s, v| {
+                let text = v.to_string();
+                let (negative, digits) = match text.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, text.as_str()),
+                };
+                format_decimal(s, negative, digits.as_bytes(), *scale)
+            })
+        }
+        _ => return None,
+    };
+    Some(column)
+}
+
+fn values<T: ArrowPrimitiveType>(array: &ArrayRef) -> Vec<T::Native> {
+    array.as_primitive::<T>().values().to_vec()
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>, nulls: Vec<u8>) -> TColumn {
+    let values = values.map(|v| v.unwrap_or_default().to_owned()).collect();
+    TColumn::StringVal(TStringColumn::new(values, nulls))
+}
+
+fn binaries<'a>(values: impl Iterator<Item = Option<&'a [u8]>>, nulls: Vec<u8>) -> TColumn {
+    let values = values.map(|v| v.unwrap_or_default().to_vec()).collect();
+    TColumn::BinaryVal(TBinaryColumn::new(values, nulls))
+}
+
+/// A string column from raw values formatted one by one; NULL rows get an empty string.
+fn formatted<V>(
+    array: &ArrayRef,
+    raw: &[V],
+    nulls: Vec<u8>,
+    format: impl Fn(&mut String, &V),
+) -> TColumn {
+    let values = raw
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if array.is_null(i) {
+                String::new()
+            } else {
+                let mut s = String::with_capacity(32);
+                format(&mut s, v);
+                s
+            }
+        })
+        .collect();
+    TColumn::StringVal(TStringColumn::new(values, nulls))
+}
+
+/// The Hive null bitmap for an Arrow null buffer: empty when nothing is NULL.
+fn null_bitmap(nulls: Option<&NullBuffer>, len: usize) -> Vec<u8> {
+    let Some(nulls) = nulls.filter(|n| n.null_count() > 0) else {
+        return Vec::new();
+    };
+    // Same bit order as Arrow's validity bitmap, opposite meaning (set = NULL).
+    let validity = nulls.inner().sliced();
+    let mut bitmap: Vec<u8> = validity
+        .as_slice()
+        .iter()
+        .take(len.div_ceil(8))
+        .map(|v| !v)
+        .collect();
+    if len % 8 != 0 {
+        if let Some(last) = bitmap.last_mut() {
+            *last &= (1u8 << (len % 8)) - 1;
+        }
+    }
+    bitmap
+}
+
+fn push_digits(s: &mut String, value: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut v = value;
+    let mut i = buf.len();
+    while v > 0 || buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(b as char);
+    }
+}
+
+/// Writes the decimal digits of `v` into the end of `buf` and returns them.
+fn u128_digits(mut v: u128, buf: &mut [u8; 40]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// `-12.50` from sign, unscaled digits `1250` and scale 2.
+fn format_decimal(s: &mut String, negative: bool, digits: &[u8], scale: i8) {
+    if negative {
+        s.push('-');
+    }
+    if scale <= 0 {
+        s.extend(digits.iter().map(|&b| b as char));
+        if digits != b"0" {
+            s.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+        }
+        return;
+    }
+    let scale = scale as usize;
+    if digits.len() <= scale {
+        s.push_str("0.");
+        s.extend(std::iter::repeat_n('0', scale - digits.len()));
+        s.extend(digits.iter().map(|&b| b as char));
+    } else {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        s.extend(int.iter().map(|&b| b as char));
+        s.push('.');
+        s.extend(frac.iter().map(|&b| b as char));
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn format_date(s: &mut String, days: i64) {
+    let (year, month, day) = civil_from_days(days);
+    if (0..=9999).contains(&year) {
+        push_digits(s, year as u32, 4);
+    } else {
+        use std::fmt::Write;
+        let _ = write!(s, "{year}");
+    }
+    s.push('-');
+    push_digits(s, month, 2);
+    s.push('-');
+    push_digits(s, day, 2);
+}
+
+/// `1970-01-01 00:00:01.5` for `value` units of `nanos_per_unit` nanoseconds after the epoch.
+fn format_timestamp(s: &mut String, value: i64, nanos_per_unit: i64) {
+    let units_per_second = 1_000_000_000 / nanos_per_unit;
+    let seconds = value.div_euclid(units_per_second);
+    let nanos = (value.rem_euclid(units_per_second) * nanos_per_unit) as u32;
+    let days = seconds.div_euclid(86_400);
+    let in_day = seconds.rem_euclid(86_400) as u32;
+    format_date(s, days);
+    s.push(' ');
+    push_digits(s, in_day / 3600, 2);
+    s.push(':');
+    push_digits(s, in_day / 60 % 60, 2);
+    s.push(':');
+    push_digits(s, in_day % 60, 2);
+    if nanos != 0 {
+        let mut fraction = nanos;
+        let mut width = 9;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        s.push('.');
+        push_digits(s, fraction, width);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{
+        Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray,
+        TimestampSecondArray,
+    };
+    use std::sync::Arc;
+
+    fn strings_of(column: &TColumn) -> (&[String], &[u8]) {
+        match column {
+            TColumn::StringVal(c) => (&c.values, &c.nulls),
+            other => panic!("expected stringVal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn formats_timestamps_like_databricks() {
+        let array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![
+            Some(1_000_000),
+            None,
+            Some(1_500_000),
+            Some(-1),
+            Some(1_700_000_000_123_456),
+            Some(951_782_400_000_000), // 2000-02-29
+        ]));
+        let column = to_column(&array).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(
+            values,
+            &[
+                "1970-01-01 00:00:01",
+                "",
+                "1970-01-01 00:00:01.5",
+                "1969-12-31 23:59:59.999999",
+                "2023-11-14 22:13:20.123456",
+                "2000-02-29 00:00:00",
+            ]
+        );
+        assert_eq!(nulls, &[0b0000_0010]);
+        let seconds: ArrayRef = Arc::new(TimestampSecondArray::from(vec![86_400 * 365]));
+        let column = to_column(&seconds).unwrap();
+        assert_eq!(strings_of(&column).0, &["1971-01-01 00:00:00"]);
+    }
+
+    #[test]
+    fn formats_dates_and_decimals() {
+        let dates: ArrayRef = Arc::new(Date32Array::from(vec![0, -1, 19_000, 2_932_896]));
+        let column = to_column(&dates).unwrap();
+        assert_eq!(
+            strings_of(&column).0,
+            &["1970-01-01", "1969-12-31", "2022-01-08", "9999-12-31"]
+        );
+        let decimals: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(-1250), Some(5), None, Some(0), Some(123_456)])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        let column = to_column(&decimals).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(values, &["-12.50", "0.05", "", "0.00", "1234.56"]);
+        assert_eq!(nulls, &[0b0000_0100]);
+    }
+
+    #[test]
+    fn null_bitmap_sets_bit_i_mod_8_of_byte_i_div_8_and_is_empty_without_nulls() {
+        let mut values: Vec<Option<i64>> = (0..11).map(Some).collect();
+        values[0] = None;
+        values[3] = None;
+        values[10] = None;
+        let array: ArrayRef = Arc::new(Int64Array::from(values));
+        match to_column(&array).unwrap() {
+            TColumn::I64Val(c) => assert_eq!(c.nulls, vec![0b0000_1001, 0b0000_0100]),
+            other => panic!("{other:?}"),
+        }
+        // A slice with a bit offset is re-aligned.
+        match to_column(&array.slice(3, 5)).unwrap() {
+            TColumn::I64Val(c) => {
+                assert_eq!(c.values, vec![0, 4, 5, 6, 7]);
+                assert_eq!(c.nulls, vec![0b0000_0001]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let no_nulls: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        assert!(strings_of(&to_column(&no_nulls).unwrap()).1.is_empty());
+    }
+
+    #[test]
+    fn table_schema_positions_start_at_one_and_decimals_carry_qualifiers() {
+        let schema = Schema::new(vec![
+            arrow_schema::Field::new("id", DataType::Int64, false),
+            arrow_schema::Field::new("amount", DataType::Decimal128(10, 2), true),
+            arrow_schema::Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]);
+        let table = to_table_schema(&schema);
+        let summary: Vec<(String, i32, TTypeId)> = table
+            .columns
+            .iter()
+            .map(|c| match &c.type_desc.types[0] {
+                TTypeEntry::PrimitiveEntry(e) => (c.column_name.clone(), c.position, e.type_),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("id".to_string(), 1, TTypeId::BIGINT_TYPE),
+                ("amount".to_string(), 2, TTypeId::DECIMAL_TYPE),
+                ("ts".to_string(), 3, TTypeId::TIMESTAMP_TYPE),
+            ]
+        );
+        let schema = crate::results::schema::arrow_schema_from_table_schema(&table).unwrap();
+        assert_eq!(
+            schema
+                .field(1)
+                .metadata()
+                .get(crate::results::schema::TYPE_NAME_KEY),
+            Some(&"DECIMAL(10,2)".to_string())
+        );
+    }
+}
