@@ -213,7 +213,9 @@ impl ClientBuilder {
         let rest = rest.split('/').next().unwrap_or_default();
         // host:port (but not a bare IPv6 literal)
         let (name, port) = match rest.rsplit_once(':') {
-            Some((n, p)) if !n.is_empty() && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => {
+            Some((n, p))
+                if !n.is_empty() && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) =>
+            {
                 (n, p.parse::<u16>().ok())
             }
             _ => (rest, None),
@@ -345,7 +347,9 @@ impl ClientBuilder {
         }
         let mut config = self.config;
         if config.host.is_empty() {
-            return Err(Error::config("no host was given (e.g. adb-123.4.azuredatabricks.net)"));
+            return Err(Error::config(
+                "no host was given (e.g. adb-123.4.azuredatabricks.net)",
+            ));
         }
         if config
             .host
@@ -388,7 +392,11 @@ impl ClientBuilder {
             config.port, config.http_path
         )
         .parse()
-        .map_err(|e| Error::config(format!("the host and HTTP path do not form a valid URL: {e}")))?;
+        .map_err(|e| {
+            Error::config(format!(
+                "the host and HTTP path do not form a valid URL: {e}"
+            ))
+        })?;
         let transport: Arc<dyn HttpTransport> = match self.transport {
             Some(t) => t,
             None => Arc::new(HyperTransport::new(&config.http)?),
@@ -438,13 +446,20 @@ mod tests {
             .plain_http(true)
             .build();
         assert!(plain_remote.unwrap_err().to_string().contains("loopback"));
-        let empty_token = DBSQLClient::builder().host("h").http_path("/p").token("").build();
+        let empty_token = DBSQLClient::builder()
+            .host("h")
+            .http_path("/p")
+            .token("")
+            .build();
         assert_eq!(empty_token.unwrap_err().kind(), crate::ErrorKind::Config);
     }
 
     #[test]
     fn debug_never_shows_the_token() {
-        let b = DBSQLClient::builder().host("h").http_path("p").token("dapiSECRET");
+        let b = DBSQLClient::builder()
+            .host("h")
+            .http_path("p")
+            .token("dapiSECRET");
         assert!(!format!("{b:?}").contains("SECRET"));
     }
 }

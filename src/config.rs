@@ -221,7 +221,10 @@ mod tests {
         );
         assert!(!eff.lz4);
         assert!(eff.arrow);
-        assert_eq!(eff.max_rows_per_fetch, 1, "row count is clamped to at least 1");
+        assert_eq!(
+            eff.max_rows_per_fetch, 1,
+            "row count is clamped to at least 1"
+        );
         assert_eq!(eff.query_timeout, None);
     }
 }

@@ -18,7 +18,7 @@ use crate::results::ResultDecoder;
 use crate::session::SessionInner;
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::ThriftClient;
-use crate::thrift::status::operation_state_error;
+use crate::thrift::status::{check_status, operation_state_error};
 use crate::thrift::tcli::{
     TCancelOperationReq, TCloseOperationReq, TExecuteStatementResp, TFetchOrientation,
     TFetchResultsReq, TFetchResultsResp, TGetOperationStatusReq, TGetOperationStatusResp,
@@ -102,7 +102,8 @@ struct OpShared {
 
 impl OpShared {
     fn err(&self, e: Error) -> Error {
-        e.with_statement_id(&self.id).with_session_id(&self.session_id)
+        e.with_statement_id(&self.id)
+            .with_session_id(&self.session_id)
     }
 
     async fn cancel(&self) -> Result<()> {
@@ -130,7 +131,9 @@ pub struct CancelHandle {
 
 impl std::fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelHandle").field("statement_id", &self.shared.id).finish()
+        f.debug_struct("CancelHandle")
+            .field("statement_id", &self.shared.id)
+            .finish()
     }
 }
 
@@ -409,6 +412,7 @@ impl Operation {
     /// Take in a status; true when the statement finished, an error when it ended otherwise.
     fn apply_status(&mut self, status: &TGetOperationStatusResp) -> Result<bool> {
         self.polls += 1;
+        check_status(&status.status).map_err(|e| self.shared.err(e))?;
         if let Some(n) = status.num_modified_rows {
             self.rows_affected = Some(n);
         }
@@ -433,18 +437,21 @@ impl Operation {
         if self.decoder.is_some() {
             return Ok(());
         }
-        let metadata: TGetResultSetMetadataResp =
-            match self.direct.as_mut().and_then(|d| d.result_set_metadata.take()) {
-                Some(m) => *m,
-                None => {
-                    let req = TGetResultSetMetadataReq::new(self.shared.handle.clone());
-                    self.shared
-                        .rpc
-                        .get_result_set_metadata(req)
-                        .await
-                        .map_err(|e| self.shared.err(e))?
-                }
-            };
+        let metadata: TGetResultSetMetadataResp = match self
+            .direct
+            .as_mut()
+            .and_then(|d| d.result_set_metadata.take())
+        {
+            Some(m) => *m,
+            None => {
+                let req = TGetResultSetMetadataReq::new(self.shared.handle.clone());
+                self.shared
+                    .rpc
+                    .get_result_set_metadata(req)
+                    .await
+                    .map_err(|e| self.shared.err(e))?
+            }
+        };
         let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
         self.decoder = Some(decoder);
         Ok(())
@@ -470,22 +477,25 @@ impl Operation {
 
     /// Decode one page of rows into the queue, checking it starts where the last one ended.
     fn take_rows(&mut self, resp: TFetchResultsResp) -> Result<()> {
-        let spark = self.session.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
+        let spark = self
+            .session
+            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
         let Some(rows) = resp.results else {
             self.more_rows = false;
             return Ok(());
         };
-        if spark && rows.start_row_offset != self.rows_received {
+        let start = rows.start_row_offset;
+        if spark && start != self.rows_received {
             return Err(self.shared.err(Error::decode(format!(
                 "the server sent rows starting at offset {} but {} rows were read so far: rows would be lost or duplicated",
-                rows.start_row_offset, self.rows_received
+                start, self.rows_received
             ))));
         }
-        let decoder = self
-            .decoder
-            .as_ref()
-            .ok_or_else(|| self.shared.err(Error::protocol("rows arrived before metadata")))?;
-        let batches = decoder.decode(&rows).map_err(|e| self.shared.err(e))?;
+        let decoder = self.decoder.as_ref().ok_or_else(|| {
+            self.shared
+                .err(Error::protocol("rows arrived before metadata"))
+        })?;
+        let batches = decoder.decode(rows).map_err(|e| self.shared.err(e))?;
         let count: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.rows_received += count as i64;
         self.pending
@@ -500,8 +510,10 @@ impl Operation {
     }
 
     fn cancelled_error(&self) -> Error {
-        self.shared
-            .err(Error::new(ErrorKind::Cancelled, "the statement was cancelled"))
+        self.shared.err(Error::new(
+            ErrorKind::Cancelled,
+            "the statement was cancelled",
+        ))
     }
 
     /// The client-side deadline passed: cancel on the server and report a query timeout.
@@ -509,7 +521,11 @@ impl Operation {
         if let Err(e) = self.shared.cancel().await {
             tracing::debug!(statement_id = %self.shared.id, error = %e, "cancel after query timeout failed");
         }
-        let secs = self.options.query_timeout.unwrap_or(Duration::ZERO).as_secs_f64();
+        let secs = self
+            .options
+            .query_timeout
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
         self.shared.err(Error::new(
             ErrorKind::QueryTimeout,
             format!("the statement did not finish within its query timeout of {secs} s"),

@@ -16,7 +16,8 @@ use crate::thrift::tcli::{
 };
 
 /// The protocol version the driver asks for (SPARK_CLI_SERVICE_PROTOCOL_V8).
-pub(crate) const CLIENT_PROTOCOL: TProtocolVersion = TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8;
+pub(crate) const CLIENT_PROTOCOL: TProtocolVersion =
+    TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8;
 
 /// An open session on the warehouse. `Send + Sync`; statements of one session may run
 /// concurrently. Close it with [`close`](Session::close); dropping it closes it in the background.
@@ -55,13 +56,18 @@ fn is_spark(v: TProtocolVersion) -> bool {
 }
 
 pub(crate) async fn close_session_handle(rpc: &ThriftClient, handle: TSessionHandle) -> Result<()> {
-    rpc.close_session(TCloseSessionReq::new(handle)).await.map(|_| ())
+    rpc.close_session(TCloseSessionReq::new(handle))
+        .await
+        .map(|_| ())
 }
 
 impl Session {
     pub(crate) async fn open(client: Arc<ClientInner>, options: SessionOptions) -> Result<Session> {
         let namespace = if options.catalog.is_some() || options.schema.is_some() {
-            Some(TNamespace::new(options.catalog.clone(), options.schema.clone()))
+            Some(TNamespace::new(
+                options.catalog.clone(),
+                options.schema.clone(),
+            ))
         } else {
             None
         };
@@ -82,9 +88,9 @@ impl Session {
             Some(true),
         );
         let resp = client.rpc.open_session(req).await?;
-        let handle = resp.session_handle.ok_or_else(|| {
-            Error::protocol("the OpenSession reply has no session handle")
-        })?;
+        let handle = resp
+            .session_handle
+            .ok_or_else(|| Error::protocol("the OpenSession reply has no session handle"))?;
         let id = guid_to_string(&handle.session_id.guid);
         let server_protocol = resp.server_protocol_version;
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
@@ -145,10 +151,12 @@ impl Session {
     fn execute_request(&self, sql: &str, opts: &EffectiveExecuteOptions) -> TExecuteStatementReq {
         let s = &self.inner;
         let spark = is_spark(s.server_protocol);
-        let arrow = spark && opts.arrow && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V5);
+        let arrow =
+            spark && opts.arrow && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V5);
         let lz4 = arrow && opts.lz4 && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V6);
-        let cloud_fetch =
-            arrow && opts.cloud_fetch && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V3);
+        let cloud_fetch = arrow
+            && opts.cloud_fetch
+            && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V3);
         let conf_overlay = if opts.conf_overlay.is_empty() {
             None
         } else {
@@ -176,7 +184,8 @@ impl Session {
         );
         if spark {
             if opts.direct_results {
-                req.get_direct_results = Some(TSparkGetDirectResults::new(opts.max_rows_per_fetch, None));
+                req.get_direct_results =
+                    Some(TSparkGetDirectResults::new(opts.max_rows_per_fetch, None));
             }
             req.can_read_arrow_result = Some(arrow);
             req.can_download_result = Some(cloud_fetch);
