@@ -19,6 +19,24 @@ use crate::thrift::tcli::TSparkArrowBatch;
 
 const CONTINUATION_MARKER: u32 = 0xFFFF_FFFF;
 
+/// What is being decoded, for error messages.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The n-th (0-based) `TSparkArrowBatch` of a row set.
+    Batch(usize),
+    /// A whole IPC stream (a CloudFetch file).
+    Stream,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Batch(index) => write!(f, "Arrow batch {index}"),
+            Source::Stream => f.write_str("Arrow IPC stream"),
+        }
+    }
+}
+
 /// Decodes Arrow IPC data of one result against the result's schema.
 #[derive(Debug, Clone)]
 pub(crate) struct ArrowBatchDecoder {
@@ -56,8 +74,7 @@ impl ArrowBatchDecoder {
                 } else {
                     Buffer::from_vec(batch.batch)
                 };
-            let what = format!("Arrow batch {index}");
-            self.decode_messages(data, batch.row_count, &what, &mut out)?;
+            self.decode_messages(data, batch.row_count, Source::Batch(index), &mut out)?;
         }
         Ok(out)
     }
@@ -77,7 +94,7 @@ impl ArrowBatchDecoder {
             Buffer::from(data)
         };
         let mut out = Vec::new();
-        self.decode_messages(data, expected_rows, "Arrow IPC stream", &mut out)?;
+        self.decode_messages(data, expected_rows, Source::Stream, &mut out)?;
         Ok(out)
     }
 
@@ -87,7 +104,7 @@ impl ArrowBatchDecoder {
         &self,
         data: Buffer,
         expected_rows: i64,
-        what: &str,
+        what: Source,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let first = out.len();

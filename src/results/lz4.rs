@@ -48,10 +48,16 @@ pub(crate) fn decompress_frame(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     result
 }
 
-/// Decompresses the LZ4 frame (or concatenated frames) in `input` into a new buffer.
+/// Decompresses the LZ4 frame (or concatenated frames) in `input` into a new buffer of just
+/// the right size (Arrow arrays decoded from it keep the whole allocation alive).
 pub(crate) fn decompress_frame_to_vec(input: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     decompress_frame(input, &mut out)?;
+    // Without a declared content size the buffer was sized for full last blocks; give the
+    // unused tail back (for large buffers the allocator shrinks in place, without a copy).
+    if out.capacity() - out.len() > out.len() / 32 {
+        out.shrink_to_fit();
+    }
     Ok(out)
 }
 

@@ -9,10 +9,14 @@
 //! queue, and everything else runs in one background task per host, isolated from the driver.
 
 // The driver wires these components in the next issue; until then parts are used by tests only.
-#![allow(dead_code)]
+#![cfg_attr(not(test), allow(dead_code))]
 
+mod aggregator;
 mod circuit_breaker;
 mod classifier;
+mod client_provider;
+mod emitter;
+mod exporter;
 mod feature_flag;
 mod payload;
 mod redact;
@@ -21,4 +25,5 @@ mod types;
 #[cfg(test)]
 mod test_support;
 
+pub use client_provider::TelemetryClientProvider;
 pub use types::TelemetryConfiguration;

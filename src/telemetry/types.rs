@@ -770,21 +770,39 @@ mod tests {
     }
 
     #[test]
-    fn wire_names_of_enums() {
-        assert_eq!(
-            OperationType::ExecuteStatement.as_str(),
-            "EXECUTE_STATEMENT"
-        );
-        assert_eq!(
-            OperationType::ListCrossReferences.as_str(),
-            "LIST_CROSS_REFERENCES"
-        );
-        assert_eq!(OperationType::Unspecified.as_str(), "TYPE_UNSPECIFIED");
-        assert_eq!(OperationType::ListTables.statement_type(), "METADATA");
-        assert_eq!(OperationType::ExecuteStatement.statement_type(), "SQL");
-        assert_eq!(OperationType::CreateSession.statement_type(), "NONE");
-        assert_eq!(ResultFormat::ExternalLinks.as_str(), "EXTERNAL_LINKS");
-        assert_eq!(ResultFormat::Unspecified.as_str(), "FORMAT_UNSPECIFIED");
+    fn wire_names_of_enums_match_the_protocol() {
+        use OperationType as O;
+        let operations = [
+            (O::CreateSession, "CREATE_SESSION", "NONE"),
+            (O::DeleteSession, "DELETE_SESSION", "NONE"),
+            (O::ExecuteStatement, "EXECUTE_STATEMENT", "SQL"),
+            (O::CloseStatement, "CLOSE_STATEMENT", "NONE"),
+            (O::CancelStatement, "CANCEL_STATEMENT", "NONE"),
+            (O::ListCatalogs, "LIST_CATALOGS", "METADATA"),
+            (O::ListSchemas, "LIST_SCHEMAS", "METADATA"),
+            (O::ListTables, "LIST_TABLES", "METADATA"),
+            (O::ListTableTypes, "LIST_TABLE_TYPES", "METADATA"),
+            (O::ListColumns, "LIST_COLUMNS", "METADATA"),
+            (O::ListFunctions, "LIST_FUNCTIONS", "METADATA"),
+            (O::ListTypeInfo, "LIST_TYPE_INFO", "METADATA"),
+            (O::ListPrimaryKeys, "LIST_PRIMARY_KEYS", "METADATA"),
+            (O::ListCrossReferences, "LIST_CROSS_REFERENCES", "METADATA"),
+            (O::Unspecified, "TYPE_UNSPECIFIED", "NONE"),
+        ];
+        for (op, name, statement_type) in operations {
+            assert_eq!(op.as_str(), name);
+            assert_eq!(op.statement_type(), statement_type, "{name}");
+        }
+        let formats = [
+            (ResultFormat::InlineArrow, "INLINE_ARROW"),
+            (ResultFormat::ColumnarInline, "COLUMNAR_INLINE"),
+            (ResultFormat::ExternalLinks, "EXTERNAL_LINKS"),
+            (ResultFormat::InlineJson, "INLINE_JSON"),
+            (ResultFormat::Unspecified, "FORMAT_UNSPECIFIED"),
+        ];
+        for (format, name) in formats {
+            assert_eq!(format.as_str(), name);
+        }
         let e = TelemetryEvent::now(EventDetail::ConnectionOpen {
             latency: Duration::ZERO,
         });
