@@ -1,1 +1,617 @@
-//! (in progress)
+//! A mock Databricks SQL warehouse (feature `mock`): a real HTTP/1.1 server on `127.0.0.1` that
+//! speaks the same Thrift TCLIService protocol as a warehouse, for tests, examples and benches.
+//!
+//! ```no_run
+//! # async fn demo() -> databricks_sql::Result<()> {
+//! use databricks_sql::mock::MockWarehouse;
+//!
+//! let mock = MockWarehouse::start().await?;
+//! println!("Thrift endpoint: {} (token {})", mock.url(), mock.token());
+//! // ... point a client at mock.host(), mock.port(), mock.http_path(), mock.token() ...
+//! assert_eq!(mock.open_sessions(), 0);
+//! mock.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//! - `POST {http_path}` (default `/sql/1.0/warehouses/mock`): Thrift binary protocol. Requires
+//!   `Authorization: Bearer <token>` (else HTTP 401). Implements OpenSession, CloseSession,
+//!   ExecuteStatement, GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation and
+//!   CloseOperation; any other method gets a Thrift application exception (unknown method).
+//! - `GET /api/2.0/connector-service/feature-flags/{driver}/{version}` (auth required): the feature
+//!   flags, by default [`TELEMETRY_FLAG_NAME`] = `"false"` with a TTL of 900 s.
+//! - `POST /telemetry-ext` (auth required) and `POST /telemetry-unauth` (no auth): telemetry
+//!   uploads, recorded ([`MockWarehouse::telemetry_logs`]).
+//! - Every other path answers 404.
+//!
+//! # Built-in statements
+//! Matched on tokens, so case and whitespace do not matter (`select * from RANGE( 10 );`).
+//!
+//! | statement | result |
+//! |---|---|
+//! | `SELECT <n>` (e.g. `SELECT 1`) | one `INT` column named `<n>` (`BIGINT` when it does not fit), one row with value n |
+//! | `SELECT * FROM range(N)` | one column `id BIGINT`, rows `0..N-1` (also `range(START, END)`) |
+//! | `SELECT * FROM mock.rows(N)` | `id BIGINT` (0..N-1), `name STRING` (`name-<id>`, NULL when id % 7 == 3), `amount DOUBLE` (id * 0.25), `ts TIMESTAMP` (epoch + id seconds, UTC; an Arrow `Timestamp(µs, "UTC")`), `flag BOOLEAN` (id % 2 == 0) |
+//! | `SELECT sleep(MS)` | PENDING, then RUNNING for MS milliseconds, then FINISHED with one row: column `sleep(MS)` `BIGINT` = MS |
+//! | `SELECT current_catalog()` / `current_schema()` | one `STRING`: the session's namespace (default `main` / `default`) |
+//! | `SELECT ... FROM <any other table>` | ERROR state, SQLSTATE `42P01`, an error message naming the table |
+//! | `INSERT ... VALUES (..), (..)` | no result set, rows affected = the number of tuples |
+//! | `INSERT ... SELECT`, `UPDATE`, `DELETE`, `MERGE` | no result set, rows affected = 1 |
+//! | `USE [CATALOG\|SCHEMA] name` | changes the session's namespace, no result set |
+//! | `SET`, `CREATE`, `DROP`, `ALTER`, ... | no result set |
+//! | anything else | ERROR state, SQLSTATE `42601` (syntax error) |
+//!
+//! SQL registered with [`MockWarehouse::register_result`] or [`MockWarehouse::register_error`]
+//! wins over the built-ins; it is matched ignoring case, whitespace runs and trailing `;`.
+//!
+//! Rows are generated on demand for each page (by offset and count), so `mock.rows(10000000)`
+//! costs nothing until it is fetched.
+//!
+//! # Protocol behaviour
+//! - OpenSession negotiates `min(client_protocol_i64 (or client_protocol), server version)`; the
+//!   server version defaults to SPARK_CLI_SERVICE_PROTOCOL_V8. Below SPARK V5 results are
+//!   column-based only, below V6 never LZ4; below SPARK V1 the session behaves like a vanilla
+//!   HiveServer2 (no direct results, no extension fields, `hasMoreRows` always false).
+//! - ExecuteStatement honours `runAsync` (without it, the reply waits until the statement is
+//!   done), `getDirectResults {maxRows, maxBytes}` (a finished statement answers with its status,
+//!   metadata and first page, and with `closeOperation` when that page holds every row: the
+//!   operation is then already closed), `canReadArrowResult` (`ARROW_BASED_SET`, else
+//!   `COLUMN_BASED_SET`), `canDecompressLZ4Result` (LZ4-framed Arrow batches),
+//!   `useArrowNativeTypes` (timestamps and decimals as Arrow types, else strings) and
+//!   `queryTimeout` (a statement that would run longer ends TIMEDOUT at the timeout).
+//! - FetchResults pages by `maxRows` (and `maxBytes` when sent), from the operation's cursor or
+//!   from `startRowOffset`, with `hasMoreRows`.
+//! - An unknown (or closed) session or operation handle answers `INVALID_HANDLE`.
+//!
+//! # Fault injection
+//! [`MockWarehouse::inject`] queues a [`Fault`] for the next requests matching its target: an HTTP
+//! status (optionally with `Retry-After`), a delay, a dropped connection, or a `200` with a garbage
+//! body.
+
+mod fault;
+mod rowset;
+mod server;
+mod service;
+mod source;
+mod sql;
+mod state;
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+pub use fault::{Fault, FaultKind, FaultTarget};
+pub use telemetry::{
+    FeatureFlagRequest, TelemetryRequest, DEFAULT_FEATURE_FLAG_TTL_SECONDS, TELEMETRY_FLAG_NAME,
+};
+
+use crate::error::Result;
+use server::ServerHandle;
+use source::BatchesSource;
+use state::{Config, Knobs, Registered, Shared, SqlError, State};
+use telemetry::TelemetryState;
+
+/// The token the mock accepts unless [`MockWarehouseBuilder::token`] sets another.
+pub const DEFAULT_TOKEN: &str = "dapi-mock-token";
+
+/// The HTTP path the mock serves Thrift on unless [`MockWarehouseBuilder::http_path`] sets another.
+pub const DEFAULT_HTTP_PATH: &str = "/sql/1.0/warehouses/mock";
+
+/// `TProtocolVersion` values for [`MockWarehouseBuilder::server_protocol_version`].
+pub mod protocol_version {
+    /// HIVE_CLI_SERVICE_PROTOCOL_V10 (vanilla HiveServer2).
+    pub const HIVE_V10: i32 = 9;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V1: direct results.
+    pub const SPARK_V1: i32 = 0xA501;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V3: CloudFetch.
+    pub const SPARK_V3: i32 = 0xA503;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V4: multiple catalogs.
+    pub const SPARK_V4: i32 = 0xA504;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V5: Arrow results.
+    pub const SPARK_V5: i32 = 0xA505;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V6: LZ4 and async metadata.
+    pub const SPARK_V6: i32 = 0xA506;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V7: result persistence.
+    pub const SPARK_V7: i32 = 0xA507;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V8: parameters. The mock's default.
+    pub const SPARK_V8: i32 = 0xA508;
+    /// SPARK_CLI_SERVICE_PROTOCOL_V9.
+    pub const SPARK_V9: i32 = 0xA509;
+}
+
+/// Names under which non-Thrift requests are counted ([`MockWarehouse::call_count`]), recorded
+/// and targeted by faults ([`Fault::on`]). Thrift calls use their method name
+/// (`"ExecuteStatement"`).
+pub mod endpoint {
+    /// `GET /api/2.0/connector-service/feature-flags/{driver}/{version}`.
+    pub const FEATURE_FLAGS: &str = "feature-flags";
+    /// `POST /telemetry-ext`.
+    pub const TELEMETRY_EXT: &str = "telemetry-ext";
+    /// `POST /telemetry-unauth`.
+    pub const TELEMETRY_UNAUTH: &str = "telemetry-unauth";
+    /// A POST to the HTTP path whose body is not a Thrift call.
+    pub const MALFORMED_THRIFT: &str = "malformed-thrift";
+    /// Any other path or method (answered 404 or 405).
+    pub const UNKNOWN: &str = "unknown";
+}
+
+/// One HTTP request the mock received (any endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// `GET`, `POST`...
+    pub method: String,
+    /// The URL path (no query).
+    pub path: String,
+    /// The Thrift method, or an [`endpoint`] name.
+    pub name: String,
+    /// The request headers (names lower case), without `Authorization`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A session as the mock sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session id (UUID text).
+    pub session_id: String,
+    /// The negotiated protocol version.
+    pub protocol_version: i32,
+    /// The session configuration the client sent.
+    pub configuration: BTreeMap<String, String>,
+    /// The current catalog (initial namespace or `USE`), if any was set.
+    pub catalog: Option<String>,
+    /// The current schema (initial namespace or `USE`), if any was set.
+    pub schema: Option<String>,
+    /// Whether the session was closed (by CloseSession).
+    pub closed: bool,
+}
+
+/// One ExecuteStatement the mock received, with what the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatementInfo {
+    /// The session id (UUID text).
+    pub session_id: String,
+    /// The statement (operation) id (UUID text).
+    pub statement_id: String,
+    /// The SQL text.
+    pub sql: String,
+    /// `runAsync`.
+    pub run_async: bool,
+    /// `queryTimeout` in seconds, when sent.
+    pub query_timeout_secs: Option<i64>,
+    /// `getDirectResults.maxRows`, when direct results were asked for.
+    pub direct_results_max_rows: Option<i64>,
+    /// `getDirectResults.maxBytes`, when sent.
+    pub direct_results_max_bytes: Option<i64>,
+    /// `canReadArrowResult`.
+    pub can_read_arrow: bool,
+    /// `canDecompressLZ4Result`.
+    pub can_decompress_lz4: bool,
+    /// `canDownloadResult` (CloudFetch).
+    pub can_download_result: bool,
+    /// `useArrowNativeTypes.timestampAsArrow`.
+    pub arrow_native_timestamps: bool,
+    /// `confOverlay`.
+    pub conf_overlay: BTreeMap<String, String>,
+}
+
+/// Builds a [`MockWarehouse`] with non-default settings; see each setter for its default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MockWarehouseBuilder {
+    token: String,
+    port: u16,
+    http_path: String,
+    server_protocol_version: i32,
+    direct_results: bool,
+    arrow_batch_rows: usize,
+    knobs: Knobs,
+    telemetry: TelemetryState,
+}
+
+impl Default for MockWarehouseBuilder {
+    fn default() -> Self {
+        MockWarehouseBuilder {
+            token: DEFAULT_TOKEN.to_string(),
+            port: 0,
+            http_path: DEFAULT_HTTP_PATH.to_string(),
+            server_protocol_version: protocol_version::SPARK_V8,
+            direct_results: true,
+            arrow_batch_rows: 10_000,
+            knobs: Knobs {
+                running_polls: 0,
+                statement_delay: Duration::ZERO,
+            },
+            telemetry: TelemetryState::default(),
+        }
+    }
+}
+
+impl MockWarehouseBuilder {
+    // -- connection -----------------------------------------------------------------------
+
+    /// The bearer token the mock accepts. Default: [`DEFAULT_TOKEN`].
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// The port to listen on, on 127.0.0.1. Default: 0 (an ephemeral port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The HTTP path Thrift is served on (a leading `/` is added when missing).
+    /// Default: [`DEFAULT_HTTP_PATH`].
+    pub fn http_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.http_path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self
+    }
+
+    // -- protocol -------------------------------------------------------------------------
+
+    /// The highest `TProtocolVersion` the server speaks (see [`protocol_version`]); a session
+    /// uses the lower of this and the client's. Default: SPARK_CLI_SERVICE_PROTOCOL_V8.
+    pub fn server_protocol_version(mut self, version: i32) -> Self {
+        self.server_protocol_version = version;
+        self
+    }
+
+    /// Whether to answer `getDirectResults` (else it is ignored, as by vanilla HiveServer2).
+    /// Default: true.
+    pub fn direct_results(mut self, enabled: bool) -> Self {
+        self.direct_results = enabled;
+        self
+    }
+
+    /// Most rows per Arrow batch inside one page. Default: 10,000.
+    pub fn arrow_batch_rows(mut self, rows: usize) -> Self {
+        self.arrow_batch_rows = rows.max(1);
+        self
+    }
+
+    // -- timing ---------------------------------------------------------------------------
+
+    /// GetOperationStatus polls an async statement answers PENDING (the first) or RUNNING
+    /// before FINISHED; a statement with polls to go is never answered through direct results.
+    /// Default: 0.
+    pub fn running_polls(mut self, polls: u32) -> Self {
+        self.knobs.running_polls = polls;
+        self
+    }
+
+    /// How long every statement runs before it is FINISHED (on top of `sleep(MS)`).
+    /// Default: zero.
+    pub fn statement_delay(mut self, delay: Duration) -> Self {
+        self.knobs.statement_delay = delay;
+        self
+    }
+
+    // -- telemetry ------------------------------------------------------------------------
+
+    /// Set [`TELEMETRY_FLAG_NAME`] to `"true"` or `"false"`. Default: `"false"`.
+    pub fn telemetry_enabled(self, enabled: bool) -> Self {
+        self.feature_flag(
+            TELEMETRY_FLAG_NAME,
+            Some(if enabled { "true" } else { "false" }),
+        )
+    }
+
+    /// Set (or, with `None`, remove) a feature flag answered by the feature-flag endpoint.
+    pub fn feature_flag(mut self, name: &str, value: Option<&str>) -> Self {
+        set_flag(&mut self.telemetry, name, value);
+        self
+    }
+
+    /// The `ttl_seconds` of the feature-flag reply.
+    /// Default: [`DEFAULT_FEATURE_FLAG_TTL_SECONDS`] (900).
+    pub fn feature_flag_ttl_seconds(mut self, ttl: u64) -> Self {
+        self.telemetry.ttl_seconds = ttl;
+        self
+    }
+
+    /// Start serving on the current tokio runtime.
+    pub async fn start(self) -> Result<MockWarehouse> {
+        let listener = server::bind(self.port).await?;
+        let addr = server::local_addr(&listener)?;
+        let config = Config {
+            token: self.token,
+            http_path: self.http_path,
+            server_protocol_version: self.server_protocol_version,
+            direct_results: self.direct_results,
+            arrow_batch_rows: self.arrow_batch_rows,
+        };
+        let shared = Shared::new(config, State::new(self.knobs, self.telemetry));
+        let server = ServerHandle::spawn(listener, shared.clone());
+        tracing::debug!(port = addr.port(), "mock warehouse started");
+        Ok(MockWarehouse {
+            inner: Arc::new(Inner {
+                shared,
+                addr,
+                server,
+            }),
+        })
+    }
+}
+
+fn set_flag(t: &mut TelemetryState, name: &str, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            t.flags.insert(name.to_string(), v.to_string());
+        }
+        None => {
+            t.flags.remove(name);
+        }
+    }
+}
+
+/// A running mock warehouse. Cheap to clone (an `Arc` inside), `Send + Sync`; the server stops
+/// on [`shutdown`](Self::shutdown) or when the last clone is dropped.
+#[derive(Clone)]
+pub struct MockWarehouse {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: ServerHandle,
+}
+
+impl fmt::Debug for MockWarehouse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockWarehouse")
+            .field("addr", &self.inner.addr)
+            .field("http_path", &self.http_path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockWarehouse {
+    /// Start a mock with the default settings on an ephemeral port.
+    pub async fn start() -> Result<MockWarehouse> {
+        Self::builder().start().await
+    }
+
+    /// A builder for a mock with non-default settings.
+    pub fn builder() -> MockWarehouseBuilder {
+        MockWarehouseBuilder::default()
+    }
+
+    // -- where it is ----------------------------------------------------------------------
+
+    /// The host to connect to: `127.0.0.1`.
+    pub fn host(&self) -> &str {
+        "127.0.0.1"
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.inner.addr.port()
+    }
+
+    /// The HTTP path of the Thrift endpoint, e.g. `/sql/1.0/warehouses/mock`.
+    pub fn http_path(&self) -> &str {
+        &self.inner.shared.config.http_path
+    }
+
+    /// The bearer token it accepts.
+    pub fn token(&self) -> &str {
+        &self.inner.shared.config.token
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>` (the telemetry and feature-flag endpoints hang
+    /// off it).
+    pub fn base_url(&self) -> String {
+        format!("http://{}:{}", self.host(), self.port())
+    }
+
+    /// The full URL of the Thrift endpoint, `http://127.0.0.1:<port><http_path>`.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.base_url(), self.http_path())
+    }
+
+    // -- results --------------------------------------------------------------------------
+
+    /// Answer `sql` (matched ignoring case, whitespace runs and trailing `;`) with `batches`.
+    /// Fails when a batch's column types differ from `schema`'s.
+    pub fn register_result(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        let source = BatchesSource::new(schema, batches)?;
+        self.inner
+            .shared
+            .lock()
+            .registered
+            .insert(sql::normalize(sql), Registered::Rows(Arc::new(source)));
+        Ok(())
+    }
+
+    /// Make `sql` end in the ERROR state with this SQLSTATE and message (also used as the
+    /// display message).
+    pub fn register_error(&self, sql: &str, sql_state: &str, message: &str) {
+        let err = SqlError {
+            sql_state: sql_state.to_string(),
+            message: message.to_string(),
+            display_message: message.to_string(),
+        };
+        self.inner
+            .shared
+            .lock()
+            .registered
+            .insert(sql::normalize(sql), Registered::Error(err));
+    }
+
+    // -- timing at runtime ----------------------------------------------------------------
+
+    /// Change [`MockWarehouseBuilder::running_polls`] for statements executed from now on.
+    pub fn set_running_polls(&self, polls: u32) {
+        self.inner.shared.lock().knobs.running_polls = polls;
+    }
+
+    /// Change [`MockWarehouseBuilder::statement_delay`] for statements executed from now on.
+    pub fn set_statement_delay(&self, delay: Duration) {
+        self.inner.shared.lock().knobs.statement_delay = delay;
+    }
+
+    // -- what it saw ----------------------------------------------------------------------
+
+    /// How many requests named `name` it received: a Thrift method (`"FetchResults"`) or an
+    /// [`endpoint`] name. Requests answered with a fault or a 401 count too.
+    pub fn call_count(&self, name: &str) -> usize {
+        self.inner
+            .shared
+            .lock()
+            .counts
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every request name with its count.
+    pub fn call_counts(&self) -> BTreeMap<String, usize> {
+        self.inner.shared.lock().counts.clone()
+    }
+
+    /// Reset every count to zero.
+    pub fn reset_call_counts(&self) {
+        self.inner.shared.lock().counts.clear();
+    }
+
+    /// Sessions opened and not yet closed.
+    pub fn open_sessions(&self) -> usize {
+        self.inner.shared.lock().open_sessions()
+    }
+
+    /// Operations not yet closed (by CloseOperation, direct results' `closeOperation`, or the
+    /// closing of their session).
+    pub fn open_operations(&self) -> usize {
+        self.inner.shared.lock().operations.len()
+    }
+
+    /// Every session opened so far (open or closed), in opening order.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let st = self.inner.shared.lock();
+        st.session_log
+            .iter()
+            .filter_map(|id| st.session_info(id))
+            .collect()
+    }
+
+    /// The latest ExecuteStatement calls (up to 10,000), oldest first.
+    pub fn statements(&self) -> Vec<StatementInfo> {
+        self.inner
+            .shared
+            .lock()
+            .statements
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The latest requests of any kind (up to 10,000), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.shared.lock().requests.iter().cloned().collect()
+    }
+
+    // -- faults ---------------------------------------------------------------------------
+
+    /// Queue `fault` for the next requests it targets.
+    pub fn inject(&self, fault: Fault) {
+        self.inner.shared.lock().faults.push(fault);
+    }
+
+    /// Drop every queued fault.
+    pub fn clear_faults(&self) {
+        self.inner.shared.lock().faults.clear();
+    }
+
+    /// How many fault applications are still queued.
+    pub fn pending_faults(&self) -> usize {
+        self.inner.shared.lock().faults.pending()
+    }
+
+    // -- telemetry ------------------------------------------------------------------------
+
+    /// Set [`TELEMETRY_FLAG_NAME`] to `"true"` or `"false"` from now on.
+    pub fn set_telemetry_enabled(&self, enabled: bool) {
+        self.set_feature_flag(
+            TELEMETRY_FLAG_NAME,
+            Some(if enabled { "true" } else { "false" }),
+        );
+    }
+
+    /// Set (or, with `None`, remove) a feature flag from now on.
+    pub fn set_feature_flag(&self, name: &str, value: Option<&str>) {
+        set_flag(&mut self.inner.shared.lock().telemetry, name, value);
+    }
+
+    /// Change the `ttl_seconds` of the feature-flag reply from now on.
+    pub fn set_feature_flag_ttl_seconds(&self, ttl: u64) {
+        self.inner.shared.lock().telemetry.ttl_seconds = ttl;
+    }
+
+    /// Every protoLog received by the telemetry endpoints, parsed, in order of arrival.
+    pub fn telemetry_logs(&self) -> Vec<serde_json::Value> {
+        self.inner.shared.lock().telemetry.logs()
+    }
+
+    /// The latest requests to the telemetry endpoints (up to 10,000), oldest first.
+    pub fn telemetry_requests(&self) -> Vec<TelemetryRequest> {
+        self.inner
+            .shared
+            .lock()
+            .telemetry
+            .requests
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The latest requests to the feature-flag endpoint (up to 10,000), oldest first.
+    pub fn feature_flag_requests(&self) -> Vec<FeatureFlagRequest> {
+        self.inner
+            .shared
+            .lock()
+            .telemetry
+            .flag_requests
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    // -- stopping -------------------------------------------------------------------------
+
+    /// Stop the server: no new connections, open connections closed, every task ended when
+    /// this returns. Dropping the last clone stops it too (without waiting).
+    pub async fn shutdown(&self) {
+        self.inner.server.shutdown().await;
+        tracing::debug!(port = self.port(), "mock warehouse stopped");
+    }
+}
+
+#[cfg(test)]
+mod http_tests;
+
+#[cfg(test)]
+mod thrift_tests;
+
+#[cfg(test)]
+mod client_tests;

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod arrow_inline;
+pub(crate) mod cloudfetch;
 pub(crate) mod columnar;
 #[cfg(any(test, feature = "mock"))]
 pub(crate) mod encode;

@@ -1,0 +1,249 @@
+//! Fault injection: what the mock warehouse does instead of (or before) answering the next
+//! requests that match a target.
+//!
+//! A [`Fault`] applies to the next `n` requests matching its [`FaultTarget`]; faults are queued in
+//! the order they were injected and each request uses at most one (the first that matches).
+
+use std::time::Duration;
+
+/// What a fault does to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// Answer nothing but this HTTP status (with a short text body), without running the request.
+    HttpStatus {
+        /// The status code, e.g. 503.
+        status: u16,
+        /// The `Retry-After` header value to send, if any (`"2"` or an HTTP date).
+        retry_after: Option<String>,
+    },
+    /// Close the connection without writing any reply; the request is not run.
+    DropConnection,
+    /// Answer `200 OK` with a body that is neither Thrift nor JSON; the request is not run.
+    CorruptBody,
+    /// Run the request normally (after the fault's delay, if any).
+    Pass,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultTarget {
+    /// Every request, whatever its path.
+    AnyRequest,
+    /// Every Thrift call.
+    AnyRpc,
+    /// Requests with this name: a Thrift method (`"ExecuteStatement"`) or one of the endpoint
+    /// names of [`endpoint`](crate::mock::endpoint) (`"feature-flags"`, `"telemetry-ext"`...).
+    Named(String),
+}
+
+impl FaultTarget {
+    pub(crate) fn matches(&self, name: &str, is_rpc: bool) -> bool {
+        match self {
+            FaultTarget::AnyRequest => true,
+            FaultTarget::AnyRpc => is_rpc,
+            FaultTarget::Named(n) => n == name,
+        }
+    }
+}
+
+/// A fault to inject with [`MockWarehouse::inject`](crate::mock::MockWarehouse::inject).
+///
+/// By default a fault applies once, to the next request of any kind, without delay.
+///
+/// ```
+/// use std::time::Duration;
+/// use databricks_sql::mock::Fault;
+///
+/// // The next two GetOperationStatus calls get 503 with Retry-After: 1.
+/// let f = Fault::http_status(503).retry_after("1").on("GetOperationStatus").times(2);
+/// // The next ExecuteStatement waits 2 s before it is answered normally.
+/// let d = Fault::delay(Duration::from_secs(2)).on("ExecuteStatement");
+/// # let _ = (f, d);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Fault {
+    pub(crate) kind: FaultKind,
+    pub(crate) delay: Duration,
+    pub(crate) target: FaultTarget,
+    pub(crate) times: usize,
+}
+
+impl Fault {
+    fn new(kind: FaultKind) -> Self {
+        Fault {
+            kind,
+            delay: Duration::ZERO,
+            target: FaultTarget::AnyRequest,
+            times: 1,
+        }
+    }
+
+    /// Answer with HTTP `status` instead of running the request.
+    pub fn http_status(status: u16) -> Self {
+        Self::new(FaultKind::HttpStatus {
+            status,
+            retry_after: None,
+        })
+    }
+
+    /// Wait `delay`, then answer normally.
+    pub fn delay(delay: Duration) -> Self {
+        Self::new(FaultKind::Pass).delayed_by(delay)
+    }
+
+    /// Close the connection without a reply.
+    pub fn drop_connection() -> Self {
+        Self::new(FaultKind::DropConnection)
+    }
+
+    /// Answer `200 OK` with a garbage body.
+    pub fn corrupt_body() -> Self {
+        Self::new(FaultKind::CorruptBody)
+    }
+
+    /// Send `Retry-After: <value>` with an [`http_status`](Self::http_status) fault (ignored by
+    /// other kinds). `value` is sent as is: seconds (`"2"`) or an HTTP date.
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        if let FaultKind::HttpStatus { retry_after, .. } = &mut self.kind {
+            *retry_after = Some(value.into());
+        }
+        self
+    }
+
+    /// Wait `delay` before doing what the fault does. Default: no delay.
+    pub fn delayed_by(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Apply to requests named `name` only: a Thrift method name such as `"FetchResults"`, or an
+    /// endpoint name from [`endpoint`](crate::mock::endpoint).
+    pub fn on(self, name: &str) -> Self {
+        self.on_target(FaultTarget::Named(name.to_string()))
+    }
+
+    /// Apply to every Thrift call (not to the telemetry endpoints).
+    pub fn on_any_rpc(self) -> Self {
+        self.on_target(FaultTarget::AnyRpc)
+    }
+
+    /// Apply to the requests `target` selects. Default: [`FaultTarget::AnyRequest`].
+    pub fn on_target(mut self, target: FaultTarget) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Apply to the next `n` matching requests. Default: 1.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = n;
+        self
+    }
+
+    /// What the fault does.
+    pub fn kind(&self) -> &FaultKind {
+        &self.kind
+    }
+}
+
+/// The queue of injected faults not yet used up.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    faults: Vec<Fault>,
+}
+
+/// What to do with one request, taken from the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Injected {
+    pub(crate) kind: FaultKind,
+    pub(crate) delay: Duration,
+}
+
+impl FaultQueue {
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.faults.push(fault);
+        }
+    }
+
+    /// Use one application of the first fault matching this request, if any.
+    pub(crate) fn take(&mut self, name: &str, is_rpc: bool) -> Option<Injected> {
+        let i = self
+            .faults
+            .iter()
+            .position(|f| f.target.matches(name, is_rpc))?;
+        let f = &mut self.faults[i];
+        let injected = Injected {
+            kind: f.kind.clone(),
+            delay: f.delay,
+        };
+        f.times -= 1;
+        if f.times == 0 {
+            let _used_up = self.faults.remove(i);
+        }
+        Some(injected)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.faults.clear();
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.faults.iter().map(|f| f.times).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_applies_to_the_next_n_matching_requests_only() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::http_status(503).on("FetchResults").times(2));
+        assert_eq!(q.take("ExecuteStatement", true), None);
+        assert!(q.take("FetchResults", true).is_some());
+        assert!(q.take("FetchResults", true).is_some());
+        assert_eq!(q.take("FetchResults", true), None);
+        assert_eq!(q.pending(), 0);
+    }
+
+    #[test]
+    fn faults_are_used_in_injection_order() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::drop_connection().on_any_rpc());
+        q.push(Fault::corrupt_body());
+        assert_eq!(
+            q.take("feature-flags", false).unwrap().kind,
+            FaultKind::CorruptBody
+        );
+        assert_eq!(
+            q.take("OpenSession", true).unwrap().kind,
+            FaultKind::DropConnection
+        );
+        assert_eq!(q.take("OpenSession", true), None);
+    }
+
+    #[test]
+    fn retry_after_and_delay_are_carried() {
+        let mut q = FaultQueue::default();
+        q.push(
+            Fault::http_status(429)
+                .retry_after("3")
+                .delayed_by(Duration::from_millis(5)),
+        );
+        let got = q.take("x", false).unwrap();
+        assert_eq!(
+            got.kind,
+            FaultKind::HttpStatus {
+                status: 429,
+                retry_after: Some("3".into())
+            }
+        );
+        assert_eq!(got.delay, Duration::from_millis(5));
+        q.push(Fault::delay(Duration::from_secs(1)).times(0));
+        assert_eq!(q.pending(), 0);
+    }
+}

@@ -1,0 +1,419 @@
+//! The mock warehouse's HTTP/1.1 server: accepts connections on loopback, routes each request
+//! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, 404 elsewhere), counts and
+//! records it, applies injected faults, checks the bearer token, and stops without leaving a task
+//! behind.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::endpoint;
+use super::fault::{FaultKind, Injected};
+use super::service;
+use super::state::{push_bounded, Shared};
+use super::telemetry::{feature_flag_path, FeatureFlagRequest};
+use super::RecordedRequest;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The body sent by a [`FaultKind::CorruptBody`] fault: neither strict binary Thrift (its first
+/// four bytes are not a version word) nor JSON.
+pub(crate) const GARBAGE_BODY: &[u8] = b"<html><body>502 this is not a reply</body></html>";
+
+/// Bind `127.0.0.1:port` (0 = an ephemeral port).
+pub(crate) async fn bind(port: u16) -> Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("the mock warehouse could not listen on 127.0.0.1:{port}"),
+        )
+        .with_source(e)
+    })
+}
+
+/// The running server: its accept task and the signal that stops it.
+#[derive(Debug)]
+pub(crate) struct ServerHandle {
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ServerHandle {
+    /// Start serving `listener` on the current tokio runtime.
+    pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, shared, rx));
+        ServerHandle {
+            stop: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stop accepting, end every connection, and wait until every task has finished.
+    pub(crate) async fn shutdown(&self) {
+        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        // Aborting the accept task drops its JoinSet, which aborts every connection task.
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(e) => {
+                    // e.g. too many open files: back off a little instead of spinning.
+                    tracing::debug!(error = %e, "mock warehouse: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { handle(shared, req).await }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "mock warehouse: connection ended");
+    }
+}
+
+/// Returned by the request handler to make hyper close the connection without a reply.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Reply {
+    reply(status, "application/json", body.to_string())
+}
+
+enum Route {
+    Thrift,
+    FeatureFlags { driver: String, version: String },
+    TelemetryExt,
+    TelemetryUnauth,
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+fn route(http_path: &str, method: &Method, path: &str) -> Route {
+    let post = method == Method::POST;
+    if path == http_path {
+        return if post {
+            Route::Thrift
+        } else {
+            Route::WrongMethod("POST")
+        };
+    }
+    if path == "/telemetry-ext" {
+        return if post {
+            Route::TelemetryExt
+        } else {
+            Route::WrongMethod("POST")
+        };
+    }
+    if path == "/telemetry-unauth" {
+        return if post {
+            Route::TelemetryUnauth
+        } else {
+            Route::WrongMethod("POST")
+        };
+    }
+    if let Some((driver, version)) = feature_flag_path(path) {
+        return if method == Method::GET {
+            Route::FeatureFlags { driver, version }
+        } else {
+            Route::WrongMethod("GET")
+        };
+    }
+    Route::NotFound
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    match value.split_once(' ') {
+        Some((scheme, given)) => scheme.eq_ignore_ascii_case("bearer") && given.trim() == token,
+        None => false,
+    }
+}
+
+/// The headers as `(lower-case name, value)` pairs, without `Authorization`.
+fn recordable_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION)
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn unauthorized() -> Reply {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized: the access token is missing or invalid",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> std::result::Result<Reply, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        // The client went away mid-body: nothing to answer.
+        Err(_) => return Err(DropConnection),
+    };
+    let path = parts.uri.path();
+    let route = route(&shared.config.http_path, &parts.method, path);
+    let (name, is_rpc) = match &route {
+        Route::Thrift => match service::method_name(&body) {
+            Some(m) => (m, true),
+            None => (endpoint::MALFORMED_THRIFT.to_string(), false),
+        },
+        Route::FeatureFlags { .. } => (endpoint::FEATURE_FLAGS.to_string(), false),
+        Route::TelemetryExt => (endpoint::TELEMETRY_EXT.to_string(), false),
+        Route::TelemetryUnauth => (endpoint::TELEMETRY_UNAUTH.to_string(), false),
+        Route::WrongMethod(_) | Route::NotFound => (endpoint::UNKNOWN.to_string(), false),
+    };
+    let headers = recordable_headers(&parts.headers);
+    let injected = {
+        let mut st = shared.lock();
+        st.count(&name);
+        let record = RecordedRequest {
+            method: parts.method.to_string(),
+            path: path.to_string(),
+            name: name.clone(),
+            headers: headers.clone(),
+        };
+        push_bounded(&mut st.requests, record);
+        st.faults.take(&name, is_rpc)
+    };
+    if let Some(Injected { kind, delay }) = injected {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match kind {
+            FaultKind::HttpStatus {
+                status,
+                retry_after,
+            } => {
+                let code =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut r = text(code, format!("injected fault: HTTP {status}"));
+                if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return Ok(r);
+            }
+            FaultKind::DropConnection => return Err(DropConnection),
+            FaultKind::CorruptBody => {
+                let content_type = if is_rpc {
+                    "application/x-thrift"
+                } else {
+                    "application/json"
+                };
+                return Ok(reply(StatusCode::OK, content_type, GARBAGE_BODY));
+            }
+            FaultKind::Pass => {}
+        }
+    }
+    let token = shared.config.token.as_str();
+    let out = match route {
+        Route::NotFound => text(StatusCode::NOT_FOUND, "Not Found"),
+        Route::WrongMethod(allow) => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+        _ if !matches!(route, Route::TelemetryUnauth) && !authorized(&parts.headers, token) => {
+            unauthorized()
+        }
+        Route::Thrift if !is_rpc => text(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the body is not a strict binary Thrift call",
+        ),
+        Route::Thrift => {
+            let body = service::handle(&shared, body).await;
+            reply(StatusCode::OK, "application/x-thrift", body)
+        }
+        Route::FeatureFlags { driver, version } => {
+            let answer = shared.lock().telemetry.feature_flags(FeatureFlagRequest {
+                driver,
+                version,
+                headers,
+            });
+            json(StatusCode::OK, &answer)
+        }
+        Route::TelemetryExt | Route::TelemetryUnauth => {
+            let (endpoint, had_auth) = match route {
+                Route::TelemetryExt => (endpoint::TELEMETRY_EXT, true),
+                _ => (
+                    endpoint::TELEMETRY_UNAUTH,
+                    parts.headers.contains_key(header::AUTHORIZATION),
+                ),
+            };
+            let answer = shared
+                .lock()
+                .telemetry
+                .upload(endpoint, headers, had_auth, &body);
+            match answer {
+                Ok(v) => json(StatusCode::OK, &v),
+                Err(v) => json(StatusCode::BAD_REQUEST, &v),
+            }
+        }
+    };
+    Ok(out)
+}
+
+/// The address a listener is bound to.
+pub(crate) fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
+    listener.local_addr().map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            "the mock warehouse's listening address is unknown",
+        )
+        .with_source(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let mut h = HeaderMap::new();
+        assert!(!authorized(&h, "t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
+        assert!(authorized(&h, "t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer t0k"),
+        );
+        assert!(authorized(&h, "t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0kX"),
+        );
+        assert!(!authorized(&h, "t0k"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic t0k"));
+        assert!(!authorized(&h, "t0k"));
+    }
+
+    #[test]
+    fn recorded_headers_leave_out_authorization() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret"),
+        );
+        h.insert(header::USER_AGENT, HeaderValue::from_static("ua/1"));
+        let got = recordable_headers(&h);
+        assert_eq!(got, vec![("user-agent".to_string(), "ua/1".to_string())]);
+    }
+
+    #[test]
+    fn routes_by_method_and_path() {
+        let p = "/sql/1.0/warehouses/mock";
+        assert!(matches!(route(p, &Method::POST, p), Route::Thrift));
+        assert!(matches!(route(p, &Method::GET, p), Route::WrongMethod(_)));
+        assert!(matches!(
+            route(p, &Method::POST, "/sql/1.0/warehouses/other"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            route(
+                p,
+                &Method::GET,
+                "/api/2.0/connector-service/feature-flags/RUST/1.0"
+            ),
+            Route::FeatureFlags { .. }
+        ));
+        assert!(matches!(
+            route(p, &Method::POST, "/telemetry-unauth"),
+            Route::TelemetryUnauth
+        ));
+    }
+}

@@ -1,0 +1,287 @@
+//! One file's download: a GET of the presigned URL carrying only the link's own `httpHeaders`
+//! (never the workspace token), retried with backoff on connection failures, timeouts, 429 and
+//! 5xx; its link refreshed (FetchResults at the chunk's row offset) when it has expired, with a
+//! safety margin, or the storage server refuses it (401/403/404). Attempts and refreshes are
+//! bounded; the final error names the chunk and says why.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use tokio::time::Instant;
+
+use super::links::{self, Chunk, LinkSource, ResultLink};
+use super::CloudFetchConfig;
+use crate::error::{redact_url, Error, ErrorKind, Result};
+use crate::http::{HttpRequest, HttpResponse, HttpTransport};
+
+/// Downloads files; shared by every download task of one stream.
+#[derive(Debug)]
+pub(crate) struct Downloader {
+    transport: Arc<dyn HttpTransport>,
+    links: Arc<dyn LinkSource>,
+    config: CloudFetchConfig,
+}
+
+/// A downloaded file and what it took.
+#[derive(Debug)]
+pub(crate) struct Downloaded {
+    /// The whole body as served.
+    pub body: Bytes,
+    /// The successful attempt's time.
+    pub latency: Duration,
+    /// Time from the first attempt to the body, retries and refreshes included.
+    pub total: Duration,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+    /// Link refreshes made.
+    pub refreshes: u32,
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    /// Try again after a backoff (`Retry-After` when the server sent one).
+    Retry(Option<Duration>),
+    /// Get a fresh link, then try again.
+    Refresh,
+    /// Give up now.
+    Fail,
+}
+
+impl Downloader {
+    pub(crate) fn new(
+        transport: Arc<dyn HttpTransport>,
+        links: Arc<dyn LinkSource>,
+        config: CloudFetchConfig,
+    ) -> Self {
+        Downloader {
+            transport,
+            links,
+            config,
+        }
+    }
+
+    /// Downloads `chunk` from `link`, healing what can be healed (see the module docs).
+    pub(crate) async fn download(&self, chunk: Chunk, mut link: ResultLink) -> Result<Downloaded> {
+        let started = Instant::now();
+        let max_attempts = self.config.download_attempts.max(1);
+        let mut attempts = 0u32;
+        let mut refreshes = 0u32;
+        let mut fresh = false;
+        loop {
+            if self.is_expired(&link, fresh) {
+                if refreshes >= self.config.max_link_refreshes {
+                    return Err(self.gave_up(
+                        &chunk,
+                        attempts,
+                        refreshes,
+                        Error::new(ErrorKind::CloudFetch, "its link has expired"),
+                    ));
+                }
+                tracing::debug!(
+                    chunk = chunk.index,
+                    "CloudFetch link expired: refreshing it"
+                );
+                link = links::refresh(self.links.as_ref(), &chunk).await?;
+                refreshes += 1;
+                fresh = true;
+                continue;
+            }
+
+            attempts += 1;
+            let attempt_started = Instant::now();
+            let (next, error) = match self.get(&chunk, &link).await {
+                Ok(resp) if resp.status.is_success() => {
+                    let latency = attempt_started.elapsed();
+                    self.log_download(&chunk, &link, resp.body.len(), latency, attempts);
+                    return Ok(Downloaded {
+                        body: resp.body,
+                        latency,
+                        total: started.elapsed(),
+                        attempts,
+                        refreshes,
+                    });
+                }
+                Ok(resp) => classify_status(&resp),
+                Err(e) => {
+                    let next = if e.is_retryable() {
+                        Next::Retry(None)
+                    } else {
+                        Next::Fail
+                    };
+                    (next, e)
+                }
+            };
+            tracing::debug!(
+                chunk = chunk.index,
+                attempt = attempts,
+                error = %error,
+                "CloudFetch download attempt failed"
+            );
+            match next {
+                Next::Fail => return Err(self.gave_up(&chunk, attempts, refreshes, error)),
+                _ if attempts >= max_attempts => {
+                    return Err(self.gave_up(&chunk, attempts, refreshes, error))
+                }
+                Next::Refresh if refreshes >= self.config.max_link_refreshes => {
+                    return Err(self.gave_up(&chunk, attempts, refreshes, error))
+                }
+                Next::Refresh => {
+                    link = links::refresh(self.links.as_ref(), &chunk).await?;
+                    refreshes += 1;
+                    fresh = true;
+                }
+                Next::Retry(retry_after) => {
+                    tokio::time::sleep(self.backoff(attempts, retry_after)).await;
+                }
+            }
+        }
+    }
+
+    /// One GET of `link`, bounded by the download timeout.
+    async fn get(&self, chunk: &Chunk, link: &ResultLink) -> Result<HttpResponse> {
+        let url: http::Uri = link.file_link.parse().map_err(|_| {
+            Error::new(
+                ErrorKind::CloudFetch,
+                format!(
+                    "{chunk}: the link is not a valid URL: {}",
+                    redact_url(&link.file_link)
+                ),
+            )
+        })?;
+        let mut request = HttpRequest::new(http::Method::GET, url);
+        request.timeout = Some(self.config.download_timeout);
+        // Only the link's own headers: a presigned URL must never see the workspace token.
+        for (name, value) in link.http_headers.iter().flatten() {
+            let invalid = || {
+                Error::new(
+                    ErrorKind::CloudFetch,
+                    format!("{chunk}: the link carries an invalid HTTP header {name:?}"),
+                )
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+            request.headers.append(name, value);
+        }
+        let timeout = self.config.download_timeout;
+        match tokio::time::timeout(timeout, self.transport.send(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no complete reply within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// Whether `link` must be refreshed before use: it expires within the safety margin, or, for a
+    /// link fresh from a refresh, has actually expired. An `expiryTime` of 0 or less means unknown.
+    fn is_expired(&self, link: &ResultLink, fresh: bool) -> bool {
+        if link.expiry_time <= 0 {
+            return false;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let margin_ms = if fresh {
+            0
+        } else {
+            i64::try_from(self.config.link_expiry_margin.as_millis()).unwrap_or(i64::MAX)
+        };
+        link.expiry_time.saturating_sub(now_ms) <= margin_ms
+    }
+
+    /// Backoff before retry number `attempt` (1 = the first retry): exponential from the minimum,
+    /// capped, with jitter between half and all of it; at least `Retry-After` (also capped).
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let max = self.config.retry_max_backoff;
+        let exp = self
+            .config
+            .retry_min_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(max);
+        let jitter = (std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            % 1000) as f64
+            / 1000.0;
+        let delay = exp.mul_f64(0.5 + 0.5 * jitter);
+        retry_after.map_or(delay, |ra| delay.max(ra.min(max)))
+    }
+
+    fn gave_up(&self, chunk: &Chunk, attempts: u32, refreshes: u32, last: Error) -> Error {
+        Error::new(
+            ErrorKind::CloudFetch,
+            format!(
+                "{chunk} could not be downloaded ({attempts} attempts, {refreshes} link refreshes)"
+            ),
+        )
+        .with_source(last)
+    }
+
+    fn log_download(
+        &self,
+        chunk: &Chunk,
+        link: &ResultLink,
+        bytes: usize,
+        latency: Duration,
+        attempts: u32,
+    ) {
+        let secs = latency.as_secs_f64();
+        let mb_per_s = if secs > 0.0 {
+            bytes as f64 / 1e6 / secs
+        } else {
+            f64::INFINITY
+        };
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            chunk = chunk.index,
+            start_row_offset = chunk.start_row_offset,
+            rows = chunk.row_count,
+            bytes,
+            latency_ms,
+            mb_per_s,
+            attempts,
+            "CloudFetch file downloaded"
+        );
+        if secs >= 1.0 && mb_per_s < self.config.slow_download_mbps {
+            tracing::warn!(
+                chunk = chunk.index,
+                bytes,
+                latency_ms,
+                mb_per_s,
+                threshold_mb_per_s = self.config.slow_download_mbps,
+                url = %redact_url(&link.file_link),
+                "CloudFetch download slower than the threshold"
+            );
+        }
+    }
+}
+
+/// What a non-2xx reply means for the download.
+fn classify_status(resp: &HttpResponse) -> (Next, Error) {
+    let status = resp.status.as_u16();
+    let error =
+        Error::from_http_status(status, format!("the storage server answered HTTP {status}"));
+    let next = match status {
+        401 | 403 | 404 => Next::Refresh,
+        408 | 429 | 500 | 502..=599 => Next::Retry(retry_after(resp)),
+        _ => Next::Fail,
+    };
+    (next, error)
+}
+
+/// `Retry-After` in seconds, when the reply has one.
+fn retry_after(resp: &HttpResponse) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}

@@ -1,0 +1,182 @@
+//! CloudFetch: results delivered as presigned links to Arrow IPC stream files (`URL_BASED_SET`).
+//! This module owns the whole download pipeline and its entry point, [`CloudFetchStream`], with its
+//! settings, [`CloudFetchConfig`].
+//!
+//! How a result flows (each stage is one file):
+//! - [`links`]: the link source. The links of the first page, then further pages fetched ahead of
+//!   the consumer (FetchResults with `startRowOffset`), checked to cover the rows without gap or
+//!   overlap.
+//! - [`budget`]: a byte budget over in-flight plus downloaded-but-unconsumed files (the links'
+//!   `bytesNum`), reserved in chunk order, so memory stays flat whatever the result size.
+//! - [`download`]: one file: a GET with only the link's own headers (never the workspace token),
+//!   retried on 5xx/connection failures/timeouts, its link refreshed when expired or refused.
+//! - [`decode`]: LZ4 frame decompression and zero-copy Arrow IPC decoding on a small fixed pool of
+//!   decode threads, with each file's row count checked against its link.
+//! - [`pipeline`]: the tasks that tie the stages together, deliver batches in row order, and stop
+//!   when the stream is dropped or cancelled.
+//! - [`stats`]: per-chunk figures (bytes, rows, latencies) for logs and telemetry.
+
+// The Operation (lead) wires the stream in; until then the non-test build does not use it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+mod budget;
+mod decode;
+mod download;
+mod links;
+mod pipeline;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::error::Result;
+use crate::http::HttpTransport;
+
+pub(crate) use links::{LinkSource, ResultLink};
+// Public for the crate root to re-export with the client's settings and telemetry hook.
+#[allow(unused_imports)]
+pub use stats::{ChunkObserver, ChunkStats, CloudFetchSummary};
+
+/// Settings of the CloudFetch download pipeline. Every field's default is written on it; change
+/// a few with `CloudFetchConfig { max_concurrent_downloads: 8, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct CloudFetchConfig {
+    /// How many files download at once. Default 6: four to eight concurrent GETs saturate a
+    /// loopback link and, at the tens of MB/s one connection to cloud storage gets, six of them
+    /// already deliver more than two decode threads consume; more connections only add memory
+    /// and contention (the byte budget bounds memory either way).
+    pub max_concurrent_downloads: usize,
+    /// Byte budget over the files that are downloading or downloaded but not yet consumed, counted
+    /// by each link's `bytesNum`. Default 128 MiB. A file announced larger than the whole budget
+    /// still proceeds, alone (it is counted as the whole budget), so nothing deadlocks. Values above
+    /// 4 GiB are capped at 4 GiB.
+    pub max_buffered_bytes: u64,
+    /// How many links may wait, already fetched, ahead of the downloads: the next page of links is
+    /// requested as soon as the current page fits into this window. Default 32.
+    pub link_prefetch: usize,
+    /// Download attempts per file in all, the first included. Default 5. Connection failures,
+    /// timeouts, HTTP 429 and 5xx (except 501) are retried with backoff; HTTP 401/403/404 refresh
+    /// the link first; other statuses fail at once.
+    pub download_attempts: u32,
+    /// Backoff before the first retry of a download; it doubles per retry, with jitter. Default
+    /// 500 ms.
+    pub retry_min_backoff: Duration,
+    /// Cap of one backoff, and of an honoured `Retry-After`. Default 10 s (so five attempts wait
+    /// under 8 s in all at the default minimum).
+    pub retry_max_backoff: Duration,
+    /// How many times one file's link may be refreshed (expired or refused). Default 3.
+    pub max_link_refreshes: u32,
+    /// A link whose `expiryTime` is closer than this is treated as expired before use and is
+    /// refreshed first. Default 60 s: it covers clock skew between this machine and the server
+    /// (the expiry is in the server's clock) plus the time a slow download of a large file takes.
+    /// A link fresh from a refresh is used as long as it has not actually expired, so a server whose
+    /// links live shorter than the margin still works.
+    pub link_expiry_margin: Duration,
+    /// Timeout of one download attempt (request sent to whole body read). Default 60 s: a 20 MB
+    /// file at the slow-download threshold takes 20 s; an attempt that takes three times that is
+    /// better retried.
+    pub download_timeout: Duration,
+    /// A download slower than this many MB/s (10^6 bytes per second) is logged as a warning.
+    /// Default 1.0. Only downloads that took at least one second are judged, so that the latency
+    /// of small files does not count as slowness.
+    pub slow_download_mbps: f64,
+    /// Threads that decompress and decode files (LZ4 decompression is most of the work). Default
+    /// 2. A small fixed pool rather than a blocking task per file: spreading files over many
+    /// threads and their allocator arenas doubled peak RSS when measured.
+    pub decode_threads: usize,
+}
+
+impl Default for CloudFetchConfig {
+    fn default() -> Self {
+        CloudFetchConfig {
+            max_concurrent_downloads: 6,
+            max_buffered_bytes: 128 * 1024 * 1024,
+            link_prefetch: 32,
+            download_attempts: 5,
+            retry_min_backoff: Duration::from_millis(500),
+            retry_max_backoff: Duration::from_secs(10),
+            max_link_refreshes: 3,
+            link_expiry_margin: Duration::from_secs(60),
+            download_timeout: Duration::from_secs(60),
+            slow_download_mbps: 1.0,
+            decode_threads: 2,
+        }
+    }
+}
+
+/// Everything one CloudFetch result needs to start streaming.
+#[derive(Debug)]
+pub(crate) struct CloudFetchStart {
+    /// The pipeline's settings.
+    pub config: CloudFetchConfig,
+    /// The HTTP client the files are downloaded with. It must not add the workspace token:
+    /// requests to presigned URLs carry only the links' own headers.
+    pub transport: Arc<dyn HttpTransport>,
+    /// Where further link pages and refreshed links come from (FetchResults).
+    pub link_source: Arc<dyn LinkSource>,
+    /// The links that came with the first result page (direct results or the first FetchResults).
+    pub first_links: Vec<ResultLink>,
+    /// Whether the server said more rows follow the first page (`hasMoreRows`).
+    pub more_links: bool,
+    /// The row offset of the first row of this result: 0 for a fresh result. The first link must
+    /// start here.
+    pub first_row_offset: i64,
+    /// The result's Arrow schema (from `arrowSchema` of the result set metadata); every batch is
+    /// delivered with it.
+    pub schema: SchemaRef,
+    /// Whether the files are LZ4 frames (`lz4Compressed` of the metadata).
+    pub lz4: bool,
+    /// Called once per decoded file with its figures (the telemetry hook); `None` for no calls.
+    pub observer: Option<Arc<dyn ChunkObserver>>,
+}
+
+/// The record batches of one CloudFetch result, in row order.
+///
+/// Created by [`CloudFetchStream::start`], which starts fetching links and downloading files at
+/// once. Dropping the stream (or calling [`cancel`](Self::cancel)) stops link fetching and every
+/// download; the decode threads finish the file in hand and exit.
+#[derive(Debug)]
+pub(crate) struct CloudFetchStream {
+    pipeline: pipeline::Pipeline,
+}
+
+impl CloudFetchStream {
+    /// Starts the pipeline. Must be called within a tokio runtime; fails (`Config`) outside one, or
+    /// when the decode threads cannot be started.
+    pub(crate) fn start(start: CloudFetchStart) -> Result<Self> {
+        Ok(CloudFetchStream {
+            pipeline: pipeline::Pipeline::start(start)?,
+        })
+    }
+
+    /// The next batch in row order; `Ok(None)` after the last one.
+    ///
+    /// An error (a download that failed after its retries, a row count or offset mismatch, a
+    /// failed link fetch) comes after every batch before it and ends the stream: later calls
+    /// return an error of the same kind. Cancel-safe: dropping the future loses no batch.
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        self.pipeline.next_batch().await
+    }
+
+    /// Stops link fetching and downloads now; later calls to [`next_batch`](Self::next_batch)
+    /// return a `Cancelled` error.
+    pub(crate) fn cancel(&mut self) {
+        self.pipeline.cancel();
+    }
+
+    /// The result's schema.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        self.pipeline.schema()
+    }
+
+    /// Running totals of this stream so far (chunks, bytes, latencies, retries, and the byte
+    /// budget's use): what telemetry reports per statement.
+    pub(crate) fn summary(&self) -> CloudFetchSummary {
+        self.pipeline.summary()
+    }
+}
