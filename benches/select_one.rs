@@ -1,2 +1,2 @@
-//! Benchmark placeholder.
+//! Benchmark placeholder (lands with the mock warehouse).
 fn main() {}

@@ -27,9 +27,8 @@ mod config;
 mod retry;
 pub use client::HyperTransport;
 // For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
-#[allow(unused_imports)]
 pub(crate) use client::is_loopback_host;
-#[allow(unused_imports)]
+#[allow(unused_imports)] // telemetry reports it (wiring issue)
 pub(crate) use config::user_agent;
 pub use config::{HttpConfig, TlsRoots};
 pub use retry::RetryPolicy;

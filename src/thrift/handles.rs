@@ -2,7 +2,6 @@
 //! identifiers for the mock warehouse.
 
 // No caller until the session/operation layer and the mock land.
-#![allow(dead_code)]
 
 use uuid::Uuid;
 
@@ -18,6 +17,7 @@ pub(crate) fn guid_to_string(guid: &[u8]) -> String {
 }
 
 /// A new random handle identifier: a version-4 UUID as guid and 16 random bytes as secret.
+#[allow(dead_code)] // used by the mock warehouse
 pub(crate) fn new_handle_identifier() -> THandleIdentifier {
     THandleIdentifier::new(
         Uuid::new_v4().as_bytes().to_vec(),

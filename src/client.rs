@@ -1,0 +1,465 @@
+//! [`DBSQLClient`] and its [`ClientBuilder`]: the entry point, which owns the transport, the
+//! authentication and the client-wide configuration, and opens [`Session`]s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::auth::{AuthProvider, TokenAuth};
+use crate::config::{ClientConfig, SessionOptions};
+use crate::error::{Error, Result};
+use crate::http::{is_loopback_host, HttpTransport, HyperTransport, RetryPolicy};
+use crate::session::Session;
+use crate::thrift::rpc::ThriftClient;
+use crate::thrift::tcli::TSessionHandle;
+
+/// A client of one Databricks SQL warehouse.
+///
+/// Cheap to clone (an `Arc` inside), `Send + Sync`: share one client across tasks.
+///
+/// ```no_run
+/// # async fn run() -> databricks_sql::Result<()> {
+/// use databricks_sql::DBSQLClient;
+/// let client = DBSQLClient::builder()
+///     .host("adb-123.4.azuredatabricks.net")
+///     .http_path("/sql/1.0/warehouses/abc")
+///     .token("dapi...")
+///     .build()?;
+/// let session = client.open_session().await?;
+/// let mut op = session.execute_statement("SELECT * FROM range(10)").await?;
+/// while let Some(batch) = op.next_batch().await? {
+///     println!("{} rows", batch.num_rows());
+/// }
+/// op.close().await?;
+/// session.close().await?;
+/// client.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DBSQLClient {
+    inner: Arc<ClientInner>,
+}
+
+/// What a client's sessions and operations share.
+pub(crate) struct ClientInner {
+    pub(crate) config: ClientConfig,
+    pub(crate) rpc: Arc<ThriftClient>,
+    closed: AtomicBool,
+    /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
+    open_sessions: Mutex<HashMap<String, TSessionHandle>>,
+}
+
+impl ClientInner {
+    pub(crate) fn register_session(&self, id: &str, handle: TSessionHandle) {
+        if let Ok(mut map) = self.open_sessions.lock() {
+            map.insert(id.to_string(), handle);
+        }
+    }
+
+    pub(crate) fn forget_session(&self, id: &str) {
+        if let Ok(mut map) = self.open_sessions.lock() {
+            map.remove(id);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for DBSQLClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.inner.config;
+        f.debug_struct("DBSQLClient")
+            .field("host", &c.host)
+            .field("port", &c.port)
+            .field("http_path", &c.http_path)
+            .field("closed", &self.inner.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DBSQLClient {
+    /// A builder with every setting at its default (see [`ClientConfig`]).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Open a session with default options.
+    pub async fn open_session(&self) -> Result<Session> {
+        self.open_session_with(SessionOptions::default()).await
+    }
+
+    /// Open a session with an initial catalog/schema and session configuration.
+    pub async fn open_session_with(&self, options: SessionOptions) -> Result<Session> {
+        if self.inner.is_closed() {
+            return Err(Error::closed("the client was closed; build a new one"));
+        }
+        Session::open(self.inner.clone(), options).await
+    }
+
+    /// Close every session this client opened that is still open, then the client itself.
+    /// Bounded in time: each CloseSession goes through the retry policy.
+    pub async fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let sessions: Vec<(String, TSessionHandle)> = match self.inner.open_sessions.lock() {
+            Ok(mut map) => map.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut first_error = None;
+        for (id, handle) in sessions {
+            if let Err(e) = crate::session::close_session_handle(&self.inner.rpc, handle).await {
+                tracing::debug!(session_id = %id, error = %e, "closing a session at client close failed");
+                first_error.get_or_insert(e.with_session_id(id));
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds a [`DBSQLClient`]. Setters are grouped by topic; each says its default.
+#[must_use]
+pub struct ClientBuilder {
+    config: ClientConfig,
+    auth: Option<Arc<dyn AuthProvider>>,
+    transport: Option<Arc<dyn HttpTransport>>,
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientBuilder {
+    /// Every setting at its default.
+    pub fn new() -> Self {
+        ClientBuilder {
+            config: ClientConfig::default(),
+            auth: None,
+            transport: None,
+            error: None,
+        }
+    }
+
+    /// A builder from the environment: `DATABRICKS_HOST` (a host name or an `https://` URL),
+    /// `DATABRICKS_HTTP_PATH`, `DATABRICKS_TOKEN`, and `DATABRICKS_PORT` when set. Settings made
+    /// afterwards on the builder win.
+    pub fn from_env() -> Self {
+        let mut b = Self::new();
+        if let Ok(host) = std::env::var("DATABRICKS_HOST") {
+            b = b.host(host);
+        }
+        if let Ok(path) = std::env::var("DATABRICKS_HTTP_PATH") {
+            b = b.http_path(path);
+        }
+        if let Ok(token) = std::env::var("DATABRICKS_TOKEN") {
+            b = b.token(token);
+        }
+        if let Ok(port) = std::env::var("DATABRICKS_PORT") {
+            match port.trim().parse::<u16>() {
+                Ok(p) => b = b.port(p),
+                Err(_) => {
+                    b.error = Some(Error::config(format!(
+                        "DATABRICKS_PORT is not a port number: {port:?}"
+                    )))
+                }
+            }
+        }
+        b
+    }
+
+    /// Start from a whole configuration (authentication is set separately).
+    pub fn config(mut self, config: ClientConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    // --- where ---
+
+    /// Workspace host: `adb-123.4.azuredatabricks.net`, or a URL such as `https://host:443/`
+    /// (the scheme and port are taken from it). Required.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        let host = host.into();
+        let mut rest = host.trim();
+        if let Some(r) = rest.strip_prefix("https://") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("http://") {
+            rest = r;
+            self.config.plain_http = true;
+            self.config.port = 80;
+        }
+        let rest = rest.split('/').next().unwrap_or_default();
+        // host:port (but not a bare IPv6 literal)
+        let (name, port) = match rest.rsplit_once(':') {
+            Some((n, p))
+                if !n.is_empty() && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                (n, p.parse::<u16>().ok())
+            }
+            _ => (rest, None),
+        };
+        self.config.host = name.to_string();
+        if let Some(p) = port {
+            self.config.port = p;
+        }
+        self
+    }
+
+    /// TCP port. Default 443.
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// HTTP path of the warehouse, e.g. `/sql/1.0/warehouses/abc`. Required.
+    pub fn http_path(mut self, path: impl Into<String>) -> Self {
+        self.config.http_path = path.into();
+        self
+    }
+
+    /// Use plain `http://`: accepted only when the host is a loopback address (a mock warehouse
+    /// on this machine). Default false (HTTPS with certificate verification).
+    pub fn plain_http(mut self, on: bool) -> Self {
+        self.config.plain_http = on;
+        self
+    }
+
+    // --- authentication ---
+
+    /// Authenticate with a personal access token (`Authorization: Bearer <token>`).
+    pub fn token(mut self, token: impl AsRef<str>) -> Self {
+        match TokenAuth::new(token.as_ref()) {
+            Ok(auth) => self.auth = Some(Arc::new(auth)),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Authenticate with a custom provider of the `Authorization` header.
+    pub fn auth_provider(mut self, provider: Arc<dyn AuthProvider>) -> Self {
+        self.auth = Some(provider);
+        self
+    }
+
+    // --- transport ---
+
+    /// Timeout for establishing a connection (TCP + TLS). Default 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one HTTP request attempt. Default 900 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http.request_timeout = timeout;
+        self
+    }
+
+    /// Text added to the `User-Agent` header in parentheses, e.g. your application's name.
+    pub fn user_agent_entry(mut self, entry: impl Into<String>) -> Self {
+        self.config.http.user_agent_entry = Some(entry.into());
+        self
+    }
+
+    /// Retry policy of requests to the warehouse. Default: 5 attempts, backoff 1 s..60 s, 900 s overall.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// Replace the HTTP transport (for tests, or a custom stack). Default: hyper over rustls.
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    // --- results ---
+
+    /// Rows asked for per fetch. Default 100,000.
+    pub fn max_rows_per_fetch(mut self, rows: i64) -> Self {
+        self.config.max_rows_per_fetch = rows;
+        self
+    }
+
+    /// Small results in the ExecuteStatement reply itself. Default true.
+    pub fn direct_results(mut self, on: bool) -> Self {
+        self.config.direct_results = on;
+        self
+    }
+
+    /// Arrow results (otherwise column-based). Default true.
+    pub fn arrow(mut self, on: bool) -> Self {
+        self.config.arrow = on;
+        self
+    }
+
+    /// LZ4-compressed Arrow results. Default true.
+    pub fn lz4(mut self, on: bool) -> Self {
+        self.config.lz4 = on;
+        self
+    }
+
+    /// Results as CloudFetch links. Default false (until the CloudFetch pipeline ships).
+    pub fn cloud_fetch(mut self, on: bool) -> Self {
+        self.config.cloud_fetch = on;
+        self
+    }
+
+    /// Default query timeout of every statement. Default none.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.config.query_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds of the wait between status polls: the first wait and the cap. Default 2 ms and 200 ms.
+    pub fn poll_interval(mut self, first: Duration, cap: Duration) -> Self {
+        self.config.min_poll_interval = first;
+        self.config.max_poll_interval = cap.max(first);
+        self
+    }
+
+    /// Check the settings and build the client. No network traffic happens here.
+    pub fn build(self) -> Result<DBSQLClient> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut config = self.config;
+        if config.host.is_empty() {
+            return Err(Error::config(
+                "no host was given (e.g. adb-123.4.azuredatabricks.net)",
+            ));
+        }
+        if config
+            .host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '?' || c == '#')
+        {
+            return Err(Error::config(format!(
+                "the host {:?} is not a valid host name",
+                config.host
+            )));
+        }
+        let path = config.http_path.trim();
+        if path.is_empty() {
+            return Err(Error::config(
+                "no HTTP path was given (e.g. /sql/1.0/warehouses/<id>)",
+            ));
+        }
+        config.http_path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        if config.plain_http && !is_loopback_host(&config.host) {
+            return Err(Error::config(format!(
+                "plain http:// is only allowed for loopback hosts, not {}",
+                config.host
+            )));
+        }
+        let auth = self.auth.ok_or_else(|| {
+            Error::config("no credentials were given: set a token or an auth provider")
+        })?;
+        let scheme = if config.plain_http { "http" } else { "https" };
+        let host_for_url = if config.host.contains(':') && !config.host.starts_with('[') {
+            format!("[{}]", config.host)
+        } else {
+            config.host.clone()
+        };
+        let endpoint: http::Uri = format!(
+            "{scheme}://{host_for_url}:{}{}",
+            config.port, config.http_path
+        )
+        .parse()
+        .map_err(|e| {
+            Error::config(format!(
+                "the host and HTTP path do not form a valid URL: {e}"
+            ))
+        })?;
+        let transport: Arc<dyn HttpTransport> = match self.transport {
+            Some(t) => t,
+            None => Arc::new(HyperTransport::new(&config.http)?),
+        };
+        let rpc = Arc::new(ThriftClient::new(
+            transport,
+            endpoint,
+            auth,
+            config.retry.clone(),
+        ));
+        Ok(DBSQLClient {
+            inner: Arc::new(ClientInner {
+                config,
+                rpc,
+                closed: AtomicBool::new(false),
+                open_sessions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_accepts_urls_and_ports() {
+        let b = ClientBuilder::new().host("https://adb-1.2.azuredatabricks.net:8443/");
+        assert_eq!(b.config.host, "adb-1.2.azuredatabricks.net");
+        assert_eq!(b.config.port, 8443);
+        assert!(!b.config.plain_http);
+        let b = ClientBuilder::new().host("http://127.0.0.1:5000");
+        assert!(b.config.plain_http);
+        assert_eq!(b.config.port, 5000);
+    }
+
+    #[test]
+    fn build_rejects_missing_or_unsafe_settings() {
+        let no_host = DBSQLClient::builder().http_path("/p").token("t").build();
+        assert_eq!(no_host.unwrap_err().kind(), crate::ErrorKind::Config);
+        let no_token = DBSQLClient::builder().host("h").http_path("/p").build();
+        assert!(no_token.unwrap_err().to_string().contains("credentials"));
+        let plain_remote = DBSQLClient::builder()
+            .host("example.invalid")
+            .http_path("/p")
+            .token("t")
+            .plain_http(true)
+            .build();
+        assert!(plain_remote.unwrap_err().to_string().contains("loopback"));
+        let empty_token = DBSQLClient::builder()
+            .host("h")
+            .http_path("/p")
+            .token("")
+            .build();
+        assert_eq!(empty_token.unwrap_err().kind(), crate::ErrorKind::Config);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let b = DBSQLClient::builder()
+            .host("h")
+            .http_path("p")
+            .token("dapiSECRET");
+        assert!(!format!("{b:?}").contains("SECRET"));
+    }
+}

@@ -1,0 +1,230 @@
+//! Configuration: the client-wide [`ClientConfig`] with every default written where it is set, and
+//! the per-session ([`SessionOptions`]) and per-statement ([`ExecuteOptions`]) overrides.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::http::{HttpConfig, RetryPolicy};
+
+/// Client-wide settings. Build one through [`DBSQLClient::builder`](crate::DBSQLClient::builder);
+/// the fields are public so that a whole configuration can also be written out at once.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Workspace host name, e.g. `adb-123.4.azuredatabricks.net` (no scheme, no path). Required.
+    pub host: String,
+    /// TCP port. Default 443.
+    pub port: u16,
+    /// HTTP path of the warehouse, e.g. `/sql/1.0/warehouses/abc`. Required.
+    pub http_path: String,
+    /// Speak plain `http://` instead of `https://`. Only accepted for loopback hosts (a mock
+    /// warehouse on this machine). Default false.
+    pub plain_http: bool,
+    /// Transport settings: timeouts, connection pool, TLS roots, user agent entry.
+    pub http: HttpConfig,
+    /// How failed requests are retried (attempts, backoff, overall deadline).
+    pub retry: RetryPolicy,
+    /// Rows asked for per FetchResults call (and in direct results). Default 100,000.
+    pub max_rows_per_fetch: i64,
+    /// Ask the server to answer small results in the ExecuteStatement reply itself. Default true.
+    pub direct_results: bool,
+    /// Ask for Arrow results (otherwise column-based). Default true.
+    pub arrow: bool,
+    /// Ask for LZ4-compressed Arrow results. Default true.
+    pub lz4: bool,
+    /// Allow results as CloudFetch links. Default false until the CloudFetch pipeline ships.
+    pub cloud_fetch: bool,
+    /// First wait between GetOperationStatus polls; it doubles up to `max_poll_interval`. Default 2 ms.
+    pub min_poll_interval: Duration,
+    /// Cap of the wait between GetOperationStatus polls. Default 200 ms.
+    pub max_poll_interval: Duration,
+    /// Default query timeout for every statement (`None`: no timeout). Default `None`.
+    pub query_timeout: Option<Duration>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            host: String::new(),
+            port: 443,
+            http_path: String::new(),
+            plain_http: false,
+            http: HttpConfig::default(),
+            retry: RetryPolicy::default(),
+            max_rows_per_fetch: 100_000,
+            direct_results: true,
+            arrow: true,
+            lz4: true,
+            cloud_fetch: false,
+            min_poll_interval: Duration::from_millis(2),
+            max_poll_interval: Duration::from_millis(200),
+            query_timeout: None,
+        }
+    }
+}
+
+/// Settings of one session, for [`DBSQLClient::open_session_with`](crate::DBSQLClient::open_session_with).
+///
+/// ```
+/// # use databricks_sql::SessionOptions;
+/// let options = SessionOptions::new()
+///     .catalog("main")
+///     .schema("default")
+///     .configuration("ansi_mode", "true");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SessionOptions {
+    pub(crate) catalog: Option<String>,
+    pub(crate) schema: Option<String>,
+    pub(crate) configuration: BTreeMap<String, String>,
+}
+
+impl SessionOptions {
+    /// No initial namespace and no session configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Initial catalog of the session.
+    pub fn catalog(mut self, catalog: impl Into<String>) -> Self {
+        self.catalog = Some(catalog.into());
+        self
+    }
+
+    /// Initial schema (database) of the session.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// A session configuration entry (Spark conf), e.g. `("ansi_mode", "true")`.
+    pub fn configuration(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configuration.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Settings of one statement, for
+/// [`Session::execute_statement_with`](crate::Session::execute_statement_with); each one left
+/// unset takes the client's value.
+///
+/// ```
+/// # use databricks_sql::ExecuteOptions;
+/// # use std::time::Duration;
+/// let options = ExecuteOptions::new()
+///     .query_timeout(Duration::from_secs(30))
+///     .max_rows_per_fetch(10_000)
+///     .lz4(false);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ExecuteOptions {
+    pub(crate) query_timeout: Option<Duration>,
+    pub(crate) max_rows_per_fetch: Option<i64>,
+    pub(crate) arrow: Option<bool>,
+    pub(crate) lz4: Option<bool>,
+    pub(crate) cloud_fetch: Option<bool>,
+    pub(crate) direct_results: Option<bool>,
+    pub(crate) conf_overlay: BTreeMap<String, String>,
+}
+
+impl ExecuteOptions {
+    /// Every setting taken from the client.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The server stops the statement after this long (whole seconds, rounded up), and the
+    /// driver cancels it if the server does not; the error is of kind
+    /// [`QueryTimeout`](crate::ErrorKind::QueryTimeout).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = Some(timeout);
+        self
+    }
+
+    /// Rows asked for per FetchResults call.
+    pub fn max_rows_per_fetch(mut self, rows: i64) -> Self {
+        self.max_rows_per_fetch = Some(rows);
+        self
+    }
+
+    /// Ask for Arrow results (`false`: column-based).
+    pub fn arrow(mut self, on: bool) -> Self {
+        self.arrow = Some(on);
+        self
+    }
+
+    /// Ask for LZ4-compressed Arrow results.
+    pub fn lz4(mut self, on: bool) -> Self {
+        self.lz4 = Some(on);
+        self
+    }
+
+    /// Allow results as CloudFetch links.
+    pub fn cloud_fetch(mut self, on: bool) -> Self {
+        self.cloud_fetch = Some(on);
+        self
+    }
+
+    /// Ask for the result in the ExecuteStatement reply itself when it is small.
+    pub fn direct_results(mut self, on: bool) -> Self {
+        self.direct_results = Some(on);
+        self
+    }
+
+    /// A configuration entry for this statement only (`confOverlay`).
+    pub fn conf(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.conf_overlay.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The settings one statement runs with: the client's, overridden by its [`ExecuteOptions`].
+#[derive(Debug, Clone)]
+pub(crate) struct EffectiveExecuteOptions {
+    pub query_timeout: Option<Duration>,
+    pub max_rows_per_fetch: i64,
+    pub arrow: bool,
+    pub lz4: bool,
+    pub cloud_fetch: bool,
+    pub direct_results: bool,
+    pub conf_overlay: BTreeMap<String, String>,
+}
+
+impl EffectiveExecuteOptions {
+    pub(crate) fn resolve(config: &ClientConfig, options: ExecuteOptions) -> Self {
+        EffectiveExecuteOptions {
+            query_timeout: options.query_timeout.or(config.query_timeout),
+            max_rows_per_fetch: options
+                .max_rows_per_fetch
+                .unwrap_or(config.max_rows_per_fetch)
+                .max(1),
+            arrow: options.arrow.unwrap_or(config.arrow),
+            lz4: options.lz4.unwrap_or(config.lz4),
+            cloud_fetch: options.cloud_fetch.unwrap_or(config.cloud_fetch),
+            direct_results: options.direct_results.unwrap_or(config.direct_results),
+            conf_overlay: options.conf_overlay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_options_override_client_defaults() {
+        let config = ClientConfig::default();
+        let eff = EffectiveExecuteOptions::resolve(
+            &config,
+            ExecuteOptions::new().lz4(false).max_rows_per_fetch(0),
+        );
+        assert!(!eff.lz4);
+        assert!(eff.arrow);
+        assert_eq!(
+            eff.max_rows_per_fetch, 1,
+            "row count is clamped to at least 1"
+        );
+        assert_eq!(eff.query_timeout, None);
+    }
+}

@@ -1,0 +1,564 @@
+//! [`Operation`]: one running statement: waits for it to finish (polling with a short growing
+//! interval), reads its result as Arrow `RecordBatch`es in row order, cancels and closes it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use futures::stream::{BoxStream, StreamExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::EffectiveExecuteOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::results::ResultDecoder;
+use crate::session::SessionInner;
+use crate::thrift::handles::guid_to_string;
+use crate::thrift::rpc::ThriftClient;
+use crate::thrift::status::{check_status, operation_state_error};
+use crate::thrift::tcli::{
+    TCancelOperationReq, TCloseOperationReq, TExecuteStatementResp, TFetchOrientation,
+    TFetchResultsReq, TFetchResultsResp, TGetOperationStatusReq, TGetOperationStatusResp,
+    TGetResultSetMetadataReq, TGetResultSetMetadataResp, TOperationHandle, TOperationState,
+    TProtocolVersion, TSparkDirectResults,
+};
+
+/// The state of a statement on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperationState {
+    /// Accepted, not started.
+    Initialized,
+    /// Queued.
+    Pending,
+    /// Running.
+    Running,
+    /// Done; the result (if any) can be read.
+    Finished,
+    /// Cancelled.
+    Canceled,
+    /// Closed.
+    Closed,
+    /// Failed.
+    Error,
+    /// Stopped by its query timeout.
+    TimedOut,
+    /// A state this driver does not know.
+    Unknown,
+}
+
+impl OperationState {
+    fn from_thrift(state: Option<TOperationState>) -> Self {
+        match state {
+            Some(TOperationState::INITIALIZED_STATE) => OperationState::Initialized,
+            Some(TOperationState::PENDING_STATE) => OperationState::Pending,
+            Some(TOperationState::RUNNING_STATE) => OperationState::Running,
+            Some(TOperationState::FINISHED_STATE) => OperationState::Finished,
+            Some(TOperationState::CANCELED_STATE) => OperationState::Canceled,
+            Some(TOperationState::CLOSED_STATE) => OperationState::Closed,
+            Some(TOperationState::ERROR_STATE) => OperationState::Error,
+            Some(TOperationState::TIMEDOUT_STATE) => OperationState::TimedOut,
+            _ => OperationState::Unknown,
+        }
+    }
+
+    /// Whether the statement can no longer change state.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            OperationState::Initialized | OperationState::Pending | OperationState::Running
+        )
+    }
+}
+
+/// What the server said of a statement, from [`Operation::status`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OperationStatus {
+    /// The statement's state.
+    pub state: OperationState,
+    /// Rows inserted, updated or deleted, for DML.
+    pub rows_affected: Option<i64>,
+    /// The SQLSTATE of a failed statement.
+    pub sql_state: Option<String>,
+    /// The error message of a failed statement.
+    pub error_message: Option<String>,
+}
+
+/// What an operation shares with its [`CancelHandle`]s and its background close.
+struct OpShared {
+    rpc: Arc<ThriftClient>,
+    handle: TOperationHandle,
+    id: String,
+    session_id: String,
+    /// Closed on the server (by us, or by the server with direct results).
+    closed: AtomicBool,
+    cancelled: AtomicBool,
+    cancel_notify: Notify,
+}
+
+impl OpShared {
+    fn err(&self, e: Error) -> Error {
+        e.with_statement_id(&self.id)
+            .with_session_id(&self.session_id)
+    }
+
+    async fn cancel(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let first = !self.cancelled.swap(true, Ordering::AcqRel);
+        self.cancel_notify.notify_waiters();
+        if first {
+            self.rpc
+                .cancel_operation(TCancelOperationReq::new(self.handle.clone()))
+                .await
+                .map_err(|e| self.err(e))?;
+            tracing::debug!(statement_id = %self.id, "statement cancelled");
+        }
+        Ok(())
+    }
+}
+
+/// Cancels an [`Operation`] from another task while it is being read.
+#[derive(Clone)]
+pub struct CancelHandle {
+    shared: Arc<OpShared>,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("statement_id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl CancelHandle {
+    /// Cancel the statement; a read waiting on it ends with an error of kind
+    /// [`Cancelled`](ErrorKind::Cancelled).
+    pub async fn cancel(&self) -> Result<()> {
+        self.shared.cancel().await
+    }
+}
+
+/// A statement that was accepted by the server: read its result with
+/// [`next_batch`](Operation::next_batch), [`fetch_all`](Operation::fetch_all) or
+/// [`stream`](Operation::stream). Close it with [`close`](Operation::close); dropping it closes it
+/// in the background.
+pub struct Operation {
+    shared: Arc<OpShared>,
+    /// Keeps the session open while the operation lives.
+    session: Arc<SessionInner>,
+    options: EffectiveExecuteOptions,
+    has_result_set: bool,
+    finished: bool,
+    direct: Option<TSparkDirectResults>,
+    decoder: Option<ResultDecoder>,
+    pending: VecDeque<RecordBatch>,
+    /// The server may have more rows to fetch.
+    more_rows: bool,
+    /// Rows handed out or queued so far: the offset the next row set must start at.
+    rows_received: i64,
+    rows_affected: Option<i64>,
+    deadline: Option<Instant>,
+    polls: u32,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("id", &self.shared.id)
+            .field("session_id", &self.shared.session_id)
+            .field("finished", &self.finished)
+            .field("rows_received", &self.rows_received)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operation {
+    pub(crate) fn from_execute(
+        session: Arc<SessionInner>,
+        resp: TExecuteStatementResp,
+        options: EffectiveExecuteOptions,
+    ) -> Result<Operation> {
+        let handle = resp.operation_handle.ok_or_else(|| {
+            Error::protocol("the ExecuteStatement reply has no operation handle")
+                .with_session_id(&session.id)
+        })?;
+        let id = guid_to_string(&handle.operation_id.guid);
+        let has_result_set = handle.has_result_set;
+        let rows_affected = handle
+            .modified_row_count
+            .map(|n| n.0)
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(|n| n as i64);
+        let direct = resp.direct_results;
+        let server_closed = direct
+            .as_ref()
+            .map(|d| d.close_operation.is_some())
+            .unwrap_or(false);
+        let deadline = options.query_timeout.map(|t| Instant::now() + t);
+        tracing::debug!(statement_id = %id, session_id = %session.id, direct = direct.is_some(), "statement accepted");
+        let shared = Arc::new(OpShared {
+            rpc: session.client.rpc.clone(),
+            handle,
+            id,
+            session_id: session.id.clone(),
+            closed: AtomicBool::new(server_closed),
+            cancelled: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+        });
+        let mut op = Operation {
+            shared,
+            session,
+            options,
+            has_result_set,
+            finished: false,
+            direct,
+            decoder: None,
+            pending: VecDeque::new(),
+            more_rows: true,
+            rows_received: 0,
+            rows_affected,
+            deadline,
+            polls: 0,
+        };
+        // A status in the direct results tells at once whether the statement is done.
+        if let Some(status) = op.direct.as_mut().and_then(|d| d.operation_status.take()) {
+            op.apply_status(&status)?;
+        }
+        Ok(op)
+    }
+
+    /// The statement id (UUID text of the operation handle).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The id of the session the statement runs in.
+    pub fn session_id(&self) -> &str {
+        &self.shared.session_id
+    }
+
+    /// A handle that cancels this statement from another task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Rows inserted, updated or deleted by a DML statement, once it finished; `None` for queries.
+    pub fn rows_affected(&self) -> Option<i64> {
+        self.rows_affected
+    }
+
+    /// Ask the server for the statement's current state (one GetOperationStatus call).
+    pub async fn status(&self) -> Result<OperationStatus> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Ok(OperationStatus {
+                state: if self.finished {
+                    OperationState::Finished
+                } else {
+                    OperationState::Closed
+                },
+                rows_affected: self.rows_affected,
+                sql_state: None,
+                error_message: None,
+            });
+        }
+        let resp = self.get_status().await?;
+        Ok(OperationStatus {
+            state: OperationState::from_thrift(resp.operation_state),
+            rows_affected: resp.num_modified_rows.or(self.rows_affected),
+            sql_state: resp.sql_state.clone(),
+            error_message: resp.error_message.clone(),
+        })
+    }
+
+    /// Wait until the statement finished; errors if it failed, was cancelled or timed out.
+    pub async fn wait(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        let mut interval = self.session.client.config.min_poll_interval;
+        let cap = self.session.client.config.max_poll_interval;
+        loop {
+            if self.shared.cancelled.load(Ordering::Acquire) {
+                return Err(self.cancelled_error());
+            }
+            let resp = self.get_status().await?;
+            if self.apply_status(&resp)? {
+                return Ok(());
+            }
+            // Not done: wait, but wake at once on cancel or at the deadline.
+            let sleep_until = {
+                let next = Instant::now() + interval;
+                match self.deadline {
+                    Some(d) if d < next => d,
+                    _ => next,
+                }
+            };
+            let notified = self.shared.cancel_notify.notified();
+            tokio::select! {
+                _ = tokio::time::sleep_until(sleep_until) => {}
+                _ = notified => {}
+            }
+            if let Some(d) = self.deadline {
+                if Instant::now() >= d {
+                    return Err(self.timeout_locally().await);
+                }
+            }
+            interval = (interval * 2).min(cap);
+        }
+    }
+
+    /// The next batch of the result, in row order; `None` at the end (or for a statement without
+    /// a result set). Batches with no rows are skipped.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.pending.pop_front() {
+                return Ok(Some(batch));
+            }
+            if self.shared.cancelled.load(Ordering::Acquire) {
+                return Err(self.cancelled_error());
+            }
+            self.wait().await?;
+            if !self.has_result_set {
+                return Ok(None);
+            }
+            self.ensure_decoder().await?;
+            if let Some(direct_rows) = self.direct.as_mut().and_then(|d| d.result_set.take()) {
+                self.take_rows(*direct_rows)?;
+                continue;
+            }
+            if !self.more_rows || self.shared.closed.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let resp = self.fetch_page().await?;
+            self.take_rows(resp)?;
+        }
+    }
+
+    /// Read the whole remaining result into memory.
+    pub async fn fetch_all(&mut self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        while let Some(batch) = self.next_batch().await? {
+            out.push(batch);
+        }
+        Ok(out)
+    }
+
+    /// The result as a stream of batches, borrowing the operation.
+    pub fn stream(&mut self) -> BoxStream<'_, Result<RecordBatch>> {
+        futures::stream::try_unfold(self, |op| async move {
+            Ok(op.next_batch().await?.map(|b| (b, op)))
+        })
+        .boxed()
+    }
+
+    /// The result as a `'static` stream of batches, owning the operation (closed when the
+    /// stream is dropped).
+    pub fn into_stream(self) -> BoxStream<'static, Result<RecordBatch>> {
+        futures::stream::try_unfold(self, |mut op| async move {
+            Ok(op.next_batch().await?.map(|b| (b, op)))
+        })
+        .boxed()
+    }
+
+    /// The schema of the result, waiting for the statement to finish if needed. A statement
+    /// without a result set has an empty schema.
+    pub async fn schema(&mut self) -> Result<SchemaRef> {
+        self.wait().await?;
+        if !self.has_result_set {
+            return Ok(Arc::new(Schema::empty()));
+        }
+        self.ensure_decoder().await?;
+        match &self.decoder {
+            Some(d) => Ok(d.schema()),
+            None => Err(self.shared.err(Error::protocol("no result metadata"))),
+        }
+    }
+
+    /// Cancel the statement on the server; later reads end with a
+    /// [`Cancelled`](ErrorKind::Cancelled) error.
+    pub async fn cancel(&self) -> Result<()> {
+        self.shared.cancel().await
+    }
+
+    /// Close the statement on the server, freeing its resources. Calling it again does nothing.
+    pub async fn close(&mut self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.pending.clear();
+        close_operation(&self.shared).await
+    }
+
+    // --- internals ---
+
+    async fn get_status(&self) -> Result<TGetOperationStatusResp> {
+        let req = TGetOperationStatusReq::new(self.shared.handle.clone(), None);
+        self.shared
+            .rpc
+            .get_operation_status(req)
+            .await
+            .map_err(|e| self.shared.err(e))
+    }
+
+    /// Take in a status; true when the statement finished, an error when it ended otherwise.
+    fn apply_status(&mut self, status: &TGetOperationStatusResp) -> Result<bool> {
+        self.polls += 1;
+        check_status(&status.status).map_err(|e| self.shared.err(e))?;
+        if let Some(n) = status.num_modified_rows {
+            self.rows_affected = Some(n);
+        }
+        if let Some(e) = operation_state_error(status) {
+            if e.kind() == ErrorKind::Cancelled || e.kind() == ErrorKind::QueryTimeout {
+                // The server ended it: nothing more to close there.
+                self.shared.closed.store(true, Ordering::Release);
+            }
+            return Err(self.shared.err(e));
+        }
+        if status.operation_state == Some(TOperationState::FINISHED_STATE) {
+            if let Some(has) = status.has_result_set {
+                self.has_result_set = has;
+            }
+            self.finished = true;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn ensure_decoder(&mut self) -> Result<()> {
+        if self.decoder.is_some() {
+            return Ok(());
+        }
+        let metadata: TGetResultSetMetadataResp = match self
+            .direct
+            .as_mut()
+            .and_then(|d| d.result_set_metadata.take())
+        {
+            Some(m) => *m,
+            None => {
+                let req = TGetResultSetMetadataReq::new(self.shared.handle.clone());
+                self.shared
+                    .rpc
+                    .get_result_set_metadata(req)
+                    .await
+                    .map_err(|e| self.shared.err(e))?
+            }
+        };
+        let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
+        self.decoder = Some(decoder);
+        Ok(())
+    }
+
+    async fn fetch_page(&self) -> Result<TFetchResultsResp> {
+        let mut req = TFetchResultsReq::new(
+            self.shared.handle.clone(),
+            TFetchOrientation::FETCH_NEXT,
+            self.options.max_rows_per_fetch,
+            None,
+            None,
+            None,
+            None,
+        );
+        req.fetch_type = Some(0);
+        self.shared
+            .rpc
+            .fetch_results(req)
+            .await
+            .map_err(|e| self.shared.err(e))
+    }
+
+    /// Decode one page of rows into the queue, checking it starts where the last one ended.
+    fn take_rows(&mut self, resp: TFetchResultsResp) -> Result<()> {
+        let spark = self
+            .session
+            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
+        let Some(rows) = resp.results else {
+            self.more_rows = false;
+            return Ok(());
+        };
+        let start = rows.start_row_offset;
+        if spark && start != self.rows_received {
+            return Err(self.shared.err(Error::decode(format!(
+                "the server sent rows starting at offset {} but {} rows were read so far: rows would be lost or duplicated",
+                start, self.rows_received
+            ))));
+        }
+        let decoder = self.decoder.as_ref().ok_or_else(|| {
+            self.shared
+                .err(Error::protocol("rows arrived before metadata"))
+        })?;
+        let batches = decoder.decode(rows).map_err(|e| self.shared.err(e))?;
+        let count: usize = batches.iter().map(|b| b.num_rows()).sum();
+        self.rows_received += count as i64;
+        self.pending
+            .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        self.more_rows = if spark {
+            resp.has_more_rows.unwrap_or(false)
+        } else {
+            // Vanilla HiveServer2 always says false: read until an empty page.
+            count > 0
+        };
+        Ok(())
+    }
+
+    fn cancelled_error(&self) -> Error {
+        self.shared.err(Error::new(
+            ErrorKind::Cancelled,
+            "the statement was cancelled",
+        ))
+    }
+
+    /// The client-side deadline passed: cancel on the server and report a query timeout.
+    async fn timeout_locally(&mut self) -> Error {
+        if let Err(e) = self.shared.cancel().await {
+            tracing::debug!(statement_id = %self.shared.id, error = %e, "cancel after query timeout failed");
+        }
+        let secs = self
+            .options
+            .query_timeout
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
+        self.shared.err(Error::new(
+            ErrorKind::QueryTimeout,
+            format!("the statement did not finish within its query timeout of {secs} s"),
+        ))
+    }
+}
+
+async fn close_operation(shared: &OpShared) -> Result<()> {
+    shared
+        .rpc
+        .close_operation(TCloseOperationReq::new(shared.handle.clone()))
+        .await
+        .map(|_| ())
+        .map_err(|e| shared.err(e))
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(statement_id = %self.shared.id, "operation dropped outside a runtime: not closed");
+            return;
+        };
+        let shared = self.shared.clone();
+        // Keep the session alive until the operation is closed.
+        let session = self.session.clone();
+        runtime.spawn(async move {
+            if let Err(e) = close_operation(&shared).await {
+                tracing::debug!(statement_id = %shared.id, error = %e, "background close of a dropped operation failed");
+            }
+            drop(session);
+        });
+    }
+}

@@ -1,0 +1,238 @@
+//! [`Session`]: one TCLIService session: opened with a negotiated protocol version, runs
+//! statements, and is closed explicitly or, best effort, in the background when dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::client::ClientInner;
+use crate::config::{EffectiveExecuteOptions, ExecuteOptions, SessionOptions};
+use crate::error::{Error, Result};
+use crate::operation::Operation;
+use crate::thrift::handles::guid_to_string;
+use crate::thrift::rpc::ThriftClient;
+use crate::thrift::tcli::{
+    TCloseSessionReq, TExecuteStatementReq, TNamespace, TOpenSessionReq, TProtocolVersion,
+    TSessionHandle, TSparkArrowTypes, TSparkGetDirectResults,
+};
+
+/// The protocol version the driver asks for (SPARK_CLI_SERVICE_PROTOCOL_V8).
+pub(crate) const CLIENT_PROTOCOL: TProtocolVersion =
+    TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8;
+
+/// An open session on the warehouse. `Send + Sync`; statements of one session may run
+/// concurrently. Close it with [`close`](Session::close); dropping it closes it in the background.
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+/// What a session and its operations share; dropping the last reference closes the session.
+pub(crate) struct SessionInner {
+    pub(crate) client: Arc<ClientInner>,
+    pub(crate) handle: TSessionHandle,
+    pub(crate) id: String,
+    pub(crate) server_protocol: TProtocolVersion,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("server_protocol", &self.inner.server_protocol.0)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl SessionInner {
+    /// Whether the server speaks at least `version` (a SPARK_CLI_SERVICE_PROTOCOL_Vn).
+    pub(crate) fn supports(&self, version: TProtocolVersion) -> bool {
+        is_spark(self.server_protocol) && self.server_protocol.0 >= version.0
+    }
+}
+
+fn is_spark(v: TProtocolVersion) -> bool {
+    v.0 >= TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1.0
+}
+
+pub(crate) async fn close_session_handle(rpc: &ThriftClient, handle: TSessionHandle) -> Result<()> {
+    rpc.close_session(TCloseSessionReq::new(handle))
+        .await
+        .map(|_| ())
+}
+
+impl Session {
+    pub(crate) async fn open(client: Arc<ClientInner>, options: SessionOptions) -> Result<Session> {
+        let namespace = if options.catalog.is_some() || options.schema.is_some() {
+            Some(TNamespace::new(
+                options.catalog.clone(),
+                options.schema.clone(),
+            ))
+        } else {
+            None
+        };
+        let configuration = if options.configuration.is_empty() {
+            None
+        } else {
+            Some(options.configuration.clone())
+        };
+        let req = TOpenSessionReq::new(
+            CLIENT_PROTOCOL,
+            None::<String>,
+            None::<String>,
+            configuration,
+            None,
+            Some(CLIENT_PROTOCOL.0 as i64),
+            None,
+            namespace,
+            Some(true),
+        );
+        let resp = client.rpc.open_session(req).await?;
+        let handle = resp
+            .session_handle
+            .ok_or_else(|| Error::protocol("the OpenSession reply has no session handle"))?;
+        let id = guid_to_string(&handle.session_id.guid);
+        let server_protocol = resp.server_protocol_version;
+        tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
+        client.register_session(&id, handle.clone());
+        Ok(Session {
+            inner: Arc::new(SessionInner {
+                client,
+                handle,
+                id,
+                server_protocol,
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The session id (UUID text of the session handle).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The protocol version the server negotiated (a `TProtocolVersion` value; Databricks
+    /// warehouses answer SPARK_CLI_SERVICE_PROTOCOL_V3..V9 = 0xA503..0xA509).
+    pub fn server_protocol_version(&self) -> i32 {
+        self.inner.server_protocol.0
+    }
+
+    /// Run a statement with the client's settings. Returns once the server accepted it; the
+    /// result (or the error) is read through the [`Operation`].
+    pub async fn execute_statement(&self, sql: &str) -> Result<Operation> {
+        self.execute_statement_with(sql, ExecuteOptions::default())
+            .await
+    }
+
+    /// Run a statement with per-statement settings.
+    pub async fn execute_statement_with(
+        &self,
+        sql: &str,
+        options: ExecuteOptions,
+    ) -> Result<Operation> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::closed("the session was closed").with_session_id(&self.inner.id));
+        }
+        if self.inner.client.is_closed() {
+            return Err(Error::closed("the client was closed").with_session_id(&self.inner.id));
+        }
+        let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
+        let req = self.execute_request(sql, &opts);
+        let resp = self
+            .inner
+            .client
+            .rpc
+            .execute_statement(req)
+            .await
+            .map_err(|e| e.with_session_id(&self.inner.id))?;
+        Operation::from_execute(self.inner.clone(), resp, opts)
+    }
+
+    fn execute_request(&self, sql: &str, opts: &EffectiveExecuteOptions) -> TExecuteStatementReq {
+        let s = &self.inner;
+        let spark = is_spark(s.server_protocol);
+        let arrow =
+            spark && opts.arrow && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V5);
+        let lz4 = arrow && opts.lz4 && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V6);
+        let cloud_fetch = arrow
+            && opts.cloud_fetch
+            && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V3);
+        let conf_overlay = if opts.conf_overlay.is_empty() {
+            None
+        } else {
+            Some(opts.conf_overlay.clone())
+        };
+        let mut req = TExecuteStatementReq::new(
+            s.handle.clone(),
+            sql.to_string(),
+            conf_overlay,
+            Some(true),
+            opts.query_timeout.map(|t| {
+                let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+                i64::try_from(secs).unwrap_or(i64::MAX)
+            }),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        );
+        if spark {
+            if opts.direct_results {
+                req.get_direct_results =
+                    Some(TSparkGetDirectResults::new(opts.max_rows_per_fetch, None));
+            }
+            req.can_read_arrow_result = Some(arrow);
+            req.can_download_result = Some(cloud_fetch);
+            req.can_decompress_l_z4_result = Some(lz4);
+            if arrow {
+                req.use_arrow_native_types = Some(TSparkArrowTypes::new(
+                    Some(true),
+                    Some(true),
+                    Some(true),
+                    Some(false),
+                    Some(true),
+                ));
+            }
+        }
+        req
+    }
+
+    /// Close the session on the server. Operations of the session can no longer be used.
+    /// Calling it again does nothing.
+    pub async fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.client.forget_session(&self.inner.id);
+        close_session_handle(&self.inner.client.rpc, self.inner.handle.clone())
+            .await
+            .map_err(|e| e.with_session_id(&self.inner.id))
+    }
+}
+
+impl Drop for SessionInner {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.client.forget_session(&self.id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(session_id = %self.id, "session dropped outside a runtime: not closed");
+            return;
+        };
+        let rpc = self.client.rpc.clone();
+        let handle = self.handle.clone();
+        let id = self.id.clone();
+        runtime.spawn(async move {
+            if let Err(e) = close_session_handle(&rpc, handle).await {
+                tracing::debug!(session_id = %id, error = %e, "background close of a dropped session failed");
+            }
+        });
+    }
+}
