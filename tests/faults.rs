@@ -68,7 +68,11 @@ async fn retries_get_operation_status_on_503_with_retry_after() {
     let mut op = session.execute_statement("SELECT sleep(50)").await.unwrap();
     let batches = op.fetch_all().await.unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-    assert_eq!(mock.pending_faults(), 0, "both 503s were consumed by retries");
+    assert_eq!(
+        mock.pending_faults(),
+        0,
+        "both 503s were consumed by retries"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +134,11 @@ async fn gives_up_after_the_attempt_limit_with_the_last_status() {
     assert_eq!(err.http_status(), Some(503), "{err}");
     assert!(err.is_retryable());
     assert_eq!(err.statement_id(), Some(op.id()));
-    assert_eq!(mock.pending_faults(), 7, "3 attempts used 3 of the 10 injected 503s");
+    assert_eq!(
+        mock.pending_faults(),
+        7,
+        "3 attempts used 3 of the 10 injected 503s"
+    );
 }
 
 #[tokio::test]

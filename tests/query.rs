@@ -17,7 +17,12 @@ use futures::TryStreamExt;
 async fn session_opens_and_closes_on_the_server() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();
-    assert_eq!(session.id().len(), 36, "session id is UUID text: {}", session.id());
+    assert_eq!(
+        session.id().len(),
+        36,
+        "session id is UUID text: {}",
+        session.id()
+    );
     assert_eq!(mock.open_sessions(), 1);
     session.close().await.unwrap();
     session.close().await.unwrap(); // a second close does nothing
@@ -114,7 +119,9 @@ async fn range_column_based_when_arrow_is_off() {
 async fn range_across_many_small_fetches() {
     range_check(
         10_007,
-        ExecuteOptions::new().max_rows_per_fetch(1000).direct_results(false),
+        ExecuteOptions::new()
+            .max_rows_per_fetch(1000)
+            .direct_results(false),
     )
     .await;
 }
@@ -186,7 +193,10 @@ async fn mock_rows_values_and_nulls_column_based() {
 async fn sleep_statement_is_polled_until_finished() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();
-    let mut op = session.execute_statement("SELECT sleep(200)").await.unwrap();
+    let mut op = session
+        .execute_statement("SELECT sleep(200)")
+        .await
+        .unwrap();
     let batches = op.fetch_all().await.unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     assert!(
@@ -201,7 +211,10 @@ async fn sleep_statement_is_polled_until_finished() {
 async fn cancel_stops_a_running_statement() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();
-    let mut op = session.execute_statement("SELECT sleep(30000)").await.unwrap();
+    let mut op = session
+        .execute_statement("SELECT sleep(30000)")
+        .await
+        .unwrap();
     let cancel = op.cancel_handle();
     let canceller = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -238,7 +251,10 @@ async fn query_timeout_ends_a_long_statement() {
 async fn unknown_table_fails_with_sql_state_42p01() {
     let (_mock, client) = client().await;
     let session = client.open_session().await.unwrap();
-    let result = match session.execute_statement("SELECT * FROM no_such_table").await {
+    let result = match session
+        .execute_statement("SELECT * FROM no_such_table")
+        .await
+    {
         Ok(mut op) => op.fetch_all().await.map(|_| ()),
         Err(e) => Err(e),
     };
@@ -300,7 +316,10 @@ async fn client_close_closes_open_sessions() {
 #[tokio::test]
 async fn wrong_token_is_an_auth_error() {
     let (mock, _) = mock().await;
-    let client = common::builder_for(&mock).token("wrong-token").build().unwrap();
+    let client = common::builder_for(&mock)
+        .token("wrong-token")
+        .build()
+        .unwrap();
     let err = client.open_session().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert_eq!(err.http_status(), Some(401));

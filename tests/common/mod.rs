@@ -45,7 +45,10 @@ pub fn count_and_sum_ids(batches: &[RecordBatch]) -> (usize, i64) {
             .downcast_ref::<Int64Array>()
             .expect("id column is BIGINT");
         rows += ids.len();
-        sum += ids.iter().map(|v| v.expect("id is never null")).sum::<i64>();
+        sum += ids
+            .iter()
+            .map(|v| v.expect("id is never null"))
+            .sum::<i64>();
     }
     (rows, sum)
 }
