@@ -139,10 +139,11 @@ impl DatabricksTelemetryExporter {
         authorization: Option<http::HeaderValue>,
     ) -> Result<HttpRequest> {
         let authenticated = authorization.is_some();
+        let user_agent = self.ctx.user_agent(authenticated);
         let log_ctx = LogContext {
             system: &self.system,
             workspace_id: self.ctx.workspace_id(),
-            user_agent: &self.ctx.user_agent,
+            user_agent: &user_agent,
             authenticated,
         };
         let proto_logs = metrics
@@ -388,6 +389,7 @@ mod tests {
                 format!("https://{HOST}/telemetry-unauth")
             );
             assert!(r.headers.get("authorization").is_none());
+            assert!(r.headers.get("x-databricks-org-id").is_none());
             let (_, logs) = logs_of(&r);
             assert_eq!(logs[0].workspace_id, None);
             assert_eq!(logs[0].entry.sql_driver_log.session_id, None);

@@ -184,7 +184,8 @@ pub(crate) struct TelemetryContext {
     pub auth: Option<Arc<dyn AuthProvider>>,
     /// Telemetry settings.
     pub config: TelemetryConfiguration,
-    /// The driver's `User-Agent` value, sent with telemetry requests and in each log.
+    /// The driver's `User-Agent` value (with the application's entry), sent with authenticated
+    /// telemetry requests and in their logs; unauthenticated ones send the bare driver name.
     pub user_agent: String,
     /// The application's name (the user agent entry), when the user set one.
     pub client_app_name: Option<String>,
@@ -212,7 +213,7 @@ impl TelemetryContext {
             transport,
             auth: None,
             config: TelemetryConfiguration::default(),
-            user_agent: format!("{DEFAULT_DRIVER_NAME}/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: bare_user_agent(),
             client_app_name: None,
             connection: None,
         }
@@ -231,14 +232,30 @@ impl TelemetryContext {
         }
     }
 
-    /// The headers of every telemetry request: `User-Agent`, `x-databricks-org-id` when the org
-    /// id is known, `Authorization` when given, and a JSON content type when there is a body.
+    /// The user agent for a request with or without credentials: without, only the driver's
+    /// name and version, so that nothing identifies the application.
+    pub(crate) fn user_agent(&self, authenticated: bool) -> String {
+        if authenticated {
+            self.user_agent.clone()
+        } else {
+            bare_user_agent()
+        }
+    }
+
+    /// The headers of every telemetry request: `User-Agent`, a JSON content type when there is a
+    /// body, and with credentials `Authorization` and `x-databricks-org-id` (when the org id is
+    /// known). A request without credentials names no workspace or application.
     pub(crate) fn headers(&self, authorization: Option<HeaderValue>, json_body: bool) -> HeaderMap {
         let mut h = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(&self.user_agent) {
+        let authenticated = authorization.is_some();
+        if let Ok(v) = HeaderValue::from_str(&self.user_agent(authenticated)) {
             h.insert(http::header::USER_AGENT, v);
         }
-        if let Some(org) = self.org_id.as_deref().filter(|o| !o.is_empty()) {
+        if let Some(org) = self
+            .org_id
+            .as_deref()
+            .filter(|o| authenticated && !o.is_empty())
+        {
             if let Ok(v) = HeaderValue::from_str(org) {
                 h.insert(ORG_ID_HEADER, v);
             }
@@ -651,6 +668,11 @@ pub(crate) struct TelemetryMetric {
     pub error: Option<ErrorDetails>,
 }
 
+/// `databricks-sql-rust/<version>`.
+fn bare_user_agent() -> String {
+    format!("{DEFAULT_DRIVER_NAME}/{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_millis() -> i64 {
     SystemTime::now()
@@ -746,13 +768,24 @@ mod tests {
             .starts_with("databricks-sql-rust/"));
 
         ctx.auth = Some(Arc::new(crate::telemetry::test_support::FailingAuth));
-        ctx.org_id = None;
+        ctx.user_agent = "databricks-sql-rust/0.1.0 (my-secret-app)".into();
         let auth = ctx.authorization().await;
         assert!(auth.is_none(), "a failing provider means no credentials");
         let h = ctx.headers(auth, false);
         assert!(h.get("authorization").is_none());
-        assert!(h.get(ORG_ID_HEADER).is_none());
+        assert!(
+            h.get(ORG_ID_HEADER).is_none(),
+            "no workspace without credentials"
+        );
         assert!(h.get("content-type").is_none());
+        assert!(!h["user-agent"]
+            .to_str()
+            .unwrap_or("")
+            .contains("my-secret-app"));
+        assert_eq!(
+            ctx.user_agent(true),
+            "databricks-sql-rust/0.1.0 (my-secret-app)"
+        );
     }
 
     #[test]
