@@ -51,11 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  token      {}", mock.token());
     println!("  endpoint   {}", mock.url());
     println!();
-    println!("Connect with:");
-    println!("  export DATABRICKS_HOST={}:{}", mock.host(), mock.port());
+    println!("Connect with (ClientBuilder::from_env() reads these; the http:// scheme");
+    println!("turns on plain HTTP, which the driver allows for loopback hosts only):");
+    println!("  export DATABRICKS_HOST={}", mock.base_url());
     println!("  export DATABRICKS_HTTP_PATH={}", mock.http_path());
     println!("  export DATABRICKS_TOKEN={}", mock.token());
-    println!("(the server speaks plain http://, so a client must allow it for 127.0.0.1)");
     println!();
     println!("Try: SELECT 1 | SELECT * FROM range(1000) | SELECT * FROM mock.rows(100) | SELECT sleep(2000)");
     println!("Press Ctrl-C to stop.");

@@ -430,6 +430,25 @@ impl MockWarehouse {
         format!("{}{}", self.base_url(), self.http_path())
     }
 
+    /// A [`DBSQLClient`](crate::DBSQLClient) builder already pointed at this mock: host, port,
+    /// HTTP path, token, and plain HTTP (loopback only). Other settings are at their defaults.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> databricks_sql::Result<()> {
+    /// let mock = databricks_sql::mock::MockWarehouse::start().await?;
+    /// let client = mock.client_builder().build()?;
+    /// let session = client.open_session().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client_builder(&self) -> crate::ClientBuilder {
+        crate::DBSQLClient::builder()
+            .host(self.host())
+            .port(self.port())
+            .http_path(self.http_path())
+            .token(self.token())
+            .plain_http(true)
+    }
+
     // -- results --------------------------------------------------------------------------
 
     /// Answer `sql` (matched ignoring case, whitespace runs and trailing `;`) with `batches`.
@@ -620,3 +639,5 @@ mod thrift_tests;
 
 #[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod public_api_tests;
