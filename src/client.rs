@@ -45,6 +45,8 @@ pub struct DBSQLClient {
 pub(crate) struct ClientInner {
     pub(crate) config: ClientConfig,
     pub(crate) rpc: Arc<ThriftClient>,
+    /// The transport without credentials, for CloudFetch files (presigned URLs).
+    pub(crate) transport: Arc<dyn HttpTransport>,
     closed: AtomicBool,
     /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
     open_sessions: Mutex<HashMap<String, TSessionHandle>>,
@@ -327,6 +329,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Settings of the CloudFetch download pipeline: concurrency (6), byte budget (128 MiB),
+    /// retries and link refreshes. See [`CloudFetchConfig`](crate::CloudFetchConfig).
+    pub fn cloud_fetch_config(mut self, config: crate::CloudFetchConfig) -> Self {
+        self.config.cloud_fetch_config = config;
+        self
+    }
+
     /// Default query timeout of every statement. Default none.
     pub fn query_timeout(mut self, timeout: Duration) -> Self {
         self.config.query_timeout = Some(timeout);
@@ -402,7 +411,7 @@ impl ClientBuilder {
             None => Arc::new(HyperTransport::new(&config.http)?),
         };
         let rpc = Arc::new(ThriftClient::new(
-            transport,
+            transport.clone(),
             endpoint,
             auth,
             config.retry.clone(),
@@ -411,6 +420,7 @@ impl ClientBuilder {
             inner: Arc::new(ClientInner {
                 config,
                 rpc,
+                transport,
                 closed: AtomicBool::new(false),
                 open_sessions: Mutex::new(HashMap::new()),
             }),

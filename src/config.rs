@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::http::{HttpConfig, RetryPolicy};
+use crate::results::cloudfetch::CloudFetchConfig;
 
 /// Client-wide settings. Build one through [`DBSQLClient::builder`](crate::DBSQLClient::builder);
 /// the fields are public so that a whole configuration can also be written out at once.
@@ -33,6 +34,8 @@ pub struct ClientConfig {
     pub lz4: bool,
     /// Allow results as CloudFetch links. Default false until the CloudFetch pipeline ships.
     pub cloud_fetch: bool,
+    /// Settings of the CloudFetch download pipeline (concurrency, byte budget, retries...).
+    pub cloud_fetch_config: CloudFetchConfig,
     /// First wait between GetOperationStatus polls; it doubles up to `max_poll_interval`. Default 2 ms.
     pub min_poll_interval: Duration,
     /// Cap of the wait between GetOperationStatus polls. Default 200 ms.
@@ -55,6 +58,7 @@ impl Default for ClientConfig {
             arrow: true,
             lz4: true,
             cloud_fetch: false,
+            cloud_fetch_config: CloudFetchConfig::default(),
             min_poll_interval: Duration::from_millis(2),
             max_poll_interval: Duration::from_millis(200),
             query_timeout: None,

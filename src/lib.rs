@@ -44,6 +44,7 @@ pub use client::{ClientBuilder, DBSQLClient};
 pub use config::{ClientConfig, ExecuteOptions, SessionOptions};
 pub use error::{redact_url, Error, ErrorKind, Result};
 pub use operation::{CancelHandle, Operation, OperationState, OperationStatus};
+pub use results::cloudfetch::{ChunkObserver, ChunkStats, CloudFetchConfig, CloudFetchSummary};
 pub use session::Session;
 
 /// The Arrow crates this driver's results are built with, re-exported so that your code uses

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
+use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::EffectiveExecuteOptions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::results::cloudfetch::{CloudFetchStart, CloudFetchStream, LinkSource, ResultLink};
 use crate::results::ResultDecoder;
 use crate::session::SessionInner;
 use crate::thrift::handles::guid_to_string;
@@ -158,6 +160,8 @@ pub struct Operation {
     finished: bool,
     direct: Option<TSparkDirectResults>,
     decoder: Option<ResultDecoder>,
+    /// The CloudFetch pipeline, once the result turned out to be links to files.
+    cloudfetch: Option<CloudFetchStream>,
     pending: VecDeque<RecordBatch>,
     /// The server may have more rows to fetch.
     more_rows: bool,
@@ -220,6 +224,7 @@ impl Operation {
             finished: false,
             direct,
             decoder: None,
+            cloudfetch: None,
             pending: VecDeque::new(),
             more_rows: true,
             rows_received: 0,
@@ -334,6 +339,17 @@ impl Operation {
             if let Some(direct_rows) = self.direct.as_mut().and_then(|d| d.result_set.take()) {
                 self.take_rows(*direct_rows)?;
                 continue;
+            }
+            if let Some(stream) = self.cloudfetch.as_mut() {
+                let notified = self.shared.cancel_notify.notified();
+                let next = tokio::select! {
+                    next = stream.next_batch() => next,
+                    _ = notified => {
+                        stream.cancel();
+                        Err(Error::new(ErrorKind::Cancelled, "the statement was cancelled"))
+                    }
+                };
+                return next.map_err(|e| self.shared.err(e));
             }
             if !self.more_rows || self.shared.closed.load(Ordering::Acquire) {
                 return Ok(None);
@@ -480,10 +496,13 @@ impl Operation {
         let spark = self
             .session
             .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
-        let Some(rows) = resp.results else {
+        let Some(mut rows) = resp.results else {
             self.more_rows = false;
             return Ok(());
         };
+        if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
+            return self.start_cloudfetch(links, rows.start_row_offset, resp.has_more_rows);
+        }
         let start = rows.start_row_offset;
         if spark && start != self.rows_received {
             return Err(self.shared.err(Error::decode(format!(
@@ -509,6 +528,38 @@ impl Operation {
         Ok(())
     }
 
+    /// The result is CloudFetch links: hand it to the download pipeline from here on.
+    fn start_cloudfetch(
+        &mut self,
+        links: Vec<ResultLink>,
+        first_row_offset: i64,
+        has_more_rows: Option<bool>,
+    ) -> Result<()> {
+        let decoder = self.decoder.as_ref().ok_or_else(|| {
+            self.shared
+                .err(Error::protocol("links arrived before metadata"))
+        })?;
+        let client = &self.session.client;
+        let stream = CloudFetchStream::start(CloudFetchStart {
+            config: client.config.cloud_fetch_config.clone(),
+            transport: client.transport.clone(),
+            link_source: Arc::new(OperationLinks {
+                shared: self.shared.clone(),
+                max_rows: self.options.max_rows_per_fetch,
+            }),
+            first_links: links,
+            more_links: has_more_rows.unwrap_or(false),
+            first_row_offset,
+            schema: decoder.schema(),
+            lz4: decoder.lz4_compressed(),
+            observer: None,
+        })
+        .map_err(|e| self.shared.err(e))?;
+        self.cloudfetch = Some(stream);
+        self.more_rows = false;
+        Ok(())
+    }
+
     fn cancelled_error(&self) -> Error {
         self.shared.err(Error::new(
             ErrorKind::Cancelled,
@@ -530,6 +581,46 @@ impl Operation {
             ErrorKind::QueryTimeout,
             format!("the statement did not finish within its query timeout of {secs} s"),
         ))
+    }
+}
+
+/// CloudFetch link pages of one operation: FetchResults from a given row offset.
+struct OperationLinks {
+    shared: Arc<OpShared>,
+    max_rows: i64,
+}
+
+impl std::fmt::Debug for OperationLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationLinks")
+            .field("statement_id", &self.shared.id)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl LinkSource for OperationLinks {
+    async fn fetch_links(&self, start_row_offset: i64) -> Result<(Vec<ResultLink>, bool)> {
+        let req = TFetchResultsReq::new(
+            self.shared.handle.clone(),
+            TFetchOrientation::FETCH_NEXT,
+            self.max_rows,
+            Some(0),
+            None,
+            Some(start_row_offset),
+            None,
+        );
+        let resp = self
+            .shared
+            .rpc
+            .fetch_results(req)
+            .await
+            .map_err(|e| self.shared.err(e))?;
+        let links = resp
+            .results
+            .and_then(|r| r.result_links)
+            .unwrap_or_default();
+        Ok((links, resp.has_more_rows.unwrap_or(false)))
     }
 }
 

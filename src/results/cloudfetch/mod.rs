@@ -17,7 +17,6 @@
 //! - [`stats`]: per-chunk figures (bytes, rows, latencies) for logs and telemetry.
 
 // The Operation (lead) wires the stream in; until then the non-test build does not use it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 mod budget;
 mod decode;
