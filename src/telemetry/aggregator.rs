@@ -327,7 +327,8 @@ impl MetricsAggregator {
     /// meanwhile), then aggregate events, flushing to `sink` on batch size, terminal errors
     /// and every `flush_interval` (when the flag is also re-checked and stale statements
     /// evicted). Ends on `shutdown` (or when its sender is gone): closes `gate`, takes what is
-    /// left in the queue and flushes it within `close_timeout`.
+    /// left in the queue and flushes it; this closing phase (including waiting for a flag still
+    /// being fetched) is bounded by `close_timeout`.
     pub(crate) async fn run(
         mut self,
         mut events: mpsc::Receiver<TelemetryEvent>,
@@ -336,50 +337,35 @@ impl MetricsAggregator {
         flag: Arc<dyn EnabledCheck>,
         gate: Arc<EmitGate>,
     ) {
-        let mut enabled = tokio::select! {
+        let first_lookup = flag.telemetry_enabled();
+        tokio::pin!(first_lookup);
+        let (mut enabled, mut deadline) = tokio::select! {
             biased;
+            enabled = &mut first_lookup => (enabled, None),
             _ = &mut shutdown => {
-                gate.close();
-                return;
+                let deadline = Instant::now() + self.close_timeout;
+                let enabled = tokio::time::timeout_at(deadline, &mut first_lookup)
+                    .await
+                    .unwrap_or(false);
+                (enabled, Some(deadline))
             }
-            enabled = flag.telemetry_enabled() => enabled,
         };
         gate.set_enabled(enabled);
-        if !enabled {
-            events_drain(&mut events);
-        }
-        let mut ticker =
-            tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => break,
-                _ = ticker.tick() => {
-                    let now_enabled = flag.telemetry_enabled().await;
-                    if now_enabled != enabled {
-                        tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
-                        enabled = now_enabled;
-                        gate.set_enabled(enabled);
-                    }
-                    if enabled {
-                        self.evict_stale(Instant::now());
-                        self.flush(sink.as_ref()).await;
-                    } else {
-                        self.clear();
-                        events_drain(&mut events);
-                    }
-                }
-                event = events.recv() => match event {
-                    Some(event) if enabled => {
-                        if self.process(event) {
-                            self.flush(sink.as_ref()).await;
-                        }
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
+        if deadline.is_none() {
+            if !enabled {
+                events_drain(&mut events);
             }
+            enabled = self
+                .serve(
+                    &mut events,
+                    &mut shutdown,
+                    sink.as_ref(),
+                    flag.as_ref(),
+                    &gate,
+                    enabled,
+                )
+                .await;
+            deadline = Some(Instant::now() + self.close_timeout);
         }
         gate.close();
         events.close();
@@ -389,7 +375,8 @@ impl MetricsAggregator {
         while let Ok(event) = events.try_recv() {
             self.process(event);
         }
-        if tokio::time::timeout(self.close_timeout, self.flush(sink.as_ref()))
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.close_timeout);
+        if tokio::time::timeout_at(deadline, self.flush(sink.as_ref()))
             .await
             .is_err()
         {
@@ -397,6 +384,51 @@ impl MetricsAggregator {
                 left = self.pending.len(),
                 "telemetry: the last flush did not finish within the close timeout"
             );
+        }
+    }
+
+    /// The steady state of [`run`](Self::run), until shutdown. Returns whether telemetry is on.
+    async fn serve(
+        &mut self,
+        events: &mut mpsc::Receiver<TelemetryEvent>,
+        shutdown: &mut oneshot::Receiver<()>,
+        sink: &dyn MetricsSink,
+        flag: &dyn EnabledCheck,
+        gate: &EmitGate,
+        mut enabled: bool,
+    ) -> bool {
+        let mut ticker =
+            tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut *shutdown => return enabled,
+                _ = ticker.tick() => {
+                    let now_enabled = flag.telemetry_enabled().await;
+                    if now_enabled != enabled {
+                        tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
+                        enabled = now_enabled;
+                        gate.set_enabled(enabled);
+                    }
+                    if enabled {
+                        self.evict_stale(Instant::now());
+                        self.flush(sink).await;
+                    } else {
+                        self.clear();
+                        events_drain(events);
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(event) if enabled => {
+                        if self.process(event) {
+                            self.flush(sink).await;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return enabled,
+                },
+            }
         }
     }
 }
@@ -868,7 +900,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_while_the_flag_is_being_fetched_ends_at_once() {
+    async fn shutdown_while_the_flag_is_being_fetched_waits_at_most_the_close_timeout() {
         struct Slow;
         #[async_trait]
         impl EnabledCheck for Slow {
@@ -887,8 +919,36 @@ mod tests {
             gate.clone(),
         ));
         settle().await;
+        let t0 = Instant::now();
         let _ = stop.send(());
         let _ = task.await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(2));
         assert!(gate.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_emitted_just_before_shutdown_are_flushed_once_the_flag_is_known() {
+        struct SlowYes;
+        #[async_trait]
+        impl EnabledCheck for SlowYes {
+            async fn telemetry_enabled(&self) -> bool {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                true
+            }
+        }
+        let (tx, rx) = mpsc::channel(10);
+        let (stop, stop_rx) = oneshot::channel();
+        let sink = Arc::new(RecordingSink::default());
+        let task = tokio::spawn(MetricsAggregator::new(&config()).run(
+            rx,
+            stop_rx,
+            sink.clone(),
+            Arc::new(SlowYes),
+            Arc::new(EmitGate::pending()),
+        ));
+        let _ = tx.try_send(connection_open());
+        let _ = stop.send(());
+        let _ = task.await;
+        assert_eq!(sink.batches().len(), 1);
     }
 }

@@ -22,6 +22,8 @@ mod payload;
 mod redact;
 mod types;
 
+#[cfg(all(test, feature = "mock"))]
+mod mock_tests;
 #[cfg(test)]
 mod test_support;
 
