@@ -29,3 +29,14 @@ mod test_support;
 
 pub use client_provider::TelemetryClientProvider;
 pub use types::TelemetryConfiguration;
+
+// What the driver (client, session, operation, CloudFetch) uses to report.
+#[allow(unused_imports)] // Until the driver is wired in the next issue.
+pub(crate) use client_provider::TelemetryHandle;
+#[allow(unused_imports)]
+pub(crate) use emitter::TelemetryEventEmitter;
+#[allow(unused_imports)]
+pub(crate) use types::{
+    ChunkDownload, ConnectionParameters, OperationType, ResultFormat, StatementCompletion,
+    TelemetryContext, TelemetryEndpoint,
+};
