@@ -321,6 +321,42 @@ async fn shutdown_closes_the_port_and_ends_every_task() {
 }
 
 #[tokio::test]
+async fn no_task_outlives_shutdown_even_with_requests_in_flight() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let mock = MockWarehouse::start().await.unwrap();
+    // One connection idle, one with a request held by a long delay.
+    mock.inject(Fault::delay(Duration::from_secs(3600)));
+    let _idle = tokio::net::TcpStream::connect(("127.0.0.1", mock.port()))
+        .await
+        .unwrap();
+    let mut busy = tokio::net::TcpStream::connect(("127.0.0.1", mock.port()))
+        .await
+        .unwrap();
+    busy.write_all(b"GET /x HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..400 {
+        if mock.pending_faults() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        mock.pending_faults(),
+        0,
+        "the delayed request reached the mock"
+    );
+    assert!(tasks() > before);
+    mock.shutdown().await;
+    assert_eq!(tasks(), before);
+}
+
+#[tokio::test]
 async fn dropping_the_last_clone_stops_the_server() {
     let mock = MockWarehouse::start().await.unwrap();
     let port = mock.port();

@@ -5,6 +5,13 @@
 //!
 //! A page is produced from its row range alone (`start`, `rows`), so pages, direct results and
 //! (later) CloudFetch files can each be generated independently and on demand.
+//!
+//! CloudFetch (issue 3) plugs in here: a granted `WireFormat` with CloudFetch on (client sent
+//! `canDownloadResult`, session at SPARK V3 or later, result above a row threshold) answers a page
+//! with `resultLinks` instead of rows: one link per file of a fixed row count, file `k` holding
+//! rows `k * file_rows ..` as the Arrow IPC stream of `RowSource::rows(..)` (LZ4-framed when
+//! granted), served by the mock's own HTTP server at a path naming the operation and the file,
+//! with an expiry time; `startRowOffset` re-issues the links of a range.
 
 use std::sync::Arc;
 
