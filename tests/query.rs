@@ -316,10 +316,7 @@ async fn client_close_closes_open_sessions() {
 #[tokio::test]
 async fn wrong_token_is_an_auth_error() {
     let (mock, _) = mock().await;
-    let client = common::builder_for(&mock)
-        .token("wrong-token")
-        .build()
-        .unwrap();
+    let client = mock.client_builder().token("wrong-token").build().unwrap();
     let err = client.open_session().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert_eq!(err.http_status(), Some(401));
