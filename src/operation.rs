@@ -161,7 +161,9 @@ pub struct Operation {
     has_result_set: bool,
     finished: bool,
     direct: Option<TSparkDirectResults>,
-    decoder: Option<ResultDecoder>,
+    decoder: Option<Arc<ResultDecoder>>,
+    /// The next page, being fetched and decoded in the background.
+    prefetch: Option<AbortOnDrop<Result<Page>>>,
     /// The CloudFetch pipeline, once the result turned out to be links to files.
     cloudfetch: Option<CloudFetchStream>,
     pending: VecDeque<RecordBatch>,
@@ -172,6 +174,8 @@ pub struct Operation {
     rows_affected: Option<i64>,
     deadline: Option<Instant>,
     polls: u32,
+    /// [`close`](Operation::close) was called: reads fail from now on.
+    closed_by_user: bool,
 }
 
 impl std::fmt::Debug for Operation {
@@ -226,6 +230,7 @@ impl Operation {
             finished: false,
             direct,
             decoder: None,
+            prefetch: None,
             cloudfetch: None,
             pending: VecDeque::new(),
             more_rows: true,
@@ -233,6 +238,7 @@ impl Operation {
             rows_affected,
             deadline,
             polls: 0,
+            closed_by_user: false,
         };
         // A status in the direct results tells at once whether the statement is done.
         if let Some(status) = op.direct.as_mut().and_then(|d| d.operation_status.take()) {
@@ -301,6 +307,9 @@ impl Operation {
         let mut interval = self.session.client.config.min_poll_interval;
         let cap = self.session.client.config.max_poll_interval;
         loop {
+            if self.closed_by_user {
+                return Err(self.shared.err(Error::closed("the operation was closed")));
+            }
             if self.shared.cancelled.load(Ordering::Acquire) {
                 return Err(self.cancelled_error());
             }
@@ -334,8 +343,8 @@ impl Operation {
     /// a result set). Batches with no rows are skipped.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
-            if let Some(batch) = self.pending.pop_front() {
-                return Ok(Some(batch));
+            if self.closed_by_user {
+                return Err(self.shared.err(Error::closed("the operation was closed")));
             }
             if self.shared.cancelled.load(Ordering::Acquire) {
                 // Cancelled while no read was waiting: stop the downloads now.
@@ -344,13 +353,21 @@ impl Operation {
                 }
                 return Err(self.cancelled_error());
             }
+            if let Some(batch) = self.pending.pop_front() {
+                return Ok(Some(batch));
+            }
             self.wait().await?;
             if !self.has_result_set {
                 return Ok(None);
             }
             self.ensure_decoder().await?;
             if let Some(direct_rows) = self.direct.as_mut().and_then(|d| d.result_set.take()) {
-                self.take_rows(*direct_rows)?;
+                let page = match &self.decoder {
+                    Some(decoder) => Page::decode(decoder, *direct_rows),
+                    None => Err(Error::protocol("rows arrived before metadata")),
+                }
+                .map_err(|e| self.shared.err(e))?;
+                self.accept_page(page)?;
                 continue;
             }
             if let Some(stream) = self.cloudfetch.as_mut() {
@@ -367,8 +384,8 @@ impl Operation {
             if !self.more_rows || self.shared.closed.load(Ordering::Acquire) {
                 return Ok(None);
             }
-            let resp = self.fetch_page().await?;
-            self.take_rows(resp)?;
+            let page = self.next_page().await?;
+            self.accept_page(page)?;
         }
     }
 
@@ -420,10 +437,13 @@ impl Operation {
 
     /// Close the statement on the server, freeing its resources. Calling it again does nothing.
     pub async fn close(&mut self) -> Result<()> {
+        self.closed_by_user = true;
+        self.pending.clear();
+        self.prefetch = None;
+        self.cloudfetch = None;
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.pending.clear();
         close_operation(&self.shared).await
     }
 
@@ -482,63 +502,88 @@ impl Operation {
             }
         };
         let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
-        self.decoder = Some(decoder);
+        self.decoder = Some(Arc::new(decoder));
         Ok(())
     }
 
-    async fn fetch_page(&self) -> Result<TFetchResultsResp> {
-        let mut req = TFetchResultsReq::new(
-            self.shared.handle.clone(),
-            TFetchOrientation::FETCH_NEXT,
-            self.options.max_rows_per_fetch,
-            None,
-            None,
-            None,
-            None,
-        );
-        req.fetch_type = Some(0);
-        self.shared
-            .rpc
-            .fetch_results(req)
-            .await
-            .map_err(|e| self.shared.err(e))
-    }
-
-    /// Decode one page of rows into the queue, checking it starts where the last one ended.
-    fn take_rows(&mut self, resp: TFetchResultsResp) -> Result<()> {
+    /// Take in one page: queue its batches (checking it starts where the last one ended) or hand
+    /// its links to CloudFetch; then start fetching the next page in the background.
+    fn accept_page(&mut self, page: Page) -> Result<()> {
         let spark = self
             .session
             .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
-        let Some(mut rows) = resp.results else {
-            self.more_rows = false;
-            return Ok(());
-        };
-        if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
-            return self.start_cloudfetch(links, rows.start_row_offset, resp.has_more_rows);
+        match page {
+            Page::End => {
+                self.more_rows = false;
+                Ok(())
+            }
+            Page::Links {
+                start,
+                links,
+                has_more,
+            } => self.start_cloudfetch(links, start, has_more),
+            Page::Rows {
+                start,
+                batches,
+                has_more,
+            } => {
+                if spark && start != self.rows_received {
+                    return Err(self.shared.err(Error::decode(format!(
+                        "the server sent rows starting at offset {start} but {} rows were read so far: rows would be lost or duplicated",
+                        self.rows_received
+                    ))));
+                }
+                let count: usize = batches.iter().map(|b| b.num_rows()).sum();
+                self.rows_received += count as i64;
+                self.pending
+                    .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+                self.more_rows = if spark {
+                    has_more.unwrap_or(false)
+                } else {
+                    // Vanilla HiveServer2 always says false: read until an empty page.
+                    count > 0
+                };
+                self.start_prefetch();
+                Ok(())
+            }
         }
-        let start = rows.start_row_offset;
-        if spark && start != self.rows_received {
-            return Err(self.shared.err(Error::decode(format!(
-                "the server sent rows starting at offset {} but {} rows were read so far: rows would be lost or duplicated",
-                start, self.rows_received
-            ))));
+    }
+
+    /// Fetch and decode the next page in the background while the caller consumes this one.
+    fn start_prefetch(&mut self) {
+        if !self.more_rows || self.prefetch.is_some() || self.shared.closed.load(Ordering::Acquire)
+        {
+            return;
         }
-        let decoder = self.decoder.as_ref().ok_or_else(|| {
-            self.shared
-                .err(Error::protocol("rows arrived before metadata"))
-        })?;
-        let batches = decoder.decode(rows).map_err(|e| self.shared.err(e))?;
-        let count: usize = batches.iter().map(|b| b.num_rows()).sum();
-        self.rows_received += count as i64;
-        self.pending
-            .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
-        self.more_rows = if spark {
-            resp.has_more_rows.unwrap_or(false)
-        } else {
-            // Vanilla HiveServer2 always says false: read until an empty page.
-            count > 0
+        let Some(decoder) = self.decoder.clone() else {
+            return;
         };
-        Ok(())
+        let shared = self.shared.clone();
+        let max_rows = self.options.max_rows_per_fetch;
+        self.prefetch = Some(AbortOnDrop(tokio::spawn(async move {
+            let resp = fetch_page(&shared, max_rows).await?;
+            Page::decode(&decoder, resp).map_err(|e| shared.err(e))
+        })));
+    }
+
+    /// The next page: the one prefetched, or one fetched now.
+    async fn next_page(&mut self) -> Result<Page> {
+        match self.prefetch.take() {
+            Some(mut task) => match (&mut task.0).await {
+                Ok(page) => page,
+                Err(e) => Err(self.shared.err(Error::protocol(format!(
+                    "the task reading a result page failed: {e}"
+                )))),
+            },
+            None => {
+                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch).await?;
+                let decoder = self.decoder.as_ref().ok_or_else(|| {
+                    self.shared
+                        .err(Error::protocol("rows arrived before metadata"))
+                })?;
+                Page::decode(decoder, resp).map_err(|e| self.shared.err(e))
+            }
+        }
     }
 
     /// The result is CloudFetch links: hand it to the download pipeline from here on.
@@ -595,6 +640,71 @@ impl Operation {
             format!("the statement did not finish within its query timeout of {secs} s"),
         ))
     }
+}
+
+/// One page of a result, as read from a FetchResults reply (or the direct results).
+enum Page {
+    /// Inline rows, decoded.
+    Rows {
+        start: i64,
+        batches: Vec<RecordBatch>,
+        has_more: Option<bool>,
+    },
+    /// CloudFetch links: the rest of the result goes through the download pipeline.
+    Links {
+        start: i64,
+        links: Vec<ResultLink>,
+        has_more: Option<bool>,
+    },
+    /// No row set at all: the end.
+    End,
+}
+
+impl Page {
+    fn decode(decoder: &ResultDecoder, resp: TFetchResultsResp) -> Result<Page> {
+        let Some(mut rows) = resp.results else {
+            return Ok(Page::End);
+        };
+        let start = rows.start_row_offset;
+        if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
+            return Ok(Page::Links {
+                start,
+                links,
+                has_more: resp.has_more_rows,
+            });
+        }
+        Ok(Page::Rows {
+            start,
+            batches: decoder.decode(rows)?,
+            has_more: resp.has_more_rows,
+        })
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped (no task outlives its operation).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn fetch_page(shared: &OpShared, max_rows: i64) -> Result<TFetchResultsResp> {
+    let req = TFetchResultsReq::new(
+        shared.handle.clone(),
+        TFetchOrientation::FETCH_NEXT,
+        max_rows,
+        Some(0),
+        None,
+        None,
+        None,
+    );
+    shared
+        .rpc
+        .fetch_results(req)
+        .await
+        .map_err(|e| shared.err(e))
 }
 
 /// CloudFetch link pages of one operation: FetchResults from a given row offset.

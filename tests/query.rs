@@ -316,10 +316,7 @@ async fn client_close_closes_open_sessions() {
 #[tokio::test]
 async fn wrong_token_is_an_auth_error() {
     let (mock, _) = mock().await;
-    let client = common::builder_for(&mock)
-        .token("wrong-token")
-        .build()
-        .unwrap();
+    let client = mock.client_builder().token("wrong-token").build().unwrap();
     let err = client.open_session().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert_eq!(err.http_status(), Some(401));
@@ -347,4 +344,66 @@ async fn operations_of_one_session_run_concurrently() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn cancel_after_reading_part_of_a_result_fails_later_reads() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement_with(
+            "SELECT * FROM range(50000)",
+            ExecuteOptions::new().max_rows_per_fetch(5000),
+        )
+        .await
+        .unwrap();
+    assert!(op.next_batch().await.unwrap().is_some());
+    op.cancel().await.unwrap();
+    let err = op.next_batch().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert_eq!(mock.call_count("CancelOperation"), 1);
+}
+
+#[tokio::test]
+async fn reading_after_close_is_a_closed_error() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement_with(
+            "SELECT * FROM range(50000)",
+            ExecuteOptions::new().max_rows_per_fetch(5000),
+        )
+        .await
+        .unwrap();
+    assert!(op.next_batch().await.unwrap().is_some());
+    op.close().await.unwrap();
+    op.close().await.unwrap();
+    assert_eq!(op.next_batch().await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(mock.call_count("CloseOperation"), 1);
+    assert_eq!(mock.open_operations(), 0);
+}
+
+#[tokio::test]
+async fn pages_are_fetched_one_ahead_of_the_reader() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement_with(
+            "SELECT * FROM range(50000)",
+            ExecuteOptions::new()
+                .max_rows_per_fetch(10_000)
+                .direct_results(false),
+        )
+        .await
+        .unwrap();
+    // The first page is read on demand; the second is prefetched while the first is consumed.
+    assert!(op.next_batch().await.unwrap().is_some());
+    common::eventually("the next page is prefetched", || {
+        mock.call_count("FetchResults") == 2
+    })
+    .await;
+    let (rows, sum) = count_and_sum_ids(&op.fetch_all().await.unwrap());
+    assert_eq!(rows + 10_000, 50_000);
+    assert_eq!(sum + (0..10_000).sum::<i64>(), 50_000 * 49_999 / 2);
+    op.close().await.unwrap();
 }

@@ -7,25 +7,17 @@ use databricks_sql::arrow::array::{Array, Int64Array, RecordBatch};
 use databricks_sql::mock::MockWarehouse;
 use databricks_sql::{ClientBuilder, DBSQLClient};
 
-/// A client builder pointed at `mock` (host, port, path, token, plain http).
-pub fn builder_for(mock: &MockWarehouse) -> ClientBuilder {
-    DBSQLClient::builder()
-        .host(mock.host())
-        .port(mock.port())
-        .http_path(mock.http_path())
-        .token(mock.token())
-        .plain_http(true)
-}
-
 /// A mock warehouse and a client builder pointed at it, with fast retries for fault tests.
 pub async fn mock() -> (MockWarehouse, ClientBuilder) {
     let mock = MockWarehouse::start().await.expect("mock warehouse starts");
-    let builder = builder_for(&mock).retry_policy(databricks_sql::http::RetryPolicy {
-        max_attempts: 3,
-        min_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        overall_timeout: Duration::from_secs(10),
-    });
+    let builder = mock
+        .client_builder()
+        .retry_policy(databricks_sql::http::RetryPolicy {
+            max_attempts: 3,
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(50),
+            overall_timeout: Duration::from_secs(10),
+        });
     (mock, builder)
 }
 
