@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use arrow_data::ArrayData;
 use criterion::{Criterion, Throughput};
 use databricks_sql::arrow::array::{Array, RecordBatch};
-use databricks_sql::mock::{decode_cloudfetch_file, MockWarehouse, DEFAULT_HTTP_PATH, DEFAULT_TOKEN};
+use databricks_sql::mock::{
+    decode_cloudfetch_file, MockWarehouse, DEFAULT_HTTP_PATH, DEFAULT_TOKEN,
+};
 use databricks_sql::{DBSQLClient, Session};
 
 const SQL: &str = "SELECT * FROM mock.rows(10000000)";
@@ -263,7 +265,10 @@ fn bench(c: &mut Criterion) {
     let e2e_mbps = mb_per_s(warm.bytes, e2e);
     let base_mbps = mb_per_s(warm.bytes, base);
     println!();
-    println!("CloudFetch summary ({} runs end to end, medians):", runs.len());
+    println!(
+        "CloudFetch summary ({} runs end to end, medians):",
+        runs.len()
+    );
     println!(
         "  result: {} rows, {:.1} MB of Arrow data, {} files, {:.1} MB served (LZ4)",
         warm.rows,

@@ -621,22 +621,27 @@ impl MockWarehouse {
     /// registered results; other statements are a `Config` error. With
     /// [`decode_cloudfetch_file`], for tests and the CloudFetch benchmark's in-memory baseline.
     pub fn cloudfetch_files(&self, sql: &str, lz4: bool) -> Result<Vec<bytes::Bytes>> {
-        let registered = match self.inner.shared.lock().registered.get(&sql::normalize(sql)) {
+        let registered = match self
+            .inner
+            .shared
+            .lock()
+            .registered
+            .get(&sql::normalize(sql))
+        {
             Some(Registered::Rows(src)) => Some(src.clone()),
             _ => None,
         };
-        let src: Arc<dyn source::RowSource> = match (registered, sql::parse(sql)) {
-            (Some(src), _) => src,
-            (None, sql::Statement::Range { start, end }) => {
-                Arc::new(source::RangeSource::new(start, end))
-            }
-            (None, sql::Statement::MockRows(n)) => Arc::new(source::MockRowsSource::new(n)),
-            _ => {
-                return Err(crate::Error::config(
+        let src: Arc<dyn source::RowSource> =
+            match (registered, sql::parse(sql)) {
+                (Some(src), _) => src,
+                (None, sql::Statement::Range { start, end }) => {
+                    Arc::new(source::RangeSource::new(start, end))
+                }
+                (None, sql::Statement::MockRows(n)) => Arc::new(source::MockRowsSource::new(n)),
+                _ => return Err(crate::Error::config(
                     "cloudfetch_files knows range(..), mock.rows(..) and registered results only",
-                ))
-            }
-        };
+                )),
+            };
         let config = &self.inner.shared.config;
         let format = state::WireFormat {
             arrow: true,

@@ -1406,8 +1406,13 @@ async fn cloudfetch_files_are_the_files_served_and_decode_to_the_rows() {
         all.extend(decode_cloudfetch_file(f, true).unwrap());
     }
     assert_eq!(ids(&all), (0..2500).collect::<Vec<_>>());
-    let plain = mock.cloudfetch_files("select * from range(10)", false).unwrap();
-    assert_eq!(ids(&decode_cloudfetch_file(&plain[0], false).unwrap()).len(), 10);
+    let plain = mock
+        .cloudfetch_files("select * from range(10)", false)
+        .unwrap();
+    assert_eq!(
+        ids(&decode_cloudfetch_file(&plain[0], false).unwrap()).len(),
+        10
+    );
     assert!(decode_cloudfetch_file(&plain[0], true).is_err());
     assert!(mock.cloudfetch_files("SELECT 1", true).is_err());
 }
