@@ -51,13 +51,17 @@ pub struct CloudFetchConfig {
     /// and contention (the byte budget bounds memory either way).
     pub max_concurrent_downloads: usize,
     /// Byte budget over the files that are downloading or downloaded but not yet consumed, counted
-    /// by each link's `bytesNum`. Default 64 MiB: the client's memory is this budget plus the few
-    /// decoded files in the decode-ahead window; on loopback, where downloads outrun decoding and
-    /// the budget fills, 64 MiB measured 118 MB peak RSS for 10M rows in LZ4 files of 2 MB (128 MiB:
-    /// 194 MB; 32 MiB: 96 MB) at the same throughput. Raise it for large files on slow storage
-    /// (six concurrent downloads of 20 MB files need 120 MiB). A file announced larger than the
-    /// whole budget still proceeds, alone (it is counted as the whole budget), so nothing
-    /// deadlocks. Values above 4 GiB are capped at 4 GiB.
+    /// by each link's `bytesNum` (the size as downloaded, LZ4-compressed when the result is).
+    /// Default 64 MiB: room for six concurrent downloads of files up to 10 MB. The client's memory
+    /// is this budget plus what it does not count: the decoded files of the decode-ahead window
+    /// (a few files' decoded size) and allocator overhead. Measured on loopback, where downloads
+    /// outrun decoding and the budget fills (10M rows, 100 LZ4 files of 2.1 MB, 3.8 MB decoded,
+    /// 60 runs in one process): peak RSS about 165 MB at 64 MiB, 117 MB at 32 MiB, 100 MB at
+    /// 24 MiB, at the same throughput; 194 MB at 128 MiB after a single run. Lower it to bound
+    /// memory tighter; raise it for large files on slow storage (six concurrent downloads of
+    /// 20 MB files need 120 MiB). A file announced larger than the whole budget still proceeds,
+    /// alone (it is counted as the whole budget), so nothing deadlocks. Values above 4 GiB are
+    /// capped at 4 GiB.
     pub max_buffered_bytes: u64,
     /// How many links may wait, already fetched, ahead of the downloads: the next page of links is
     /// requested as soon as the current page fits into this window. Default 32.
