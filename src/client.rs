@@ -323,7 +323,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Results as CloudFetch links. Default false (until the CloudFetch pipeline ships).
+    /// Large results as CloudFetch links, downloaded in parallel. Default true.
     pub fn cloud_fetch(mut self, on: bool) -> Self {
         self.config.cloud_fetch = on;
         self

@@ -32,7 +32,8 @@ pub struct ClientConfig {
     pub arrow: bool,
     /// Ask for LZ4-compressed Arrow results. Default true.
     pub lz4: bool,
-    /// Allow results as CloudFetch links. Default false until the CloudFetch pipeline ships.
+    /// Allow large results as CloudFetch links: files downloaded in parallel from cloud storage
+    /// (see `cloud_fetch_config`). Default true. Needs Arrow results.
     pub cloud_fetch: bool,
     /// Settings of the CloudFetch download pipeline (concurrency, byte budget, retries...).
     pub cloud_fetch_config: CloudFetchConfig,
@@ -57,7 +58,7 @@ impl Default for ClientConfig {
             direct_results: true,
             arrow: true,
             lz4: true,
-            cloud_fetch: false,
+            cloud_fetch: true,
             cloud_fetch_config: CloudFetchConfig::default(),
             min_poll_interval: Duration::from_millis(2),
             max_poll_interval: Duration::from_millis(200),

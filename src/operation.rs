@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use crate::config::EffectiveExecuteOptions;
 use crate::error::{Error, ErrorKind, Result};
-use crate::results::cloudfetch::{CloudFetchStart, CloudFetchStream, LinkSource, ResultLink};
+use crate::results::cloudfetch::{
+    CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource, ResultLink,
+};
 use crate::results::ResultDecoder;
 use crate::session::SessionInner;
 use crate::thrift::handles::guid_to_string;
@@ -267,6 +269,13 @@ impl Operation {
         self.rows_affected
     }
 
+    /// Running totals of the CloudFetch download pipeline (files, bytes, retries, link
+    /// refreshes, and the byte budget's use and peak), once the result turned out to be
+    /// CloudFetch links and the pipeline started (at the first batch read); `None` otherwise.
+    pub fn cloudfetch_summary(&self) -> Option<CloudFetchSummary> {
+        self.cloudfetch.as_ref().map(|s| s.summary())
+    }
+
     /// Ask the server for the statement's current state (one GetOperationStatus call).
     pub async fn status(&self) -> Result<OperationStatus> {
         if self.shared.closed.load(Ordering::Acquire) {
@@ -338,6 +347,10 @@ impl Operation {
                 return Err(self.shared.err(Error::closed("the operation was closed")));
             }
             if self.shared.cancelled.load(Ordering::Acquire) {
+                // Cancelled while no read was waiting: stop the downloads now.
+                if let Some(stream) = self.cloudfetch.as_mut() {
+                    stream.cancel();
+                }
                 return Err(self.cancelled_error());
             }
             if let Some(batch) = self.pending.pop_front() {

@@ -26,6 +26,9 @@
 //!   flags, by default [`TELEMETRY_FLAG_NAME`] = `"false"` with a TTL of 900 s.
 //! - `POST /telemetry-ext` (auth required) and `POST /telemetry-unauth` (no auth): telemetry
 //!   uploads, recorded ([`MockWarehouse::telemetry_logs`]).
+//! - `GET /cloudfetch/<statement id>/<file>?exp=..&nonce=..&sig=..`: CloudFetch files, reached
+//!   through the links the mock issues (see [CloudFetch](#cloudfetch)). No bearer token: the
+//!   link's own header instead.
 //! - Every other path answers 404.
 //!
 //! # Built-in statements
@@ -67,12 +70,62 @@
 //!   from `startRowOffset`, with `hasMoreRows`.
 //! - An unknown (or closed) session or operation handle answers `INVALID_HANDLE`.
 //!
+//! # CloudFetch
+//! When the client sent `canDownloadResult` (Arrow granted, session at SPARK V3 or later) and the
+//! result has more rows than [`cloudfetch_threshold_rows`](MockWarehouseBuilder::cloudfetch_threshold_rows)
+//! (default 100,000), the result goes out as links:
+//! - Metadata: `resultFormat` `URL_BASED_SET`, `arrowSchema`, `lz4Compressed` as granted.
+//! - The result is split into files of
+//!   [`cloudfetch_rows_per_file`](MockWarehouseBuilder::cloudfetch_rows_per_file) rows (default
+//!   100,000; the last file holds the rest). File `k` holds rows `k * rows_per_file ..`: one
+//!   whole Arrow IPC stream (schema, batches of at most `arrow_batch_rows` rows, end marker) in
+//!   the client's wire schema, LZ4-framed when `lz4Compressed`.
+//! - Direct results and FetchResults answer a page of at most
+//!   [`cloudfetch_links_per_page`](MockWarehouseBuilder::cloudfetch_links_per_page) links (default
+//!   10) in `resultLinks`, with `hasMoreRows` until the last page; `maxRows` and `maxBytes` do not
+//!   limit a page of links. A page starts at `startRowOffset` when sent (it must be the first row
+//!   of a file, else the reply is an error status), else at the operation's cursor; asking again
+//!   for the same offset gives the same files with fresh signatures and expiry (a link refresh).
+//!   Direct results never close a CloudFetch operation (its links are refreshed through it).
+//! - Each `TSparkArrowResultLink`: `fileLink`
+//!   `http://127.0.0.1:<port>/cloudfetch/<statement>/<k>?exp=<ms>&nonce=<random>&sig=<keyed hash>`,
+//!   `expiryTime` (ms since the epoch: issue time plus
+//!   [`cloudfetch_link_lifetime`](MockWarehouseBuilder::cloudfetch_link_lifetime), default 15
+//!   minutes), `startRowOffset`, `rowCount`, `bytesNum` (the exact size served; files are
+//!   generated when their link is first issued), and `httpHeaders` =
+//!   `{`[`CLOUDFETCH_HEADER`]`: <a value random per mock>}`.
+//! - A file GET is checked in this order: an `Authorization` header is refused with 400 and
+//!   counted ([`MockWarehouse::cloudfetch_gets_with_authorization`]: the workspace token must
+//!   never reach a presigned URL); then injected faults apply; a missing or wrong
+//!   [`CLOUDFETCH_HEADER`] is 400; a bad signature is 403; an expired link is 403 (`Request has
+//!   expired`); a closed operation or unknown file is 404; else `200` with the file.
+//! - Each file is generated once, on the blocking pool, and served from memory until its
+//!   operation is closed (or its session), which evicts it. With
+//!   [`cloudfetch_keep_files`](MockWarehouseBuilder::cloudfetch_keep_files) the files of a SQL
+//!   text stay cached for later executions (for benchmarks).
+//! - Counters: [`MockWarehouse::cloudfetch_get_count`] / [`cloudfetch_get_counts`](MockWarehouse::cloudfetch_get_counts)
+//!   (GETs per file index, over every statement), `call_count(`[`endpoint::CLOUDFETCH_FILE`]`)`
+//!   (all file GETs), `call_count("FetchResults")` (link pages and refreshes).
+//!
 //! # Fault injection
 //! [`MockWarehouse::inject`] queues a [`Fault`] for the next requests matching its target: an HTTP
-//! status (optionally with `Retry-After`), a delay, a dropped connection, or a `200` with a garbage
-//! body.
+//! status (optionally with `Retry-After`), a delay, a dropped connection, a `200` with a garbage
+//! body, or a body cut short. CloudFetch files are targeted one by one with
+//! [`Fault::on_chunk`]`(k)` (file `k` of any statement) or all with [`Fault::on_any_chunk`]:
+//!
+//! | fault | effect on file `k` |
+//! |---|---|
+//! | `Fault::http_status(500).on_chunk(k).times(n)` | the next `n` GETs answer 500 |
+//! | `Fault::delay(d).on_chunk(k)` | the next GET is answered after `d` (a slow response) |
+//! | `Fault::drop_connection().on_chunk(k)` | the next GET's connection is closed without a reply |
+//! | `Fault::truncated_body().on_chunk(k)` | the next GET declares the whole length, sends half, closes |
+//! | `Fault::corrupt_file().on_chunk(k)` | the next GET serves a damaged file (invalid LZ4 frame, or invalid Arrow IPC when uncompressed) |
+//! | `Fault::wrong_row_count().on_chunk(k)` | the next GET serves a valid file with one row fewer than its link says |
+//! | `Fault::expired_link().on_chunk(k)` | the next link issued for file `k` has already expired (its GET would answer 403) |
+//! | `Fault::http_status(403).on_chunk(k)` | the next GET is refused, as a storage service refuses a link (403 on first use) |
 
 mod catalog;
+mod cloudfetch;
 mod fault;
 mod rowset;
 mod server;
@@ -97,6 +150,7 @@ pub use telemetry::{
 };
 
 use crate::error::Result;
+use cloudfetch::{CloudFetchSettings, LinkSigner};
 use server::ServerHandle;
 use source::BatchesSource;
 use state::{Config, Knobs, Registered, Shared, SqlError, State};
@@ -142,9 +196,26 @@ pub mod endpoint {
     pub const TELEMETRY_UNAUTH: &str = "telemetry-unauth";
     /// A POST to the HTTP path whose body is not a Thrift call.
     pub const MALFORMED_THRIFT: &str = "malformed-thrift";
+    /// `GET /cloudfetch/<statement>/<file>`: a CloudFetch file.
+    pub const CLOUDFETCH_FILE: &str = "cloudfetch-file";
     /// Any other path or method (answered 404 or 405).
     pub const UNKNOWN: &str = "unknown";
 }
+
+/// The header every CloudFetch link lists in its `httpHeaders` (with a value random per mock),
+/// and that a GET of the file must carry: without it (or with another value) the GET answers
+/// 400, as a storage service does when a presigned request lacks its required headers.
+pub const CLOUDFETCH_HEADER: &str = "x-mock-cloudfetch-key";
+
+/// Default of [`MockWarehouseBuilder::cloudfetch_threshold_rows`].
+pub const DEFAULT_CLOUDFETCH_THRESHOLD_ROWS: u64 = 100_000;
+/// Default of [`MockWarehouseBuilder::cloudfetch_rows_per_file`].
+pub const DEFAULT_CLOUDFETCH_ROWS_PER_FILE: u64 = 100_000;
+/// Default of [`MockWarehouseBuilder::cloudfetch_links_per_page`].
+pub const DEFAULT_CLOUDFETCH_LINKS_PER_PAGE: usize = 10;
+/// Default of [`MockWarehouseBuilder::cloudfetch_link_lifetime`]: 15 minutes, the usual lifetime
+/// of a presigned result link.
+pub const DEFAULT_CLOUDFETCH_LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// One HTTP request the mock received (any endpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +289,7 @@ pub struct MockWarehouseBuilder {
     server_protocol_version: i32,
     direct_results: bool,
     arrow_batch_rows: usize,
+    cloudfetch: CloudFetchSettings,
     knobs: Knobs,
     telemetry: TelemetryState,
 }
@@ -231,6 +303,13 @@ impl Default for MockWarehouseBuilder {
             server_protocol_version: protocol_version::SPARK_V8,
             direct_results: true,
             arrow_batch_rows: 10_000,
+            cloudfetch: CloudFetchSettings {
+                threshold_rows: DEFAULT_CLOUDFETCH_THRESHOLD_ROWS,
+                rows_per_file: DEFAULT_CLOUDFETCH_ROWS_PER_FILE,
+                links_per_page: DEFAULT_CLOUDFETCH_LINKS_PER_PAGE,
+                link_lifetime: DEFAULT_CLOUDFETCH_LINK_LIFETIME,
+                keep_files: false,
+            },
             knobs: Knobs {
                 running_polls: 0,
                 statement_delay: Duration::ZERO,
@@ -289,6 +368,48 @@ impl MockWarehouseBuilder {
         self
     }
 
+    // -- CloudFetch -----------------------------------------------------------------------
+
+    /// Results with more rows than this are sent as CloudFetch links when the client sent
+    /// `canDownloadResult` (and Arrow is granted, at SPARK V3 or later).
+    /// Default: [`DEFAULT_CLOUDFETCH_THRESHOLD_ROWS`] (100,000).
+    pub fn cloudfetch_threshold_rows(mut self, rows: u64) -> Self {
+        self.cloudfetch.threshold_rows = rows;
+        self
+    }
+
+    /// Rows per CloudFetch file (the last file of a result holds the rest).
+    /// Default: [`DEFAULT_CLOUDFETCH_ROWS_PER_FILE`] (100,000).
+    pub fn cloudfetch_rows_per_file(mut self, rows: u64) -> Self {
+        self.cloudfetch.rows_per_file = rows.max(1);
+        self
+    }
+
+    /// Links per FetchResults (or direct results) reply.
+    /// Default: [`DEFAULT_CLOUDFETCH_LINKS_PER_PAGE`] (10, so a result of a million rows or more
+    /// takes several pages and paging gets exercised).
+    pub fn cloudfetch_links_per_page(mut self, links: usize) -> Self {
+        self.cloudfetch.links_per_page = links.max(1);
+        self
+    }
+
+    /// How long a CloudFetch link is valid after it is issued (`expiryTime`, and the signature's
+    /// own expiry). Default: [`DEFAULT_CLOUDFETCH_LINK_LIFETIME`] (15 minutes).
+    pub fn cloudfetch_link_lifetime(mut self, lifetime: Duration) -> Self {
+        self.cloudfetch.link_lifetime = lifetime;
+        self
+    }
+
+    /// Keep the CloudFetch files of a result after its operation closes, for the next execution
+    /// of the same SQL text in the same format, so that a benchmark running one statement
+    /// repeatedly measures the client and not file generation. Kept files are never evicted
+    /// (except by [`MockWarehouse::register_result`] for its SQL text). Default: false (files
+    /// are dropped when their operation closes).
+    pub fn cloudfetch_keep_files(mut self, keep: bool) -> Self {
+        self.cloudfetch.keep_files = keep;
+        self
+    }
+
     // -- timing ---------------------------------------------------------------------------
 
     /// GetOperationStatus polls an async statement answers PENDING (the first) or RUNNING
@@ -339,6 +460,9 @@ impl MockWarehouseBuilder {
             server_protocol_version: self.server_protocol_version,
             direct_results: self.direct_results,
             arrow_batch_rows: self.arrow_batch_rows,
+            base_url: format!("http://127.0.0.1:{}", addr.port()),
+            cloudfetch: self.cloudfetch,
+            signer: LinkSigner::new(),
         };
         let shared = Shared::new(config, State::new(self.knobs, self.telemetry));
         let server = ServerHandle::spawn(listener, shared.clone());
@@ -460,11 +584,11 @@ impl MockWarehouse {
         batches: Vec<RecordBatch>,
     ) -> Result<()> {
         let source = BatchesSource::new(schema, batches)?;
-        self.inner
-            .shared
-            .lock()
-            .registered
-            .insert(sql::normalize(sql), Registered::Rows(Arc::new(source)));
+        let key = sql::normalize(sql);
+        let mut st = self.inner.shared.lock();
+        st.kept_files.retain(|(text, _), _| *text != key);
+        st.registered
+            .insert(key, Registered::Rows(Arc::new(source)));
         Ok(())
     }
 
@@ -528,6 +652,30 @@ impl MockWarehouse {
     /// closing of their session).
     pub fn open_operations(&self) -> usize {
         self.inner.shared.lock().operations.len()
+    }
+
+    /// CloudFetch file GETs of file `index` (counted from 0 in its result), over every
+    /// statement, those answered with a fault or refused included.
+    pub fn cloudfetch_get_count(&self, index: usize) -> usize {
+        self.inner
+            .shared
+            .lock()
+            .cloudfetch_gets
+            .get(&index)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// CloudFetch file GETs by file index (see [`cloudfetch_get_count`](Self::cloudfetch_get_count)).
+    /// Their sum is [`call_count`](Self::call_count)`(endpoint::CLOUDFETCH_FILE)`.
+    pub fn cloudfetch_get_counts(&self) -> BTreeMap<usize, usize> {
+        self.inner.shared.lock().cloudfetch_gets.clone()
+    }
+
+    /// CloudFetch file GETs that carried an `Authorization` header: each was refused with 400.
+    /// A driver must send presigned URLs only the links' own headers, so this should stay 0.
+    pub fn cloudfetch_gets_with_authorization(&self) -> usize {
+        self.inner.shared.lock().cloudfetch_gets_with_authorization
     }
 
     /// Every session opened so far (open or closed), in opening order.

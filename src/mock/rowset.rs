@@ -6,12 +6,8 @@
 //! A page is produced from its row range alone (`start`, `rows`), so pages, direct results and
 //! (later) CloudFetch files can each be generated independently and on demand.
 //!
-//! CloudFetch (issue 3) plugs in here: a granted `WireFormat` with CloudFetch on (client sent
-//! `canDownloadResult`, session at SPARK V3 or later, result above a row threshold) answers a page
-//! with `resultLinks` instead of rows: one link per file of a fixed row count, file `k` holding
-//! rows `k * file_rows ..` as the Arrow IPC stream of `RowSource::rows(..)` (LZ4-framed when
-//! granted), served by the mock's own HTTP server at a path naming the operation and the file,
-//! with an expiry time; `startRowOffset` re-issues the links of a range.
+//! A CloudFetch file (see [`super::cloudfetch`]) is produced the same way: rows
+//! `start .. start + rows` as a whole Arrow IPC stream ([`encode_file`]), LZ4-framed when granted.
 
 use std::sync::Arc;
 
@@ -22,7 +18,7 @@ use super::source::{estimated_row_bytes, RowSource};
 use super::state::WireFormat;
 use crate::error::{Error, Result};
 use crate::results::encode::{
-    encode_batch_message, encode_schema_message, to_columns, to_table_schema,
+    encode_batch_message, encode_ipc_stream, encode_schema_message, to_columns, to_table_schema,
 };
 use crate::results::lz4::compress_frame;
 use crate::thrift::tcli::{
@@ -156,8 +152,13 @@ pub(crate) fn metadata(schema: &Schema, format: WireFormat) -> TGetResultSetMeta
     let (result_format, lz4, arrow_schema) = if format.vanilla {
         (None, None, None)
     } else if format.arrow {
+        let set_type = if format.cloudfetch {
+            TSparkRowSetType::URL_BASED_SET
+        } else {
+            TSparkRowSetType::ARROW_BASED_SET
+        };
         (
-            Some(TSparkRowSetType::ARROW_BASED_SET),
+            Some(set_type),
             Some(format.lz4),
             Some(encode_schema_message(&wire_schema(schema, format))),
         )
@@ -175,6 +176,52 @@ pub(crate) fn metadata(schema: &Schema, format: WireFormat) -> TGetResultSetMeta
         compressed_bytes: None,
         is_staging_operation: if format.vanilla { None } else { Some(false) },
     }
+}
+
+/// Rows `start .. start + rows` of `source` in the client's wire schema, in batches of at most
+/// `batch_rows` rows.
+fn wire_batches(
+    source: &dyn RowSource,
+    wire: &SchemaRef,
+    start: u64,
+    rows: usize,
+    format: WireFormat,
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let batch_rows = batch_rows.max(1);
+    let mut batches = Vec::with_capacity(rows.div_ceil(batch_rows));
+    let mut done = 0usize;
+    while done < rows {
+        let n = batch_rows.min(rows - done);
+        let batch = source.rows(start + done as u64, n)?;
+        let got = batch.num_rows();
+        if got == 0 {
+            break;
+        }
+        batches.push(to_wire_batch(batch, wire, format)?);
+        done += got;
+    }
+    Ok(batches)
+}
+
+/// A CloudFetch file: rows `start .. start + rows` of `source` as one whole Arrow IPC stream
+/// (schema message, record batches of at most `batch_rows` rows, end-of-stream marker) in the
+/// client's wire schema, LZ4-framed when `format.lz4`.
+pub(crate) fn encode_file(
+    source: &dyn RowSource,
+    start: u64,
+    rows: usize,
+    format: WireFormat,
+    batch_rows: usize,
+) -> Result<Vec<u8>> {
+    let wire = wire_schema(&source.schema(), format);
+    let batches = wire_batches(source, &wire, start, rows, format, batch_rows)?;
+    let stream = encode_ipc_stream(&wire, &batches)?;
+    Ok(if format.lz4 {
+        compress_frame(&stream)
+    } else {
+        stream
+    })
 }
 
 /// Rows `start .. start + rows` of `source` as a `TRowSet` in `format`, Arrow batches holding at
@@ -197,29 +244,21 @@ pub(crate) fn encode_page(
     };
     if format.arrow {
         let wire = wire_schema(&source.schema(), format);
-        let batch_rows = batch_rows.max(1);
-        let mut batches = Vec::with_capacity(rows.div_ceil(batch_rows));
-        let mut done = 0usize;
-        while done < rows {
-            let n = batch_rows.min(rows - done);
-            let batch = source.rows(start + done as u64, n)?;
-            let got = batch.num_rows();
-            if got == 0 {
-                break;
-            }
-            let batch = to_wire_batch(batch, &wire, format)?;
-            let message = encode_batch_message(&batch)?;
-            let bytes = if format.lz4 {
-                compress_frame(&message)
-            } else {
-                message
-            };
-            batches.push(TSparkArrowBatch {
-                batch: bytes,
-                row_count: got as i64,
-            });
-            done += got;
-        }
+        let batches = wire_batches(source, &wire, start, rows, format, batch_rows)?
+            .iter()
+            .map(|batch| {
+                let message = encode_batch_message(batch)?;
+                let bytes = if format.lz4 {
+                    compress_frame(&message)
+                } else {
+                    message
+                };
+                Ok(TSparkArrowBatch {
+                    batch: bytes,
+                    row_count: batch.num_rows() as i64,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         row_set.arrow_batches = Some(batches);
     } else {
         let batch = source.rows(start, rows)?;
@@ -241,6 +280,7 @@ mod tests {
             arrow_timestamps: native,
             arrow_decimals: native,
             vanilla: false,
+            cloudfetch: false,
         }
     }
 

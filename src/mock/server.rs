@@ -1,27 +1,30 @@
 //! The mock warehouse's HTTP/1.1 server: accepts connections on loopback, routes each request
-//! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, 404 elsewhere), counts and
-//! records it, applies injected faults, checks the bearer token, and stops without leaving a task
-//! behind.
+//! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, CloudFetch files, 404
+//! elsewhere), counts and records it, applies injected faults, checks the bearer token, and stops
+//! without leaving a task behind.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::cloudfetch::{self, Variant};
 use super::endpoint;
-use super::fault::{FaultKind, Injected};
+use super::fault::{FaultKind, Injected, Occasion};
 use super::service;
-use super::state::{push_bounded, Shared};
+use super::state::{push_bounded, Id, Shared};
 use super::telemetry::{feature_flag_path, FeatureFlagRequest};
 use super::RecordedRequest;
+use super::CLOUDFETCH_HEADER;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The body sent by a [`FaultKind::CorruptBody`] fault: neither strict binary Thrift (its first
@@ -133,10 +136,14 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-type Reply = Response<Full<Bytes>>;
+/// A reply before it is sent: the whole body in memory.
+type Reply = Response<Bytes>;
+
+/// A reply as sent: whole, or cut short by a [`FaultKind::TruncatedBody`] fault.
+type Body = BoxBody<Bytes, DropConnection>;
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -156,6 +163,7 @@ enum Route {
     FeatureFlags { driver: String, version: String },
     TelemetryExt,
     TelemetryUnauth,
+    CloudFetchFile { op: Id, chunk: usize },
     WrongMethod(&'static str),
     NotFound,
 }
@@ -181,6 +189,13 @@ fn route(http_path: &str, method: &Method, path: &str) -> Route {
             Route::TelemetryUnauth
         } else {
             Route::WrongMethod("POST")
+        };
+    }
+    if path.starts_with(cloudfetch::FILE_PATH_PREFIX) {
+        return match cloudfetch::parse_file_path(path) {
+            Some((op, chunk)) if method == Method::GET => Route::CloudFetchFile { op, chunk },
+            Some(_) => Route::WrongMethod("GET"),
+            None => Route::NotFound,
         };
     }
     if let Some((driver, version)) = feature_flag_path(path) {
@@ -234,7 +249,32 @@ fn unauthorized() -> Reply {
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> std::result::Result<Reply, DropConnection> {
+) -> std::result::Result<Response<Body>, DropConnection> {
+    let (reply, truncate) = answer(shared, req).await?;
+    Ok(if truncate {
+        truncated(reply)
+    } else {
+        reply.map(|body| Full::new(body).map_err(|never| match never {}).boxed())
+    })
+}
+
+/// `reply` with its whole length declared but only the first half of its body sent, then the
+/// connection closed.
+fn truncated(reply: Reply) -> Response<Body> {
+    let (mut parts, body) = reply.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let half = body.slice(..body.len() / 2);
+    let frames = futures::stream::iter([Ok(Frame::data(half)), Err(DropConnection)]);
+    Response::from_parts(parts, StreamBody::new(frames).boxed())
+}
+
+/// The reply to one request, and whether a fault asks to cut its body short.
+async fn answer(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> std::result::Result<(Reply, bool), DropConnection> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -251,8 +291,14 @@ async fn handle(
         Route::FeatureFlags { .. } => (endpoint::FEATURE_FLAGS.to_string(), false),
         Route::TelemetryExt => (endpoint::TELEMETRY_EXT.to_string(), false),
         Route::TelemetryUnauth => (endpoint::TELEMETRY_UNAUTH.to_string(), false),
+        Route::CloudFetchFile { .. } => (endpoint::CLOUDFETCH_FILE.to_string(), false),
         Route::WrongMethod(_) | Route::NotFound => (endpoint::UNKNOWN.to_string(), false),
     };
+    let chunk = match &route {
+        Route::CloudFetchFile { chunk, .. } => Some(*chunk),
+        _ => None,
+    };
+    let with_authorization = parts.headers.contains_key(header::AUTHORIZATION);
     let headers = recordable_headers(&parts.headers);
     let injected = {
         let mut st = shared.lock();
@@ -264,8 +310,30 @@ async fn handle(
             headers: headers.clone(),
         };
         push_bounded(&mut st.requests, record);
-        st.faults.take(&name, is_rpc)
+        if let Some(chunk) = chunk {
+            *st.cloudfetch_gets.entry(chunk).or_insert(0) += 1;
+            if with_authorization {
+                // The workspace token must never go to a presigned URL: record and refuse
+                // before any fault, so that no such request goes unnoticed.
+                st.cloudfetch_gets_with_authorization += 1;
+                drop(st);
+                tracing::debug!("mock warehouse: a CloudFetch GET carried an Authorization header");
+                let r = text(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidAuthenticationInfo: a presigned URL must not carry an Authorization header",
+                );
+                return Ok((r, false));
+            }
+        }
+        st.faults.take(Occasion {
+            name: &name,
+            is_rpc,
+            chunk,
+            link_issue: false,
+        })
     };
+    let mut truncate = false;
+    let mut variant = None;
     if let Some(Injected { kind, delay }) = injected {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -281,7 +349,7 @@ async fn handle(
                 if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
-                return Ok(r);
+                return Ok((r, false));
             }
             FaultKind::DropConnection => return Err(DropConnection),
             FaultKind::CorruptBody => {
@@ -290,19 +358,48 @@ async fn handle(
                 } else {
                     "application/json"
                 };
-                return Ok(reply(StatusCode::OK, content_type, GARBAGE_BODY));
+                return Ok((reply(StatusCode::OK, content_type, GARBAGE_BODY), false));
             }
-            FaultKind::Pass => {}
+            FaultKind::TruncatedBody => truncate = true,
+            other => variant = cloudfetch::variant_of(&other),
         }
     }
+    let out = respond(&shared, route, &parts, headers, body, is_rpc, variant).await;
+    Ok((out, truncate))
+}
+
+/// The reply of `route` when no fault intervenes (`variant`: the damaged CloudFetch file a
+/// fault asked for).
+async fn respond(
+    shared: &Arc<Shared>,
+    route: Route,
+    parts: &http::request::Parts,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    is_rpc: bool,
+    variant: Option<Variant>,
+) -> Reply {
     let token = shared.config.token.as_str();
-    let out = match route {
+    match route {
         Route::NotFound => text(StatusCode::NOT_FOUND, "Not Found"),
         Route::WrongMethod(allow) => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
             r
+        }
+        Route::CloudFetchFile { op, chunk } => {
+            let key = parts
+                .headers
+                .get(CLOUDFETCH_HEADER)
+                .and_then(|v| v.to_str().ok());
+            match cloudfetch::serve(shared, op, chunk, parts.uri.query(), key, variant).await {
+                Ok(file) => reply(StatusCode::OK, "application/octet-stream", file),
+                Err(refused) => text(
+                    StatusCode::from_u16(refused.status).unwrap_or(StatusCode::FORBIDDEN),
+                    refused.message,
+                ),
+            }
         }
         _ if !matches!(route, Route::TelemetryUnauth) && !authorized(&parts.headers, token) => {
             unauthorized()
@@ -312,7 +409,7 @@ async fn handle(
             "Bad Request: the body is not a strict binary Thrift call",
         ),
         Route::Thrift => {
-            let body = service::handle(&shared, body).await;
+            let body = service::handle(shared, body).await;
             reply(StatusCode::OK, "application/x-thrift", body)
         }
         Route::FeatureFlags { driver, version } => {
@@ -340,8 +437,7 @@ async fn handle(
                 Err(v) => json(StatusCode::BAD_REQUEST, &v),
             }
         }
-    };
-    Ok(out)
+    }
 }
 
 /// The address a listener is bound to.

@@ -12,6 +12,7 @@ use thrift::{ApplicationErrorKind, OrderedFloat};
 use tokio::time::Instant;
 
 use super::catalog;
+use super::cloudfetch::{self, ResultFiles};
 use super::rowset::{self, ok_status};
 use super::source::{BatchesSource, MockRowsSource, RangeSource, RowSource};
 use super::sql::{self, Statement};
@@ -334,11 +335,13 @@ struct FormatAsk {
     lz4: bool,
     arrow_timestamps: bool,
     arrow_decimals: bool,
+    cloudfetch: bool,
 }
 
 impl FormatAsk {
     /// What the client gets in a session of protocol `version`: Arrow from SPARK V5, LZ4 from
-    /// V6, no extensions at all below SPARK V1.
+    /// V6, no extensions at all below SPARK V1. CloudFetch (from SPARK V3, with Arrow) is only
+    /// allowed here; the result's size decides (see `launch`).
     fn grant(self, version: i32) -> WireFormat {
         let arrow = self.arrow && version >= pv::SPARK_V5;
         WireFormat {
@@ -347,6 +350,7 @@ impl FormatAsk {
             arrow_timestamps: self.arrow_timestamps,
             arrow_decimals: self.arrow_decimals,
             vanilla: version < pv::SPARK_V1,
+            cloudfetch: arrow && self.cloudfetch && version >= pv::SPARK_V3,
         }
     }
 }
@@ -359,6 +363,8 @@ struct Launch<'a> {
     timeout: Option<Duration>,
     direct: Option<&'a TSparkGetDirectResults>,
     ask: FormatAsk,
+    /// The SQL text, for statements (keys the kept CloudFetch files).
+    sql: Option<&'a str>,
 }
 
 /// What ExecuteStatement and the metadata RPCs answer: status, handle, direct results.
@@ -391,8 +397,15 @@ where
         let version = sid.and_then(|id| st.session(&id).map(|s| s.protocol_version));
         match (sid, version) {
             (Some(sid), Some(version)) => {
-                let format = l.ask.grant(version);
+                let mut format = l.ask.grant(version);
                 let (outcome, extra) = plan(&mut st, &sid, &op_id, format);
+                let cloud_files = match &outcome {
+                    Outcome::Rows(src) if format.cloudfetch => {
+                        cloud_files(shared, &mut st, src, format, l.sql)
+                    }
+                    _ => None,
+                };
+                format.cloudfetch = cloud_files.is_some();
                 let mut op = Operation {
                     session: sid,
                     outcome: outcome.clone(),
@@ -405,6 +418,7 @@ where
                     timeout: l.timeout,
                     canceled: false,
                     next_offset: 0,
+                    cloud_files,
                 };
                 if !l.run_async {
                     op.skip_polls();
@@ -435,6 +449,38 @@ where
     }
 }
 
+/// The CloudFetch files of a result the client may download, when it has more rows than the
+/// threshold: new, or the kept ones of an earlier execution of the same SQL in the same format.
+fn cloud_files(
+    shared: &Shared,
+    st: &mut State,
+    src: &Arc<dyn RowSource>,
+    format: WireFormat,
+    sql_text: Option<&str>,
+) -> Option<Arc<ResultFiles>> {
+    let settings = &shared.config.cloudfetch;
+    if src.num_rows() <= settings.threshold_rows {
+        return None;
+    }
+    let new = || {
+        Arc::new(ResultFiles::new(
+            src.clone(),
+            format,
+            settings.rows_per_file,
+            shared.config.arrow_batch_rows,
+        ))
+    };
+    match sql_text.filter(|_| settings.keep_files) {
+        Some(text) => Some(
+            st.kept_files
+                .entry((sql::normalize(text), format))
+                .or_insert_with(new)
+                .clone(),
+        ),
+        None => Some(new()),
+    }
+}
+
 async fn execute_statement(
     shared: &Arc<Shared>,
     req: TExecuteStatementReq,
@@ -454,7 +500,9 @@ async fn execute_statement(
             lz4: req.can_decompress_l_z4_result == Some(true),
             arrow_timestamps: native.and_then(|n| n.timestamp_as_arrow) == Some(true),
             arrow_decimals: native.and_then(|n| n.decimal_as_arrow) == Some(true),
+            cloudfetch: req.can_download_result == Some(true),
         },
+        sql: Some(&req.statement),
     };
     let launched = launch(shared, launch_req, |st, sid, op_id, format| {
         let info = StatementInfo {
@@ -498,6 +546,7 @@ fn metadata_launch<'a>(
         timeout: None,
         direct,
         ask: FormatAsk::default(),
+        sql: None,
     }
 }
 
@@ -652,23 +701,42 @@ async fn direct_results(
         let schema = src.schema();
         dr.result_set_metadata = Some(Box::new(rowset::metadata(&schema, format)));
         let total = src.num_rows();
-        let n = rowset::page_rows(max_rows, max_bytes, &schema, total);
-        op.next_offset = n as u64;
-        let last = n as u64 >= total;
-        if last {
+        let (page, end) = match &op.cloud_files {
+            // CloudFetch: the first page of links. The operation stays open (links are
+            // refreshed through it, and it holds the files).
+            Some(files) => match cloudfetch::page_at(files, 0, links_per_page(shared)) {
+                Ok((first, count)) => (
+                    Page::Links {
+                        files: files.clone(),
+                        first,
+                        count,
+                    },
+                    cloudfetch::page_end(files, first, count),
+                ),
+                Err(e) => (Page::Failed(e), 0),
+            },
+            None => {
+                let n = rowset::page_rows(max_rows, max_bytes, &schema, total);
+                let last = n as u64 >= total;
+                if last {
+                    dr.close_operation = Some(Box::new(TCloseOperationResp {
+                        status: ok_status(),
+                    }));
+                }
+                (Page::Rows { src, start: 0, n }, n as u64)
+            }
+        };
+        op.next_offset = end;
+        if dr.close_operation.is_some() {
             st.operations.remove(&op_id);
-            dr.close_operation = Some(Box::new(TCloseOperationResp {
-                status: ok_status(),
-            }));
         }
-        (dr, src, format, n, last)
+        (dr, page, format, end < total)
     };
-    let (mut dr, src, format, n, last) = page;
-    let batch_rows = shared.config.arrow_batch_rows;
-    let result_set = match encode(src, 0, n, format, batch_rows).await {
+    let (mut dr, page, format, has_more) = page;
+    let result_set = match answer_page(shared, &op_id, page, format).await {
         Ok(rs) => TFetchResultsResp {
             status: ok_status(),
-            has_more_rows: Some(!last),
+            has_more_rows: Some(has_more),
             results: Some(rs),
             result_set_metadata: None,
         },
@@ -681,6 +749,60 @@ async fn direct_results(
     };
     dr.result_set = Some(Box::new(result_set));
     Some(dr)
+}
+
+/// What one page of a result holds.
+enum Page {
+    /// Rows `start .. start + n` of `src`.
+    Rows {
+        src: Arc<dyn RowSource>,
+        start: u64,
+        n: usize,
+    },
+    /// CloudFetch links to files `first .. first + count`.
+    Links {
+        files: Arc<ResultFiles>,
+        first: usize,
+        count: usize,
+    },
+    /// The page cannot be given (e.g. a `startRowOffset` inside a CloudFetch file).
+    Failed(Error),
+}
+
+fn links_per_page(shared: &Shared) -> usize {
+    shared.config.cloudfetch.links_per_page
+}
+
+/// The `TRowSet` of `page` of operation `op_id`.
+async fn answer_page(
+    shared: &Arc<Shared>,
+    op_id: &Id,
+    page: Page,
+    format: WireFormat,
+) -> Result<TRowSet> {
+    match page {
+        Page::Rows { src, start, n } => {
+            encode(src, start, n, format, shared.config.arrow_batch_rows).await
+        }
+        Page::Links {
+            files,
+            first,
+            count,
+        } => {
+            let links = cloudfetch::issue_links(shared, op_id, &files, first, count).await?;
+            let start = cloudfetch::page_end(&files, first, 0);
+            Ok(TRowSet {
+                start_row_offset: i64::try_from(start).unwrap_or(i64::MAX),
+                rows: Vec::new(),
+                columns: None,
+                binary_columns: None,
+                column_count: None,
+                arrow_batches: None,
+                result_links: Some(links),
+            })
+        }
+        Page::Failed(e) => Err(e),
+    }
 }
 
 /// Encode a page, on the blocking pool when it is large.
@@ -849,9 +971,12 @@ fn fetch_error(status: TStatus) -> TFetchResultsResp {
 
 async fn fetch_results(shared: &Arc<Shared>, req: TFetchResultsReq) -> TFetchResultsResp {
     let guid = &req.operation_handle.operation_id;
-    let (src, start, n, has_more, format, metadata) = {
+    let Some(op_id) = id_of(guid) else {
+        return fetch_error(invalid_handle("OperationHandle", &guid.guid));
+    };
+    let (page, has_more, format, metadata) = {
         let mut st = shared.lock();
-        let Some(op) = id_of(guid).and_then(|id| st.operations.get_mut(&id)) else {
+        let Some(op) = st.operations.get_mut(&op_id) else {
             return fetch_error(invalid_handle("OperationHandle", &guid.guid));
         };
         let state = op.state(Instant::now());
@@ -903,16 +1028,42 @@ async fn fetch_results(shared: &Arc<Shared>, req: TFetchResultsReq) -> TFetchRes
             _ => op.next_offset,
         }
         .min(total);
-        let n = rowset::page_rows(req.max_rows, req.max_bytes, &src.schema(), total - start);
+        let (page, end) = match op.cloud_files.as_ref().filter(|_| is_rows) {
+            // CloudFetch: the page of links starting at `start` (maxRows and maxBytes do not
+            // limit it), with fresh signatures and expiry times.
+            Some(files) => match cloudfetch::page_at(files, start, links_per_page(shared)) {
+                Ok((first, count)) => (
+                    Page::Links {
+                        files: files.clone(),
+                        first,
+                        count,
+                    },
+                    cloudfetch::page_end(files, first, count),
+                ),
+                Err(e) => return fetch_error(error_status(Some("HY000"), e.message(), None)),
+            },
+            None => {
+                let n =
+                    rowset::page_rows(req.max_rows, req.max_bytes, &src.schema(), total - start);
+                (
+                    Page::Rows {
+                        src: src.clone(),
+                        start,
+                        n,
+                    },
+                    start + n as u64,
+                )
+            }
+        };
         if is_rows {
-            op.next_offset = start + n as u64;
+            op.next_offset = end;
         }
-        let has_more = !format.vanilla && start + (n as u64) < total;
+        let has_more = !format.vanilla && end < total;
         let metadata = (req.include_result_set_metadata == Some(true))
             .then(|| rowset::metadata(&src.schema(), format));
-        (src, start, n, has_more, format, metadata)
+        (page, has_more, format, metadata)
     };
-    match encode(src, start, n, format, shared.config.arrow_batch_rows).await {
+    match answer_page(shared, &op_id, page, format).await {
         Ok(rs) => TFetchResultsResp {
             status: ok_status(),
             has_more_rows: Some(has_more),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::cloudfetch::{CloudFetchSettings, LinkSigner, ResultFiles};
 use super::fault::FaultQueue;
 use super::source::RowSource;
 use super::telemetry::TelemetryState;
@@ -35,6 +36,11 @@ pub(crate) struct Config {
     pub(crate) server_protocol_version: i32,
     pub(crate) direct_results: bool,
     pub(crate) arrow_batch_rows: usize,
+    /// `http://127.0.0.1:<port>`: CloudFetch links point here.
+    pub(crate) base_url: String,
+    pub(crate) cloudfetch: CloudFetchSettings,
+    /// Signs CloudFetch links and holds the header value file GETs must carry.
+    pub(crate) signer: LinkSigner,
 }
 
 /// Settings tests may change while the mock runs.
@@ -83,6 +89,13 @@ pub(crate) struct State {
     /// Every session ever opened, open or closed, in opening order.
     pub(crate) session_log: Vec<Id>,
     pub(crate) telemetry: TelemetryState,
+    /// CloudFetch file GETs by file index (over every statement), faulted ones included.
+    pub(crate) cloudfetch_gets: BTreeMap<usize, usize>,
+    /// CloudFetch file GETs that carried an `Authorization` header (all rejected with 400).
+    pub(crate) cloudfetch_gets_with_authorization: usize,
+    /// With `cloudfetch_keep_files`: the files of each CloudFetch result by normalized SQL text
+    /// and wire format, kept after their operations close.
+    pub(crate) kept_files: HashMap<(String, WireFormat), Arc<ResultFiles>>,
 }
 
 impl State {
@@ -98,6 +111,9 @@ impl State {
             statements: VecDeque::new(),
             session_log: Vec::new(),
             telemetry,
+            cloudfetch_gets: BTreeMap::new(),
+            cloudfetch_gets_with_authorization: 0,
+            kept_files: HashMap::new(),
         }
     }
 
@@ -197,7 +213,7 @@ impl OpState {
 
 /// How a result is sent to the client, decided once at ExecuteStatement from what the client
 /// said it can read and the session's protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct WireFormat {
     /// `ARROW_BASED_SET` (else `COLUMN_BASED_SET`).
     pub(crate) arrow: bool,
@@ -210,6 +226,10 @@ pub(crate) struct WireFormat {
     /// A vanilla HiveServer2 session (protocol below SPARK V1): no extension fields in replies,
     /// `hasMoreRows` always false.
     pub(crate) vanilla: bool,
+    /// `URL_BASED_SET`: the result goes out as CloudFetch links to Arrow IPC stream files (the
+    /// client sent `canDownloadResult`, the session is at SPARK V3 or later, Arrow is granted,
+    /// and the result has more rows than the CloudFetch threshold).
+    pub(crate) cloudfetch: bool,
 }
 
 /// A statement's operation.
@@ -231,6 +251,9 @@ pub(crate) struct Operation {
     pub(crate) canceled: bool,
     /// Where the next FETCH_NEXT starts.
     pub(crate) next_offset: u64,
+    /// The result's CloudFetch files, when it is sent as links; dropped (and so evicted) with
+    /// the operation unless the mock keeps files.
+    pub(crate) cloud_files: Option<Arc<ResultFiles>>,
 }
 
 impl Operation {
@@ -306,6 +329,7 @@ mod tests {
                 arrow_timestamps: true,
                 arrow_decimals: true,
                 vanilla: false,
+                cloudfetch: false,
             },
             started_ms: 0,
             started: Instant::now(),
@@ -315,6 +339,7 @@ mod tests {
             timeout: timeout_ms.map(Duration::from_millis),
             canceled: false,
             next_offset: 0,
+            cloud_files: None,
         }
     }
 

@@ -1090,3 +1090,296 @@ async fn get_info_names_the_dbms_and_rejects_unknown_types() {
         .unwrap();
     assert_eq!(r.status.status_code, TStatusCode::ERROR_STATUS);
 }
+
+// -- CloudFetch ----------------------------------------------------------------------------
+
+/// A mock that answers results above 1,000 rows with links to files of 1,000 rows, 3 per page.
+async fn cloudfetch_mock() -> MockWarehouse {
+    MockWarehouse::builder()
+        .cloudfetch_threshold_rows(1_000)
+        .cloudfetch_rows_per_file(1_000)
+        .cloudfetch_links_per_page(3)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// An execution that allows CloudFetch, with LZ4 and direct results.
+fn exec_cloudfetch(s: &TSessionHandle, sql: &str) -> TExecuteStatementReq {
+    let mut req = with_direct(exec(s, sql), 100_000);
+    req.can_download_result = Some(true);
+    req.can_decompress_l_z4_result = Some(true);
+    req
+}
+
+/// GET `url` with `headers`; the status and the body (an error when the body is cut short).
+async fn get(url: &str, headers: &[(&str, &str)]) -> std::result::Result<(u16, Bytes), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(Method::GET).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// GET a link the way a driver should: with its own headers only.
+async fn get_link(link: &TSparkArrowResultLink) -> (u16, Bytes) {
+    let headers: Vec<(&str, &str)> = link
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    get(&link.file_link, &headers).await.unwrap()
+}
+
+/// The ids in a CloudFetch file (an LZ4-framed Arrow IPC stream).
+fn file_ids(body: &[u8]) -> Vec<i64> {
+    let mut plain = Vec::new();
+    lz4_flex::frame::FrameDecoder::new(body)
+        .read_to_end(&mut plain)
+        .unwrap();
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(plain), None).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|r| r.unwrap()).collect();
+    ids(&batches)
+}
+
+fn links(resp: &TFetchResultsResp) -> &[TSparkArrowResultLink] {
+    resp.results
+        .as_ref()
+        .and_then(|r| r.result_links.as_deref())
+        .expect("result links")
+}
+
+#[tokio::test]
+async fn large_results_are_links_to_ipc_files_in_pages() {
+    let mock = cloudfetch_mock().await;
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let resp = c
+        .execute(exec_cloudfetch(&s, "SELECT * FROM range(10500)"))
+        .await;
+    let dr = resp.direct_results.unwrap();
+    let meta = dr.result_set_metadata.unwrap();
+    assert_eq!(meta.result_format, Some(TSparkRowSetType::URL_BASED_SET));
+    assert_eq!(meta.lz4_compressed, Some(true));
+    assert!(meta.arrow_schema.is_some());
+    assert!(
+        dr.close_operation.is_none(),
+        "a CloudFetch result stays open for link refreshes"
+    );
+    let first = dr.result_set.unwrap();
+    assert_eq!(first.has_more_rows, Some(true));
+    assert_eq!(first.results.as_ref().unwrap().start_row_offset, 0);
+    let page = links(&first);
+    let offsets: Vec<(i64, i64)> = page
+        .iter()
+        .map(|l| (l.start_row_offset, l.row_count))
+        .collect();
+    assert_eq!(offsets, vec![(0, 1000), (1000, 1000), (2000, 1000)]);
+    let now = cloudfetch::now_ms();
+    for (i, link) in page.iter().enumerate() {
+        assert!(
+            link.file_link
+                .starts_with(&format!("{}/cloudfetch/", mock.base_url())),
+            "{}",
+            link.file_link
+        );
+        let lifetime = link.expiry_time - now;
+        assert!(
+            (14 * 60_000..=15 * 60_000).contains(&lifetime),
+            "{lifetime}"
+        );
+        assert!(link
+            .http_headers
+            .as_ref()
+            .unwrap()
+            .contains_key(CLOUDFETCH_HEADER));
+        let (status, body) = get_link(link).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body.len() as i64,
+            link.bytes_num,
+            "bytesNum is the served size"
+        );
+        let want: Vec<i64> = (i as i64 * 1000..(i as i64 + 1) * 1000).collect();
+        assert_eq!(file_ids(&body), want);
+    }
+    assert_eq!(mock.cloudfetch_get_count(1), 1);
+
+    let op = resp.operation_handle.unwrap();
+    // The page at an offset starts exactly there; the last page says no more rows follow.
+    let mut req = fetch_req(&op, 10);
+    req.start_row_offset = Some(9000);
+    let last = c.fetch_with(req).await;
+    assert_eq!(last.has_more_rows, Some(false));
+    let tail: Vec<(i64, i64)> = links(&last)
+        .iter()
+        .map(|l| (l.start_row_offset, l.row_count))
+        .collect();
+    assert_eq!(tail, vec![(9000, 1000), (10_000, 500)]);
+    let (_, body) = get_link(&links(&last)[1]).await;
+    assert_eq!(file_ids(&body), (10_000..10_500).collect::<Vec<_>>());
+    // Asked again, the same rows come with a fresh signature.
+    let mut req = fetch_req(&op, 10);
+    req.start_row_offset = Some(0);
+    let again = c.fetch_with(req).await;
+    assert_eq!(links(&again)[0].start_row_offset, 0);
+    assert_ne!(links(&again)[0].file_link, page[0].file_link);
+    assert_eq!(links(&again)[0].bytes_num, page[0].bytes_num);
+    // FETCH_NEXT continues after the last page given out (rows 0..3000).
+    let next = c.fetch(&op, 10).await;
+    assert_eq!(links(&next)[0].start_row_offset, 3000);
+    // An offset inside a file is refused.
+    let mut req = fetch_req(&op, 10);
+    req.start_row_offset = Some(1500);
+    let bad = c.fetch_with(req).await;
+    assert_eq!(bad.status.status_code, TStatusCode::ERROR_STATUS);
+    // Past the end: no links, no more rows.
+    let mut req = fetch_req(&op, 10);
+    req.start_row_offset = Some(10_500);
+    let end = c.fetch_with(req).await;
+    assert!(links(&end).is_empty());
+    assert_eq!(end.has_more_rows, Some(false));
+}
+
+#[tokio::test]
+async fn small_results_and_clients_without_cloudfetch_get_inline_arrow() {
+    let mock = cloudfetch_mock().await;
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let small = c
+        .execute(exec_cloudfetch(&s, "SELECT * FROM range(1000)"))
+        .await
+        .direct_results
+        .unwrap();
+    let meta = small.result_set_metadata.unwrap();
+    assert_eq!(meta.result_format, Some(TSparkRowSetType::ARROW_BASED_SET));
+    let mut req = exec_cloudfetch(&s, "SELECT * FROM range(5000)");
+    req.can_download_result = Some(false);
+    let meta = c
+        .execute(req)
+        .await
+        .direct_results
+        .unwrap()
+        .result_set_metadata
+        .unwrap();
+    assert_eq!(meta.result_format, Some(TSparkRowSetType::ARROW_BASED_SET));
+    // Before SPARK V3, no CloudFetch either.
+    let mut open = open_req();
+    open.client_protocol_i64 = Some(i64::from(protocol_version::SPARK_V1) + 1);
+    let old = c.open_with(open).await.session_handle.unwrap();
+    let mut req = exec_cloudfetch(&old, "SELECT * FROM range(5000)");
+    req.can_read_arrow_result = Some(false);
+    let meta = c
+        .execute(req)
+        .await
+        .direct_results
+        .unwrap()
+        .result_set_metadata
+        .unwrap();
+    assert_eq!(meta.result_format, Some(TSparkRowSetType::COLUMN_BASED_SET));
+    assert_eq!(mock.call_count(endpoint::CLOUDFETCH_FILE), 0);
+}
+
+#[tokio::test]
+async fn file_gets_must_carry_the_links_header_a_valid_signature_and_no_token() {
+    let mock = cloudfetch_mock().await;
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let resp = c
+        .execute(exec_cloudfetch(&s, "SELECT * FROM range(5000)"))
+        .await;
+    let first = resp.direct_results.unwrap().result_set.unwrap();
+    let link = links(&first)[0].clone();
+    let header = link.http_headers.as_ref().unwrap()[CLOUDFETCH_HEADER].clone();
+
+    let (status, _) = get(&link.file_link, &[]).await.unwrap();
+    assert_eq!(status, 400, "without the link's header");
+    let (status, _) = get(&link.file_link, &[(CLOUDFETCH_HEADER, "guess")])
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "with a wrong header value");
+    let bearer = format!("Bearer {}", mock.token());
+    let (status, _) = get(
+        &link.file_link,
+        &[(CLOUDFETCH_HEADER, &header), ("authorization", &bearer)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "the workspace token is refused");
+    assert_eq!(mock.cloudfetch_gets_with_authorization(), 1);
+    assert!(mock
+        .requests()
+        .iter()
+        .all(|r| r.headers.iter().all(|(_, v)| !v.contains(mock.token()))));
+
+    let tampered = link.file_link.replace("exp=", "exp=1");
+    let (status, _) = get(&tampered, &[(CLOUDFETCH_HEADER, &header)])
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "a changed expiry breaks the signature");
+    let (status, _) = get(&link.file_link, &[(CLOUDFETCH_HEADER, &header)])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(mock.cloudfetch_get_count(0), 5);
+
+    // Closing the operation evicts its files.
+    c.close_op(&resp.operation_handle.unwrap()).await;
+    let (status, _) = get(&link.file_link, &[(CLOUDFETCH_HEADER, &header)])
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn chunk_faults_damage_delay_or_expire_only_their_file() {
+    let mock = cloudfetch_mock().await;
+    mock.inject(Fault::expired_link().on_chunk(1));
+    mock.inject(Fault::truncated_body().on_chunk(2));
+    mock.inject(Fault::wrong_row_count().on_chunk(0));
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let resp = c
+        .execute(exec_cloudfetch(&s, "SELECT * FROM range(5000)"))
+        .await;
+    let first = resp.direct_results.unwrap().result_set.unwrap();
+    let page = links(&first);
+    let now = cloudfetch::now_ms();
+    assert!(page[1].expiry_time < now, "issued expired");
+    assert!(page[0].expiry_time > now && page[2].expiry_time > now);
+    let (status, _) = get_link(&page[1]).await;
+    assert_eq!(status, 403, "an expired link is refused");
+    let (status, short) = get_link(&page[0]).await;
+    assert_eq!(status, 200);
+    assert_eq!(file_ids(&short), (0..999).collect::<Vec<_>>());
+    let headers: Vec<(&str, &str)> = page[2]
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert!(
+        get(&page[2].file_link, &headers).await.is_err(),
+        "the body is cut short"
+    );
+    // Each fault applied once: the next GETs are served whole.
+    let (_, whole) = get_link(&page[2]).await;
+    assert_eq!(file_ids(&whole), (2000..3000).collect::<Vec<_>>());
+    let (_, whole) = get_link(&page[0]).await;
+    assert_eq!(file_ids(&whole).len(), 1000);
+    assert_eq!(mock.pending_faults(), 0);
+}
