@@ -329,7 +329,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Settings of the CloudFetch download pipeline: concurrency (6), byte budget (128 MiB),
+    /// Settings of the CloudFetch download pipeline: concurrency (6), byte budget (64 MiB),
     /// retries and link refreshes. See [`CloudFetchConfig`](crate::CloudFetchConfig).
     pub fn cloud_fetch_config(mut self, config: crate::CloudFetchConfig) -> Self {
         self.config.cloud_fetch_config = config;

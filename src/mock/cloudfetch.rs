@@ -197,6 +197,32 @@ fn corrupt(stream: &[u8], lz4: bool) -> Vec<u8> {
     out
 }
 
+/// Every file of a result, in order, generated now on the calling thread.
+pub(crate) fn all_files(files: &ResultFiles) -> Result<Vec<Bytes>> {
+    (0..files.chunks()).map(|k| files.encode(k, None)).collect()
+}
+
+/// Decodes one CloudFetch file the way the driver's pipeline does (LZ4 frame decompressed into
+/// one buffer, Arrow IPC decoded over it without copying), on the calling thread.
+pub(crate) fn decode_file(file: &Bytes, lz4: bool) -> Result<Vec<arrow_array::RecordBatch>> {
+    let data = if lz4 {
+        Bytes::from(crate::results::lz4::decompress_frame_to_vec(file)?)
+    } else {
+        file.clone()
+    };
+    let mut buffer = arrow_buffer::Buffer::from(data);
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    let mut batches = Vec::new();
+    let invalid = |e| Error::decode("the file is not a valid Arrow IPC stream").with_source(e);
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
+            batches.push(batch);
+        }
+    }
+    decoder.finish().map_err(invalid)?;
+    Ok(batches)
+}
+
 /// The page of file indexes that starts at row `start` of a result: `(first, count)`. Fails when
 /// `start` is not where a file starts (or the end of the result, which gives an empty page).
 pub(crate) fn page_at(

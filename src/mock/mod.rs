@@ -477,6 +477,14 @@ impl MockWarehouseBuilder {
     }
 }
 
+/// Decodes one CloudFetch file (from [`MockWarehouse::cloudfetch_files`], or downloaded from a
+/// link) the way the driver's pipeline does: the LZ4 frame (when `lz4`) decompressed into one
+/// buffer, then the Arrow IPC stream decoded over it without copying; on the calling thread.
+/// Fails (`Decode`) on an invalid frame or stream.
+pub fn decode_cloudfetch_file(file: &bytes::Bytes, lz4: bool) -> Result<Vec<RecordBatch>> {
+    cloudfetch::decode_file(file, lz4)
+}
+
 fn set_flag(t: &mut TelemetryState, name: &str, value: Option<&str>) {
     match value {
         Some(v) => {
@@ -605,6 +613,51 @@ impl MockWarehouse {
             .lock()
             .registered
             .insert(sql::normalize(sql), Registered::Error(err));
+    }
+
+    /// The CloudFetch files this mock serves for `sql` (in order, whatever the threshold), as a
+    /// client gets them that asks for Arrow native types (as this driver does), LZ4-framed when
+    /// `lz4`; generated now, on the calling thread. For `range(..)`, `mock.rows(..)` and
+    /// registered results; other statements are a `Config` error. With
+    /// [`decode_cloudfetch_file`], for tests and the CloudFetch benchmark's in-memory baseline.
+    pub fn cloudfetch_files(&self, sql: &str, lz4: bool) -> Result<Vec<bytes::Bytes>> {
+        let registered = match self
+            .inner
+            .shared
+            .lock()
+            .registered
+            .get(&sql::normalize(sql))
+        {
+            Some(Registered::Rows(src)) => Some(src.clone()),
+            _ => None,
+        };
+        let src: Arc<dyn source::RowSource> =
+            match (registered, sql::parse(sql)) {
+                (Some(src), _) => src,
+                (None, sql::Statement::Range { start, end }) => {
+                    Arc::new(source::RangeSource::new(start, end))
+                }
+                (None, sql::Statement::MockRows(n)) => Arc::new(source::MockRowsSource::new(n)),
+                _ => return Err(crate::Error::config(
+                    "cloudfetch_files knows range(..), mock.rows(..) and registered results only",
+                )),
+            };
+        let config = &self.inner.shared.config;
+        let format = state::WireFormat {
+            arrow: true,
+            lz4,
+            arrow_timestamps: true,
+            arrow_decimals: true,
+            vanilla: false,
+            cloudfetch: true,
+        };
+        let files = cloudfetch::ResultFiles::new(
+            src,
+            format,
+            config.cloudfetch.rows_per_file,
+            config.arrow_batch_rows,
+        );
+        cloudfetch::all_files(&files)
     }
 
     // -- timing at runtime ----------------------------------------------------------------

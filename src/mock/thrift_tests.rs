@@ -1383,3 +1383,36 @@ async fn chunk_faults_damage_delay_or_expire_only_their_file() {
     assert_eq!(file_ids(&whole).len(), 1000);
     assert_eq!(mock.pending_faults(), 0);
 }
+
+#[tokio::test]
+async fn cloudfetch_files_are_the_files_served_and_decode_to_the_rows() {
+    let mock = cloudfetch_mock().await;
+    let files = mock
+        .cloudfetch_files("SELECT * FROM range(2500)", true)
+        .unwrap();
+    assert_eq!(files.len(), 3);
+    let c = Conn::new(&mock);
+    let s = c.open().await;
+    let resp = c
+        .execute(exec_cloudfetch(&s, "SELECT * FROM range(2500)"))
+        .await;
+    let first = resp.direct_results.unwrap().result_set.unwrap();
+    for (link, file) in links(&first).iter().zip(&files) {
+        let (_, served) = get_link(link).await;
+        assert_eq!(&served, file, "the same bytes as served");
+    }
+    let mut all = Vec::new();
+    for f in &files {
+        all.extend(decode_cloudfetch_file(f, true).unwrap());
+    }
+    assert_eq!(ids(&all), (0..2500).collect::<Vec<_>>());
+    let plain = mock
+        .cloudfetch_files("select * from range(10)", false)
+        .unwrap();
+    assert_eq!(
+        ids(&decode_cloudfetch_file(&plain[0], false).unwrap()).len(),
+        10
+    );
+    assert!(decode_cloudfetch_file(&plain[0], true).is_err());
+    assert!(mock.cloudfetch_files("SELECT 1", true).is_err());
+}
