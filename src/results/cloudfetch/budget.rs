@@ -1,111 +1,149 @@
-//! The byte budget: how many bytes of CloudFetch files may be downloading, or downloaded and not
-//! yet consumed, at once. Counted by each link's `bytesNum`.
+//! The byte budget: how many bytes of CloudFetch files may be held at once, from the start of
+//! their download until the consumer has handed out their last batch.
 //!
-//! Only the scheduler reserves, one chunk at a time in chunk order, so a later chunk can never
-//! take the room an earlier one needs (the consumer waits for the earlier one: that would
-//! deadlock). A reservation is released when it is dropped, which the consumer does when it
-//! hands out the last batch of the chunk.
+//! A file is counted first by its link's `bytesNum` (the size as downloaded, LZ4-compressed when
+//! the result is), reserved before its download starts; once it is decoded its reservation is
+//! resized to what then stays in memory, its decoded size (the decompressed IPC stream the
+//! batches point into), so decoded files waiting for the consumer count too.
+//!
+//! Only the scheduler reserves, one chunk at a time in chunk order, and it waits until the bytes
+//! fit (or until nothing is held, so that a file larger than the budget proceeds alone). A later
+//! chunk therefore never takes the room an earlier one needs (the consumer waits for the earlier
+//! one: that would deadlock). Resizing never waits, for the same reason: a decoded chunk `k` that
+//! waited for room held by chunks after it, which the consumer cannot release before `k`, would
+//! never finish. So the budget may be exceeded by the growth of files already admitted (at most
+//! the decode-ahead window's worth), and the scheduler then admits nothing until the consumer
+//! brings it back under. A reservation is released when it is dropped, which the consumer does
+//! when it hands out the last batch of the chunk.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::error::{Error, ErrorKind, Result};
+use tokio::sync::Notify;
 
 /// A byte budget; see the module docs.
 #[derive(Debug)]
 pub(crate) struct ByteBudget {
-    /// One permit per byte. The semaphore enforces the budget; the counters below account for it
-    /// (a waiting reservation already holds part of its permits, which are not memory yet).
-    permits: Arc<Semaphore>,
-    capacity: u32,
-    accounting: Arc<Accounting>,
+    capacity: u64,
+    shared: Arc<Shared>,
 }
 
 #[derive(Debug, Default)]
-struct Accounting {
-    reserved: AtomicU64,
-    peak: AtomicU64,
+struct Shared {
+    counts: Mutex<Counts>,
+    /// Woken whenever bytes are given back.
+    released: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    used: u64,
+    peak: u64,
+}
+
+impl Shared {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        // The counters stay consistent under any panic (plain integer updates).
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves `used` from `from` bytes to `to` bytes at once; wakes waiters when it shrinks.
+    fn adjust(&self, from: u64, to: u64) {
+        {
+            let mut counts = self.counts();
+            counts.used = counts.used.saturating_sub(from).saturating_add(to);
+            counts.peak = counts.peak.max(counts.used);
+        }
+        if to < from {
+            self.released.notify_waiters();
+        }
+    }
 }
 
 /// Bytes of the budget held by one chunk; released on drop.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    _permit: OwnedSemaphorePermit,
-    bytes: u32,
-    accounting: Arc<Accounting>,
+    bytes: u64,
+    shared: Arc<Shared>,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.accounting
-            .reserved
-            .fetch_sub(u64::from(self.bytes), Ordering::SeqCst);
+        self.shared.adjust(self.bytes, 0);
     }
 }
 
 impl Reservation {
     /// How many bytes this reservation holds.
     pub(crate) fn bytes(&self) -> u64 {
-        u64::from(self.bytes)
+        self.bytes
+    }
+
+    /// Makes this reservation hold `bytes` (at least one) instead, at once and without waiting,
+    /// even when that takes the budget over its capacity (see the module docs for why).
+    pub(crate) fn resize(&mut self, bytes: u64) {
+        let bytes = bytes.max(1);
+        self.shared.adjust(self.bytes, bytes);
+        self.bytes = bytes;
     }
 }
 
 impl ByteBudget {
     /// A budget of `capacity` bytes, at least 1 and at most `u32::MAX`.
     pub(crate) fn new(capacity: u64) -> Self {
-        let capacity = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
         ByteBudget {
-            permits: Arc::new(Semaphore::new(capacity as usize)),
-            capacity,
-            accounting: Arc::default(),
+            capacity: capacity.clamp(1, u64::from(u32::MAX)),
+            shared: Arc::default(),
         }
     }
 
     /// How much a file announced as `bytes_num` bytes reserves: its size, at least one byte (so
-    /// that every file counts) and at most the whole budget (so that a file larger than the budget
-    /// proceeds alone instead of waiting forever).
-    pub(crate) fn cost_of(&self, bytes_num: i64) -> u32 {
-        u32::try_from(bytes_num.clamp(1, i64::from(self.capacity))).unwrap_or(self.capacity)
+    /// that every file counts) and at most the whole budget (a file larger than the budget is
+    /// counted as the whole budget until it is decoded, and proceeds alone).
+    pub(crate) fn cost_of(&self, bytes_num: i64) -> u64 {
+        u64::try_from(bytes_num)
+            .unwrap_or(0)
+            .clamp(1, self.capacity)
     }
 
-    /// Waits until `bytes` fit into the budget, then holds them until the returned reservation
-    /// is dropped. Waiters are served first come, first served.
-    pub(crate) async fn reserve(&self, bytes: u32) -> Result<Reservation> {
-        let bytes = bytes.clamp(1, self.capacity);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .map_err(|_| Error::new(ErrorKind::Closed, "the CloudFetch byte budget was closed"))?;
-        let reserved = self
-            .accounting
-            .reserved
-            .fetch_add(u64::from(bytes), Ordering::SeqCst)
-            + u64::from(bytes);
-        self.accounting.peak.fetch_max(reserved, Ordering::SeqCst);
-        Ok(Reservation {
-            _permit: permit,
-            bytes,
-            accounting: self.accounting.clone(),
-        })
+    /// Waits until `bytes` fit into the budget beside what is held, or until nothing is held,
+    /// then holds them until the returned reservation is dropped. Meant for one caller at a time
+    /// (the scheduler); waiters are not served in any particular order.
+    pub(crate) async fn reserve(&self, bytes: u64) -> Reservation {
+        let bytes = bytes.max(1);
+        loop {
+            // Register for the wake-up before looking, so a release in between is not missed.
+            let released = self.shared.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut counts = self.shared.counts();
+                if counts.used == 0 || counts.used.saturating_add(bytes) <= self.capacity {
+                    counts.used += bytes;
+                    counts.peak = counts.peak.max(counts.used);
+                    return Reservation {
+                        bytes,
+                        shared: self.shared.clone(),
+                    };
+                }
+            }
+            released.await;
+        }
     }
 
     /// The budget in bytes.
     pub(crate) fn capacity(&self) -> u64 {
-        u64::from(self.capacity)
+        self.capacity
     }
 
-    /// Bytes reserved right now.
+    /// Bytes reserved right now (may exceed the capacity while admitted files grow as they are
+    /// decoded).
     pub(crate) fn in_use(&self) -> u64 {
-        self.accounting.reserved.load(Ordering::SeqCst)
+        self.shared.counts().used
     }
 
     /// The most bytes ever reserved at once.
     pub(crate) fn peak(&self) -> u64 {
-        self.accounting.peak.load(Ordering::SeqCst)
+        self.shared.counts().peak
     }
 }
 
@@ -116,12 +154,12 @@ mod tests {
     #[tokio::test]
     async fn reservations_wait_until_earlier_ones_are_released() {
         let budget = Arc::new(ByteBudget::new(100));
-        let first = budget.reserve(60).await.unwrap();
+        let first = budget.reserve(60).await;
         assert_eq!(budget.in_use(), 60);
 
         let waiting = {
             let budget = budget.clone();
-            tokio::spawn(async move { budget.reserve(50).await.map(|r| r.bytes()) })
+            tokio::spawn(async move { budget.reserve(50).await.bytes() })
         };
         tokio::task::yield_now().await;
         assert!(
@@ -131,7 +169,7 @@ mod tests {
         assert_eq!(budget.in_use(), 60);
 
         drop(first);
-        assert_eq!(waiting.await.unwrap().unwrap(), 50);
+        assert_eq!(waiting.await.unwrap(), 50);
         assert_eq!(budget.peak(), 60);
     }
 
@@ -141,11 +179,55 @@ mod tests {
         assert_eq!(budget.cost_of(10_000), 100);
         assert_eq!(budget.cost_of(0), 1, "an unknown size still counts");
         assert_eq!(budget.cost_of(-5), 1);
-        let whole = budget.reserve(budget.cost_of(10_000)).await.unwrap();
+        let whole = budget.reserve(budget.cost_of(10_000)).await;
         assert_eq!(budget.in_use(), 100);
         drop(whole);
         assert_eq!(budget.in_use(), 0);
-        assert_eq!(budget.peak(), 100, "the peak never exceeds the budget");
+        assert_eq!(budget.peak(), 100);
+        let alone = budget.reserve(500).await;
+        assert_eq!(budget.in_use(), 500, "nothing else held: it proceeds");
+        drop(alone);
+    }
+
+    #[tokio::test]
+    async fn resizing_up_never_waits_even_past_the_capacity() {
+        let budget = ByteBudget::new(100);
+        let mut first = budget.reserve(40).await;
+        let _second = budget.reserve(60).await;
+        assert_eq!(budget.in_use(), 100, "the budget is full");
+        // Not an await: growing completes at once, whatever the room.
+        first.resize(300);
+        assert_eq!(first.bytes(), 300);
+        assert_eq!(budget.in_use(), 360);
+        assert_eq!(budget.peak(), 360);
+        first.resize(10);
+        assert_eq!(budget.in_use(), 70);
+        drop(first);
+        assert_eq!(budget.in_use(), 60);
+        assert_eq!(budget.peak(), 360);
+    }
+
+    #[tokio::test]
+    async fn shrinking_a_reservation_wakes_a_waiting_one() {
+        let budget = Arc::new(ByteBudget::new(100));
+        let mut first = budget.reserve(90).await;
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.reserve(50).await.bytes() })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        first.resize(120);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "growing makes no room");
+        first.resize(50);
+        assert_eq!(waiting.await.unwrap(), 50);
+        assert_eq!(budget.peak(), 120);
+        assert_eq!(
+            budget.in_use(),
+            50,
+            "the waiter's reservation was dropped again"
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! when measured; two long-lived threads do not. The decompressed bytes are handed to the Arrow
 //! arrays without a copy (`Bytes::from_owner` into `Buffer::from`); once every batch of a file is
 //! dropped its buffer goes back to the pool, so steady-state decoding allocates nothing new.
+//!
+//! Once a file is decoded its share of the byte budget is resized from its download size to its
+//! decoded size, which is what its batches keep in memory until the consumer is done with them.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,7 +40,8 @@ pub(crate) struct DecodeJob {
     pub reply: oneshot::Sender<Result<DecodedChunk>>,
 }
 
-/// A decoded file: its batches in order, still holding its share of the byte budget.
+/// A decoded file: its batches in order, still holding its share of the byte budget, resized to
+/// the memory its batches hold.
 #[derive(Debug)]
 pub(crate) struct DecodedChunk {
     pub chunk: Chunk,
@@ -153,7 +157,7 @@ impl Worker {
         let DecodeJob {
             chunk,
             downloaded,
-            reservation,
+            mut reservation,
             reply,
         } = job;
         let Downloaded {
@@ -169,6 +173,9 @@ impl Worker {
         let decode_latency = started.elapsed();
         let result = match outcome {
             Ok(Ok((batches, decoded_bytes))) => {
+                // The downloaded body is gone (or is the decoded data itself): from now on the
+                // file holds its decoded size, which the budget counts until the consumer is done.
+                reservation.resize(decoded_bytes as u64);
                 let stats = ChunkStats {
                     index: chunk.index,
                     start_row_offset: chunk.start_row_offset,
@@ -207,7 +214,9 @@ impl Worker {
     }
 
     /// Decompresses (when LZ4) and decodes one file; returns its batches (in the result's
-    /// schema, empty ones left out) and the decoded size.
+    /// schema, empty ones left out) and the decoded size: the length of the Arrow IPC stream,
+    /// the one buffer every batch points into (zero-copy), so what the batches hold. (An LZ4
+    /// buffer's capacity may reach past it, sized for full blocks; that tail is not counted.)
     fn decode_file(&self, chunk: &Chunk, body: Bytes) -> Result<(VecDeque<RecordBatch>, usize)> {
         let data = if self.context.lz4 {
             let mut out = self.buffers.take();

@@ -7,7 +7,8 @@
 //!   the consumer (FetchResults with `startRowOffset`), checked to cover the rows without gap or
 //!   overlap.
 //! - [`budget`]: a byte budget over in-flight plus downloaded-but-unconsumed files (the links'
-//!   `bytesNum`), reserved in chunk order, so memory stays flat whatever the result size.
+//!   `bytesNum` until decoded, then the decoded size), reserved in chunk order, so memory stays
+//!   flat whatever the result size.
 //! - [`download`]: one file: a GET with only the link's own headers (never the workspace token),
 //!   retried on 5xx/connection failures/timeouts, its link refreshed when expired or refused.
 //! - [`decode`]: LZ4 frame decompression and zero-copy Arrow IPC decoding on a small fixed pool of
@@ -50,18 +51,20 @@ pub struct CloudFetchConfig {
     /// already deliver more than two decode threads consume; more connections only add memory
     /// and contention (the byte budget bounds memory either way).
     pub max_concurrent_downloads: usize,
-    /// Byte budget over the files that are downloading or downloaded but not yet consumed, counted
-    /// by each link's `bytesNum` (the size as downloaded, LZ4-compressed when the result is).
-    /// Default 64 MiB: room for six concurrent downloads of files up to 10 MB. The client's memory
-    /// is this budget plus what it does not count: the decoded files of the decode-ahead window
-    /// (a few files' decoded size) and allocator overhead. Measured on loopback, where downloads
-    /// outrun decoding and the budget fills (10M rows, 100 LZ4 files of 2.1 MB, 3.8 MB decoded,
-    /// 60 runs in one process): peak RSS about 165 MB at 64 MiB, 117 MB at 32 MiB, 100 MB at
-    /// 24 MiB, at the same throughput; 194 MB at 128 MiB after a single run. Lower it to bound
-    /// memory tighter; raise it for large files on slow storage (six concurrent downloads of
-    /// 20 MB files need 120 MiB). A file announced larger than the whole budget still proceeds,
-    /// alone (it is counted as the whole budget), so nothing deadlocks. Values above 4 GiB are
-    /// capped at 4 GiB.
+    /// Byte budget over the files held from the start of their download until their last batch
+    /// is handed out: a file counts at its link's `bytesNum` (the size as downloaded,
+    /// LZ4-compressed when the result is) while it downloads and waits to be decoded, then at its
+    /// decoded size (the Arrow data its batches hold) once decoded. A new download starts only
+    /// when its `bytesNum` fits beside what is held. Decoding never waits for room, so the budget
+    /// may be exceeded by the growth of files already admitted (a few files of the decode-ahead
+    /// window); no new download starts until the consumer brings it back under. The client's
+    /// memory is this budget plus what it does not count: the batches the caller still holds,
+    /// buffers in flight in the HTTP stack, per-thread decode buffers and allocator overhead.
+    /// DEFAULT_DOC_PLACEHOLDER
+    /// Lower it to bound memory tighter; raise it for large files on slow storage (six concurrent
+    /// downloads of 20 MB files need 120 MiB). A file announced larger than the whole budget
+    /// still proceeds, alone (it is counted as the whole budget until decoded), so nothing
+    /// deadlocks. Values above 4 GiB are capped at 4 GiB.
     pub max_buffered_bytes: u64,
     /// How many links may wait, already fetched, ahead of the downloads: the next page of links is
     /// requested as soon as the current page fits into this window. Default 32.

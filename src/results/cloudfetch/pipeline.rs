@@ -159,7 +159,8 @@ impl Pipeline {
         let (links_tx, links_rx) = mpsc::channel(config.link_prefetch.max(1));
         let (scheduled_tx, scheduled_rx) = mpsc::unbounded_channel();
         // Decode-ahead: one file per decode thread plus one decoded and waiting; the consumer
-        // holds one more. Decoded files are several times their download, so this stays small.
+        // holds one more. Decoded files count against the byte budget at their decoded size, so
+        // this window decides how much of the budget decoded files may take, not the total.
         let (ready_tx, ready_rx) = mpsc::channel(decode_threads + 1);
 
         let feed = LinkFeed {
@@ -324,13 +325,7 @@ async fn schedule(
         };
         let chunk = Chunk::new(index, &link);
         index += 1;
-        let reservation = match budget.reserve(budget.cost_of(link.bytes_num)).await {
-            Ok(reservation) => reservation,
-            Err(e) => {
-                let _ = out.send(Step::Failed(e));
-                return;
-            }
-        };
+        let reservation = budget.reserve(budget.cost_of(link.bytes_num)).await;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return; // never closed
         };

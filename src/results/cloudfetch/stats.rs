@@ -80,7 +80,8 @@ pub struct CloudFetchSummary {
     pub budget_bytes: u64,
     /// Bytes of the budget reserved right now.
     pub budget_in_use: u64,
-    /// The most bytes of the budget ever reserved at once; never more than `budget_bytes`.
+    /// The most bytes of the budget ever reserved at once. Downloads are admitted only within
+    /// `budget_bytes`, but decoded files may take it over by the growth of files already admitted.
     pub budget_peak: u64,
 }
 

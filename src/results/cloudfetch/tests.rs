@@ -634,17 +634,21 @@ async fn a_client_error_status_fails_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn downloads_never_run_more_than_the_budget_ahead_of_the_consumer() {
-    let (mut links, store) = result(20, 100, true);
+    // Uncompressed files announced at their true size: decoding does not change what a file
+    // holds, so the budget admits exactly three files of the twenty at a time.
+    let (mut links, store) = result(20, 100, false);
+    let file_bytes = ipc_file(0, 100, 40, false).len() as u64;
     for l in &mut links {
-        l.bytes_num = 1000;
+        l.bytes_num = file_bytes as i64;
     }
+    let budget = file_bytes * 7 / 2;
     let source = FakeLinks::new(links.clone(), 100);
     let config = CloudFetchConfig {
-        max_buffered_bytes: 3500,
+        max_buffered_bytes: budget,
         max_concurrent_downloads: 8,
         ..config()
     };
-    let mut stream = start(config, &store, &source, links, false, true);
+    let mut stream = start(config, &store, &source, links, false, false);
     let mut rows = Vec::new();
     let mut chunks_done = 0;
     while let Some(batch) = stream.next_batch().await.unwrap() {
@@ -654,7 +658,7 @@ async fn downloads_never_run_more_than_the_budget_ahead_of_the_consumer() {
             // Let the pipeline run as far ahead as it can.
             tokio::time::sleep(Duration::from_millis(50)).await;
             let summary = stream.summary();
-            assert!(summary.budget_in_use <= 3500, "{summary:?}");
+            assert!(summary.budget_in_use <= budget, "{summary:?}");
             assert!(
                 store.request_count() <= chunks_done + 3,
                 "{} downloads started with {chunks_done} chunks consumed and room for 3",
@@ -664,11 +668,87 @@ async fn downloads_never_run_more_than_the_budget_ahead_of_the_consumer() {
     }
     assert_eq!(rows, range(2000));
     let summary = stream.summary();
-    assert_eq!(summary.budget_bytes, 3500);
+    assert_eq!(summary.budget_bytes, budget);
     assert_eq!(
-        summary.budget_peak, 3000,
+        summary.budget_peak,
+        3 * file_bytes,
         "three files fit, a fourth does not"
     );
+}
+
+#[tokio::test]
+async fn decoded_files_waiting_for_the_consumer_count_against_the_budget() {
+    // Files announced as one byte each, so that what the budget holds beyond one byte per file
+    // is the decoded files' size. The budget is large: every file is admitted.
+    let (mut links, store) = result(20, 100, true);
+    for l in &mut links {
+        l.bytes_num = 1;
+    }
+    let decoded_bytes = ipc_file(0, 100, 40, false).len() as u64;
+    let source = FakeLinks::new(links.clone(), 100);
+    let config = CloudFetchConfig {
+        max_buffered_bytes: 1 << 20,
+        decode_threads: 2,
+        ..config()
+    };
+    let mut stream = start(config, &store, &source, links, false, true);
+    // The consumer takes the first batch of chunk 0 and stops.
+    let first = stream.next_batch().await.unwrap().unwrap();
+    assert_eq!(ids(&first), range(40));
+    // Then five files are decoded: chunk 0 (the consumer's), three in the decode-ahead window
+    // (decode threads + 1), one the order task holds; the other fifteen wait downloaded.
+    eventually("the pipeline settles", || {
+        let summary = stream.summary();
+        summary.chunks_decoded == 5 && store.request_count() == 20
+    })
+    .await;
+    let in_use = stream.summary().budget_in_use;
+    assert_eq!(
+        in_use,
+        5 * decoded_bytes + 15,
+        "five decoded files of {decoded_bytes} bytes and fifteen of one byte"
+    );
+    let (rows, error) = read_all(&mut stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(rows.len(), 1960);
+    assert_eq!(stream.summary().budget_in_use, 0);
+}
+
+#[tokio::test]
+async fn a_budget_full_of_decoded_files_admits_no_download_until_the_consumer_reads() {
+    // Each file is announced as one byte but decodes to two thirds of the budget: once two
+    // files are decoded, no more downloads start until the consumer reads on. (Under a budget of
+    // announced sizes alone, all ten would start.) Downloads take a while, so decoding keeps up.
+    let (mut links, store) = result(10, 100, true);
+    for (n, l) in links.iter_mut().enumerate() {
+        l.bytes_num = 1;
+        store.script(n, [Reply::Delay(Duration::from_millis(30))]);
+    }
+    let decoded_bytes = ipc_file(0, 100, 40, false).len() as u64;
+    let budget = decoded_bytes * 3 / 2;
+    let source = FakeLinks::new(links.clone(), 100);
+    let config = CloudFetchConfig {
+        max_buffered_bytes: budget,
+        max_concurrent_downloads: 1,
+        ..config()
+    };
+    let mut stream = start(config, &store, &source, links, false, true);
+    let mut rows = ids(&stream.next_batch().await.unwrap().unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let held = stream.summary();
+    assert!(held.budget_in_use > budget, "{held:?}");
+    let started = store.request_count();
+    assert!(
+        started < 10,
+        "{started} downloads started, the budget is full"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.request_count(), started, "nothing new starts");
+    let (rest, error) = read_all(&mut stream).await;
+    assert!(error.is_none(), "{error:?}");
+    rows.extend(rest);
+    assert_eq!(rows, range(1000));
+    assert_eq!(stream.summary().budget_in_use, 0);
 }
 
 #[tokio::test]
