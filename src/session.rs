@@ -94,16 +94,15 @@ impl Session {
         let id = guid_to_string(&handle.session_id.guid);
         let server_protocol = resp.server_protocol_version;
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
-        client.register_session(&id, handle.clone());
-        Ok(Session {
-            inner: Arc::new(SessionInner {
-                client,
-                handle,
-                id,
-                server_protocol,
-                closed: AtomicBool::new(false),
-            }),
-        })
+        let inner = Arc::new(SessionInner {
+            client: client.clone(),
+            handle,
+            id,
+            server_protocol,
+            closed: AtomicBool::new(false),
+        });
+        client.register_session(&inner.id, Arc::downgrade(&inner));
+        Ok(Session { inner })
     }
 
     /// The session id (UUID text of the session handle).
@@ -206,13 +205,20 @@ impl Session {
     /// Close the session on the server. Operations of the session can no longer be used.
     /// Calling it again does nothing.
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        self.inner.close().await
+    }
+}
+
+impl SessionInner {
+    /// Close on the server once; later calls (and the drop) do nothing.
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.inner.client.forget_session(&self.inner.id);
-        close_session_handle(&self.inner.client.rpc, self.inner.handle.clone())
+        self.client.forget_session(&self.id);
+        close_session_handle(&self.client.rpc, self.handle.clone())
             .await
-            .map_err(|e| e.with_session_id(&self.inner.id))
+            .map_err(|e| e.with_session_id(&self.id))
     }
 }
 
