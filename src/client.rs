@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::auth::{AuthProvider, TokenAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::error::{Error, Result};
 use crate::http::{is_loopback_host, HttpTransport, HyperTransport, RetryPolicy};
-use crate::session::Session;
+use crate::session::{Session, SessionInner};
 use crate::thrift::rpc::ThriftClient;
-use crate::thrift::tcli::TSessionHandle;
 
 /// A client of one Databricks SQL warehouse.
 ///
@@ -49,13 +48,13 @@ pub(crate) struct ClientInner {
     pub(crate) transport: Arc<dyn HttpTransport>,
     closed: AtomicBool,
     /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
-    open_sessions: Mutex<HashMap<String, TSessionHandle>>,
+    open_sessions: Mutex<HashMap<String, Weak<SessionInner>>>,
 }
 
 impl ClientInner {
-    pub(crate) fn register_session(&self, id: &str, handle: TSessionHandle) {
+    pub(crate) fn register_session(&self, id: &str, session: Weak<SessionInner>) {
         if let Ok(mut map) = self.open_sessions.lock() {
-            map.insert(id.to_string(), handle);
+            map.insert(id.to_string(), session);
         }
     }
 
@@ -112,13 +111,17 @@ impl DBSQLClient {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let sessions: Vec<(String, TSessionHandle)> = match self.inner.open_sessions.lock() {
+        let sessions: Vec<(String, Weak<SessionInner>)> = match self.inner.open_sessions.lock() {
             Ok(mut map) => map.drain().collect(),
             Err(_) => Vec::new(),
         };
         let mut first_error = None;
-        for (id, handle) in sessions {
-            if let Err(e) = crate::session::close_session_handle(&self.inner.rpc, handle).await {
+        for (id, session) in sessions {
+            // A session already dropped was closed by its own drop.
+            let Some(session) = session.upgrade() else {
+                continue;
+            };
+            if let Err(e) = session.close().await {
                 tracing::debug!(session_id = %id, error = %e, "closing a session at client close failed");
                 first_error.get_or_insert(e.with_session_id(id));
             }

@@ -195,8 +195,25 @@ impl Operation {
         resp: TExecuteStatementResp,
         options: EffectiveExecuteOptions,
     ) -> Result<Operation> {
-        let handle = resp.operation_handle.ok_or_else(|| {
-            Error::protocol("the ExecuteStatement reply has no operation handle")
+        Self::from_parts(
+            session,
+            "ExecuteStatement",
+            resp.operation_handle,
+            resp.direct_results,
+            options,
+        )
+    }
+
+    /// An operation from the handle and direct results of a reply to `rpc`.
+    pub(crate) fn from_parts(
+        session: Arc<SessionInner>,
+        rpc: &str,
+        handle: Option<TOperationHandle>,
+        direct: Option<TSparkDirectResults>,
+        options: EffectiveExecuteOptions,
+    ) -> Result<Operation> {
+        let handle = handle.ok_or_else(|| {
+            Error::protocol(format!("the {rpc} reply has no operation handle"))
                 .with_session_id(&session.id)
         })?;
         let id = guid_to_string(&handle.operation_id.guid);
@@ -206,7 +223,6 @@ impl Operation {
             .map(|n| n.0)
             .filter(|n| n.is_finite() && *n >= 0.0)
             .map(|n| n as i64);
-        let direct = resp.direct_results;
         let server_closed = direct
             .as_ref()
             .map(|d| d.close_operation.is_some())

@@ -11,8 +11,10 @@ use crate::operation::Operation;
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::ThriftClient;
 use crate::thrift::tcli::{
-    TCloseSessionReq, TExecuteStatementReq, TNamespace, TOpenSessionReq, TProtocolVersion,
-    TSessionHandle, TSparkArrowTypes, TSparkGetDirectResults,
+    TCloseSessionReq, TExecuteStatementReq, TGetCatalogsReq, TGetColumnsReq, TGetFunctionsReq,
+    TGetPrimaryKeysReq, TGetSchemasReq, TGetTableTypesReq, TGetTablesReq, TGetTypeInfoReq,
+    TNamespace, TOpenSessionReq, TOperationHandle, TProtocolVersion, TSessionHandle,
+    TSparkArrowTypes, TSparkDirectResults, TSparkGetDirectResults,
 };
 
 /// The protocol version the driver asks for (SPARK_CLI_SERVICE_PROTOCOL_V8).
@@ -94,16 +96,15 @@ impl Session {
         let id = guid_to_string(&handle.session_id.guid);
         let server_protocol = resp.server_protocol_version;
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
-        client.register_session(&id, handle.clone());
-        Ok(Session {
-            inner: Arc::new(SessionInner {
-                client,
-                handle,
-                id,
-                server_protocol,
-                closed: AtomicBool::new(false),
-            }),
-        })
+        let inner = Arc::new(SessionInner {
+            client: client.clone(),
+            handle,
+            id,
+            server_protocol,
+            closed: AtomicBool::new(false),
+        });
+        client.register_session(&inner.id, Arc::downgrade(&inner));
+        Ok(Session { inner })
     }
 
     /// The session id (UUID text of the session handle).
@@ -203,16 +204,212 @@ impl Session {
         req
     }
 
+    // --- metadata ---
+    //
+    // Each call runs one metadata RPC and returns its result as an [`Operation`], read like a
+    // query's. Patterns use SQL `LIKE` wildcards (`%`, `_`); `None` means any.
+
+    /// The catalogs (GetCatalogs): column `TABLE_CAT`.
+    pub async fn catalogs(&self) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetCatalogsReq::new(self.inner.handle.clone(), direct, run_async);
+        let resp = self.inner.client.rpc.get_catalogs(req).await;
+        self.metadata_operation(
+            "GetCatalogs",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The schemas of `catalog` whose names match `schema_pattern` (GetSchemas): columns
+    /// `TABLE_SCHEM`, `TABLE_CATALOG`.
+    pub async fn schemas(
+        &self,
+        catalog: Option<&str>,
+        schema_pattern: Option<&str>,
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetSchemasReq::new(
+            self.inner.handle.clone(),
+            catalog.map(str::to_string),
+            schema_pattern.map(str::to_string),
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_schemas(req).await;
+        self.metadata_operation(
+            "GetSchemas",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The tables matching the patterns (GetTables), optionally only of the given types (e.g.
+    /// `TABLE`, `VIEW`): columns `TABLE_CAT`, `TABLE_SCHEM`, `TABLE_NAME`, `TABLE_TYPE`, `REMARKS`...
+    pub async fn tables(
+        &self,
+        catalog: Option<&str>,
+        schema_pattern: Option<&str>,
+        table_pattern: Option<&str>,
+        table_types: &[&str],
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let types = if table_types.is_empty() {
+            None
+        } else {
+            Some(table_types.iter().map(|t| t.to_string()).collect())
+        };
+        let req = TGetTablesReq::new(
+            self.inner.handle.clone(),
+            catalog.map(str::to_string),
+            schema_pattern.map(str::to_string),
+            table_pattern.map(str::to_string),
+            types,
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_tables(req).await;
+        self.metadata_operation(
+            "GetTables",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The table types the server knows (GetTableTypes): column `TABLE_TYPE`.
+    pub async fn table_types(&self) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetTableTypesReq::new(self.inner.handle.clone(), direct, run_async);
+        let resp = self.inner.client.rpc.get_table_types(req).await;
+        self.metadata_operation(
+            "GetTableTypes",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The columns matching the patterns (GetColumns): JDBC `getColumns` columns.
+    pub async fn columns(
+        &self,
+        catalog: Option<&str>,
+        schema_pattern: Option<&str>,
+        table_pattern: Option<&str>,
+        column_pattern: Option<&str>,
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetColumnsReq::new(
+            self.inner.handle.clone(),
+            catalog.map(str::to_string),
+            schema_pattern.map(str::to_string),
+            table_pattern.map(str::to_string),
+            column_pattern.map(str::to_string),
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_columns(req).await;
+        self.metadata_operation(
+            "GetColumns",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The functions matching `function_pattern` (GetFunctions).
+    pub async fn functions(
+        &self,
+        catalog: Option<&str>,
+        schema_pattern: Option<&str>,
+        function_pattern: &str,
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetFunctionsReq::new(
+            self.inner.handle.clone(),
+            catalog.map(str::to_string),
+            schema_pattern.map(str::to_string),
+            function_pattern.to_string(),
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_functions(req).await;
+        self.metadata_operation(
+            "GetFunctions",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The primary key columns of one table (GetPrimaryKeys).
+    pub async fn primary_keys(
+        &self,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetPrimaryKeysReq::new(
+            self.inner.handle.clone(),
+            catalog.map(str::to_string),
+            schema.map(str::to_string),
+            table.to_string(),
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_primary_keys(req).await;
+        self.metadata_operation(
+            "GetPrimaryKeys",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The SQL types the server supports (GetTypeInfo): JDBC `getTypeInfo` columns.
+    pub async fn type_info(&self) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let req = TGetTypeInfoReq::new(self.inner.handle.clone(), direct, run_async);
+        let resp = self.inner.client.rpc.get_type_info(req).await;
+        self.metadata_operation(
+            "GetTypeInfo",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// Direct results and async execution for metadata calls, where the server supports them.
+    /// Fails when the session is closed.
+    fn metadata_flags(&self) -> Result<(Option<TSparkGetDirectResults>, Option<bool>)> {
+        let s = &self.inner;
+        if s.closed.load(Ordering::Acquire) {
+            return Err(Error::closed("the session was closed").with_session_id(&s.id));
+        }
+        let config = &s.client.config;
+        let direct = (is_spark(s.server_protocol) && config.direct_results)
+            .then(|| TSparkGetDirectResults::new(config.max_rows_per_fetch.max(1), None));
+        let run_async = s
+            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V6)
+            .then_some(true);
+        Ok((direct, run_async))
+    }
+
+    fn metadata_operation(
+        &self,
+        rpc: &str,
+        resp: Result<(Option<TOperationHandle>, Option<TSparkDirectResults>)>,
+    ) -> Result<Operation> {
+        let (handle, direct) = resp.map_err(|e| e.with_session_id(&self.inner.id))?;
+        let options =
+            EffectiveExecuteOptions::resolve(&self.inner.client.config, ExecuteOptions::default());
+        Operation::from_parts(self.inner.clone(), rpc, handle, direct, options)
+    }
+
     /// Close the session on the server. Operations of the session can no longer be used.
     /// Calling it again does nothing.
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        self.inner.close().await
+    }
+}
+
+impl SessionInner {
+    /// Close on the server once; later calls (and the drop) do nothing.
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.inner.client.forget_session(&self.inner.id);
-        close_session_handle(&self.inner.client.rpc, self.inner.handle.clone())
+        self.client.forget_session(&self.id);
+        close_session_handle(&self.client.rpc, self.handle.clone())
             .await
-            .map_err(|e| e.with_session_id(&self.inner.id))
+            .map_err(|e| e.with_session_id(&self.id))
     }
 }
 

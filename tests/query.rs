@@ -311,6 +311,10 @@ async fn client_close_closes_open_sessions() {
     assert_eq!(mock.open_sessions(), 0);
     let err = client.open_session().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed);
+    // The sessions know they are closed: dropping them sends nothing more.
+    drop((_s1, _s2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(mock.call_count("CloseSession"), 2);
 }
 
 #[tokio::test]

@@ -178,31 +178,26 @@ impl ThriftClient {
     }
 
     /// GetTypeInfo.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_type_info(&self, req: TGetTypeInfoReq) -> Result<TGetTypeInfoResp> {
         self.call("GetTypeInfo", &req, Idempotent).await
     }
 
     /// GetCatalogs.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_catalogs(&self, req: TGetCatalogsReq) -> Result<TGetCatalogsResp> {
         self.call("GetCatalogs", &req, Idempotent).await
     }
 
     /// GetSchemas.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_schemas(&self, req: TGetSchemasReq) -> Result<TGetSchemasResp> {
         self.call("GetSchemas", &req, Idempotent).await
     }
 
     /// GetTables.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_tables(&self, req: TGetTablesReq) -> Result<TGetTablesResp> {
         self.call("GetTables", &req, Idempotent).await
     }
 
     /// GetTableTypes.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_table_types(
         &self,
         req: TGetTableTypesReq,
@@ -211,19 +206,16 @@ impl ThriftClient {
     }
 
     /// GetColumns.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_columns(&self, req: TGetColumnsReq) -> Result<TGetColumnsResp> {
         self.call("GetColumns", &req, Idempotent).await
     }
 
     /// GetFunctions.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_functions(&self, req: TGetFunctionsReq) -> Result<TGetFunctionsResp> {
         self.call("GetFunctions", &req, Idempotent).await
     }
 
     /// GetPrimaryKeys.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_primary_keys(
         &self,
         req: TGetPrimaryKeysReq,

@@ -304,10 +304,10 @@ async fn server_closing_before_a_response_gives_connect() {
 async fn plain_http_to_a_non_loopback_host_is_a_config_error_without_traffic() {
     // Never contacted: the check happens before any DNS lookup or connection (a lookup of
     // `.invalid` would fail with Connect, not Config).
+    // Only unresolvable `.invalid` names go to `send`: should the check ever regress, nothing
+    // leaves the machine. IP literals are checked without any I/O below.
     for url in [
         "http://example.invalid/sql/1.0/warehouses/abc",
-        "http://10.1.2.3:8080/x",
-        "http://[2001:db8::1]/x",
         "http://localhost.example.invalid/x",
     ] {
         let err = transport()
@@ -316,6 +316,22 @@ async fn plain_http_to_a_non_loopback_host_is_a_config_error_without_traffic() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
         assert!(err.to_string().contains("https://"), "{err}");
+    }
+}
+
+#[test]
+fn ip_literals_outside_loopback_are_not_loopback() {
+    for host in [
+        "10.1.2.3",
+        "2001:db8::1",
+        "[2001:db8::1]",
+        "192.168.0.1",
+        "128.0.0.1",
+    ] {
+        assert!(!super::is_loopback_host(host), "{host}");
+    }
+    for host in ["127.0.0.1", "127.9.9.9", "::1", "[::1]", "localhost"] {
+        assert!(super::is_loopback_host(host), "{host}");
     }
 }
 
