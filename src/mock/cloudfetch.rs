@@ -234,7 +234,7 @@ pub(crate) fn page_at(
     if start >= total {
         return Ok((files.chunks(), 0));
     }
-    if start % files.rows_per_file != 0 {
+    if !start.is_multiple_of(files.rows_per_file) {
         return Err(Error::protocol(format!(
             "startRowOffset {start} is not the first row of a result file (files hold {} rows each)",
             files.rows_per_file

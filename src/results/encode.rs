@@ -294,7 +294,7 @@ fn null_bitmap(nulls: Option<&NullBuffer>, len: usize) -> Vec<u8> {
         .take(len.div_ceil(8))
         .map(|v| !v)
         .collect();
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         if let Some(last) = bitmap.last_mut() {
             *last &= (1u8 << (len % 8)) - 1;
         }
@@ -403,7 +403,7 @@ fn format_timestamp(s: &mut String, value: i64, nanos_per_unit: i64) {
     if nanos != 0 {
         let mut fraction = nanos;
         let mut width = 9;
-        while fraction % 10 == 0 {
+        while fraction.is_multiple_of(10) {
             fraction /= 10;
             width -= 1;
         }
