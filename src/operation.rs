@@ -577,7 +577,7 @@ impl Operation {
         let shared = self.shared.clone();
         let max_rows = self.options.max_rows_per_fetch;
         self.prefetch = Some(AbortOnDrop(tokio::spawn(async move {
-            let resp = fetch_page(&shared, max_rows).await?;
+            let resp = fetch_page(&shared, max_rows, None).await?;
             Page::decode(&decoder, resp).map_err(|e| shared.err(e))
         })));
     }
@@ -592,7 +592,7 @@ impl Operation {
                 )))),
             },
             None => {
-                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch).await?;
+                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch, None).await?;
                 let decoder = self.decoder.as_ref().ok_or_else(|| {
                     self.shared
                         .err(Error::protocol("rows arrived before metadata"))
@@ -706,14 +706,19 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-async fn fetch_page(shared: &OpShared, max_rows: i64) -> Result<TFetchResultsResp> {
+/// One FetchResults call: the next page, or the page starting at `start_row_offset`.
+async fn fetch_page(
+    shared: &OpShared,
+    max_rows: i64,
+    start_row_offset: Option<i64>,
+) -> Result<TFetchResultsResp> {
     let req = TFetchResultsReq::new(
         shared.handle.clone(),
         TFetchOrientation::FETCH_NEXT,
         max_rows,
         Some(0),
         None,
-        None,
+        start_row_offset,
         None,
     );
     shared
@@ -740,21 +745,7 @@ impl std::fmt::Debug for OperationLinks {
 #[async_trait]
 impl LinkSource for OperationLinks {
     async fn fetch_links(&self, start_row_offset: i64) -> Result<(Vec<ResultLink>, bool)> {
-        let req = TFetchResultsReq::new(
-            self.shared.handle.clone(),
-            TFetchOrientation::FETCH_NEXT,
-            self.max_rows,
-            Some(0),
-            None,
-            Some(start_row_offset),
-            None,
-        );
-        let resp = self
-            .shared
-            .rpc
-            .fetch_results(req)
-            .await
-            .map_err(|e| self.shared.err(e))?;
+        let resp = fetch_page(&self.shared, self.max_rows, Some(start_row_offset)).await?;
         let links = resp
             .results
             .and_then(|r| r.result_links)

@@ -131,12 +131,7 @@ impl Session {
         sql: &str,
         options: ExecuteOptions,
     ) -> Result<Operation> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::closed("the session was closed").with_session_id(&self.inner.id));
-        }
-        if self.inner.client.is_closed() {
-            return Err(Error::closed("the client was closed").with_session_id(&self.inner.id));
-        }
+        self.inner.ensure_open()?;
         let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
         let req = self.execute_request(sql, &opts);
         let resp = self
@@ -370,9 +365,7 @@ impl Session {
     /// Fails when the session is closed.
     fn metadata_flags(&self) -> Result<(Option<TSparkGetDirectResults>, Option<bool>)> {
         let s = &self.inner;
-        if s.closed.load(Ordering::Acquire) {
-            return Err(Error::closed("the session was closed").with_session_id(&s.id));
-        }
+        s.ensure_open()?;
         let config = &s.client.config;
         let direct = (is_spark(s.server_protocol) && config.direct_results)
             .then(|| TSparkGetDirectResults::new(config.max_rows_per_fetch.max(1), None));
@@ -401,6 +394,17 @@ impl Session {
 }
 
 impl SessionInner {
+    /// A `Closed` error when this session or its client was closed.
+    fn ensure_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed("the session was closed").with_session_id(&self.id));
+        }
+        if self.client.is_closed() {
+            return Err(Error::closed("the client was closed").with_session_id(&self.id));
+        }
+        Ok(())
+    }
+
     /// Close on the server once; later calls (and the drop) do nothing.
     pub(crate) async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
