@@ -131,6 +131,8 @@ struct Run {
     first_batch: Duration,
     rows: u64,
     bytes: u64,
+    /// The most the pipeline's byte budget held at once.
+    budget_peak: u64,
 }
 
 async fn run_once(session: &Session) -> Run {
@@ -144,6 +146,7 @@ async fn run_once(session: &Session) -> Run {
         bytes += arrow_bytes(&batch);
     }
     let total = start.elapsed();
+    let budget_peak = op.cloudfetch_summary().map_or(0, |s| s.budget_peak);
     op.close().await.expect("close");
     assert_eq!(rows, ROWS);
     Run {
@@ -151,6 +154,7 @@ async fn run_once(session: &Session) -> Run {
         first_batch: first_batch.unwrap_or(total),
         rows,
         bytes,
+        budget_peak,
     }
 }
 
@@ -282,6 +286,12 @@ fn bench(c: &mut Criterion) {
         e2e_mbps,
         warm.rows as f64 / 1e6 / e2e.as_secs_f64(),
         first.as_secs_f64() * 1e3
+    );
+    let budget_peak = runs.iter().map(|r| r.budget_peak).max().unwrap_or(0);
+    println!(
+        "  byte budget: {:.1} MB held at most ({:.1} MB configured)",
+        budget_peak as f64 / 1e6,
+        databricks_sql::CloudFetchConfig::default().max_buffered_bytes as f64 / 1e6
     );
     match peak_rss_kib {
         Some(kib) => println!(

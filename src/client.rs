@@ -10,6 +10,7 @@ use crate::auth::{AuthProvider, TokenAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::error::{Error, Result};
 use crate::http::{is_loopback_host, HttpTransport, HyperTransport, RetryPolicy};
+use crate::results::cloudfetch::BufferPool;
 use crate::session::{Session, SessionInner};
 use crate::thrift::rpc::ThriftClient;
 
@@ -46,6 +47,11 @@ pub(crate) struct ClientInner {
     pub(crate) rpc: Arc<ThriftClient>,
     /// The transport without credentials, for CloudFetch files (presigned URLs).
     pub(crate) transport: Arc<dyn HttpTransport>,
+    /// The buffers CloudFetch files are downloaded and decompressed into, reused by every result
+    /// of this client; at most two byte budgets' worth is kept idle (one budget's worth is what
+    /// a result's working set needs beside its live files: measured, a cap of one budget made
+    /// every result free and allocate again, with the allocator retention that pooling avoids).
+    pub(crate) cloudfetch_buffers: Arc<BufferPool>,
     closed: AtomicBool,
     /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
     open_sessions: Mutex<HashMap<String, Weak<SessionInner>>>,
@@ -332,7 +338,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Settings of the CloudFetch download pipeline: concurrency (6), byte budget (64 MiB),
+    /// Settings of the CloudFetch download pipeline: concurrency (6), byte budget (48 MiB),
     /// retries and link refreshes. See [`CloudFetchConfig`](crate::CloudFetchConfig).
     pub fn cloud_fetch_config(mut self, config: crate::CloudFetchConfig) -> Self {
         self.config.cloud_fetch_config = config;
@@ -419,8 +425,11 @@ impl ClientBuilder {
             auth,
             config.retry.clone(),
         ));
+        let idle_buffers =
+            usize::try_from(config.cloud_fetch_config.max_buffered_bytes).unwrap_or(usize::MAX);
         Ok(DBSQLClient {
             inner: Arc::new(ClientInner {
+                cloudfetch_buffers: BufferPool::new(idle_buffers.saturating_mul(2)),
                 config,
                 rpc,
                 transport,

@@ -23,7 +23,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `mock` feature, [`mock::MockWarehouse`] is an in-process warehouse for tests.
+//! With the `mock` feature, `mock::MockWarehouse` is an in-process warehouse for tests.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 

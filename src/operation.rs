@@ -110,6 +110,18 @@ impl OpShared {
             .with_session_id(&self.session_id)
     }
 
+    /// Resolves once the statement is cancelled (at once when it already is).
+    async fn cancelled(self: Arc<Self>) {
+        loop {
+            // Registered before the check, so a cancel between the two is not missed.
+            let notified = self.cancel_notify.notified();
+            if self.cancelled.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     async fn cancel(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
@@ -627,6 +639,8 @@ impl Operation {
             schema: decoder.schema(),
             lz4: decoder.lz4_compressed(),
             observer: None,
+            cancelled: Some(Box::pin(self.shared.clone().cancelled())),
+            buffers: client.cloudfetch_buffers.clone(),
         })
         .map_err(|e| self.shared.err(e))?;
         self.cloudfetch = Some(stream);

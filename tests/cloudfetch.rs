@@ -16,7 +16,7 @@ use databricks_sql::mock::{
 };
 use databricks_sql::{
     ClientConfig, CloudFetchConfig, CloudFetchSummary, DBSQLClient, ErrorKind, ExecuteOptions,
-    Operation,
+    Operation, Session,
 };
 
 /// Small files, so that a result of a few hundred thousand rows has ten of them.
@@ -562,22 +562,36 @@ async fn no_task_left() {
     .await;
 }
 
+/// Starts `range(400000)` (20 files) with every file answering slowly, so downloads are always
+/// in flight, and reads its first batch.
+async fn slow_stream(mock: &MockWarehouse) -> (DBSQLClient, Session, Operation) {
+    mock.inject(
+        Fault::delay(Duration::from_millis(150))
+            .on_any_chunk()
+            .times(1_000),
+    );
+    let client = short_lived_client(mock);
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement("SELECT * FROM range(400000)")
+        .await
+        .unwrap();
+    assert!(op.next_batch().await.unwrap().is_some());
+    (client, session, op)
+}
+
+/// Closes the session and the client, then checks that no task of theirs is left.
+async fn close_and_check_no_task_left(client: DBSQLClient, session: Session) {
+    session.close().await.unwrap();
+    client.close().await.unwrap();
+    drop(client);
+    no_task_left().await;
+}
+
 #[test]
 fn cancelling_while_reading_stops_the_downloads() {
     with_mock_elsewhere(small_files(), |mock| async move {
-        // Every file answers slowly: downloads are always in flight.
-        mock.inject(
-            Fault::delay(Duration::from_millis(150))
-                .on_any_chunk()
-                .times(1_000),
-        );
-        let client = short_lived_client(&mock);
-        let session = client.open_session().await.unwrap();
-        let mut op = session
-            .execute_statement("SELECT * FROM range(400000)")
-            .await
-            .unwrap();
-        assert!(op.next_batch().await.unwrap().is_some());
+        let (client, session, mut op) = slow_stream(&mock).await;
         let cancel = op.cancel_handle();
         let canceller = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -594,63 +608,51 @@ fn cancelling_while_reading_stops_the_downloads() {
         canceller.await.unwrap().unwrap();
         assert_downloads_stopped(&mock).await;
         drop(op);
-        session.close().await.unwrap();
-        client.close().await.unwrap();
-        drop(client);
-        no_task_left().await;
+        close_and_check_no_task_left(client, session).await;
     });
 }
 
 #[test]
 fn dropping_the_operation_mid_stream_stops_the_downloads() {
     with_mock_elsewhere(small_files(), |mock| async move {
-        mock.inject(
-            Fault::delay(Duration::from_millis(150))
-                .on_any_chunk()
-                .times(1_000),
-        );
-        let client = short_lived_client(&mock);
-        let session = client.open_session().await.unwrap();
-        let mut op = session
-            .execute_statement("SELECT * FROM range(400000)")
-            .await
-            .unwrap();
-        assert!(op.next_batch().await.unwrap().is_some());
+        let (client, session, op) = slow_stream(&mock).await;
         drop(op);
         assert_downloads_stopped(&mock).await;
         // The dropped operation was closed on the server, which evicts its files.
         common::eventually("the operation to be closed", || mock.open_operations() == 0).await;
-        session.close().await.unwrap();
-        client.close().await.unwrap();
-        drop(client);
-        no_task_left().await;
+        close_and_check_no_task_left(client, session).await;
     });
 }
 
 #[test]
 fn cancel_then_read_stops_the_downloads() {
     with_mock_elsewhere(small_files(), |mock| async move {
-        mock.inject(
-            Fault::delay(Duration::from_millis(150))
-                .on_any_chunk()
-                .times(1_000),
-        );
-        let client = short_lived_client(&mock);
-        let session = client.open_session().await.unwrap();
-        let mut op: Operation = session
-            .execute_statement("SELECT * FROM range(400000)")
-            .await
-            .unwrap();
-        assert!(op.next_batch().await.unwrap().is_some());
+        let (client, session, mut op) = slow_stream(&mock).await;
         op.cancel().await.unwrap();
         let err = op.next_batch().await.expect_err("cancelled");
         assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
         assert_downloads_stopped(&mock).await;
         drop(op);
-        session.close().await.unwrap();
-        client.close().await.unwrap();
-        drop(client);
-        no_task_left().await;
+        close_and_check_no_task_left(client, session).await;
+    });
+}
+
+#[test]
+fn cancel_without_reading_stops_the_downloads_at_once() {
+    with_mock_elsewhere(small_files(), |mock| async move {
+        let (client, session, mut op) = slow_stream(&mock).await;
+        // From another task, and nobody reads meanwhile: the budget holds all 20 files, so
+        // if the cancel did not stop the pipeline every one of them would be fetched.
+        let cancel = op.cancel_handle();
+        tokio::spawn(async move { cancel.cancel().await })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_downloads_stopped(&mock).await;
+        let err = op.next_batch().await.expect_err("cancelled");
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        drop(op);
+        close_and_check_no_task_left(client, session).await;
     });
 }
 

@@ -93,8 +93,13 @@ impl HyperTransport {
         })
     }
 
-    /// One attempt without the overall request timeout (the caller applies it).
-    async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
+    /// Sends `request` and returns the response head and its unread body (size-checked against
+    /// `Content-Length` when the server sent one).
+    async fn start(
+        &self,
+        request: HttpRequest,
+        url: &str,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming)> {
         let inner = &self.inner;
         let mut builder = hyper::Request::builder()
             .method(request.method)
@@ -115,13 +120,18 @@ impl HyperTransport {
             .await
             .map_err(|e| self.request_error(e, url))?;
         let (parts, body) = response.into_parts();
-
-        let limit = inner.max_response_bytes;
         if let Some(length) = content_length(&parts.headers) {
-            if length > limit as u64 {
-                return Err(too_large(url, limit));
+            if length > inner.max_response_bytes as u64 {
+                return Err(too_large(url, inner.max_response_bytes));
             }
         }
+        Ok((parts, body))
+    }
+
+    /// One attempt without the overall request timeout (the caller applies it).
+    async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
+        let (parts, body) = self.start(request, url).await?;
+        let limit = self.inner.max_response_bytes;
         let body = Limited::new(body, limit)
             .collect()
             .await
@@ -129,14 +139,7 @@ impl HyperTransport {
                 if e.downcast_ref::<LengthLimitError>().is_some() {
                     too_large(url, limit)
                 } else {
-                    Error::new(
-                        ErrorKind::Connect,
-                        format!(
-                            "the response body from {url} was cut short{}",
-                            root_cause(&*e)
-                        ),
-                    )
-                    .with_source(e)
+                    cut_short(url, e)
                 }
             })?
             .to_bytes();
@@ -145,6 +148,42 @@ impl HyperTransport {
             status: parts.status,
             headers: parts.headers,
             body,
+        })
+    }
+
+    /// [`send_untimed`](Self::send_untimed), with the body copied frame by frame into `out`
+    /// (pre-sized from `Content-Length`) instead of a new buffer.
+    async fn send_into_untimed(
+        &self,
+        request: HttpRequest,
+        url: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<HttpResponse> {
+        out.clear();
+        let (parts, mut body) = self.start(request, url).await?;
+        let limit = self.inner.max_response_bytes;
+        if let Some(length) = content_length(&parts.headers) {
+            // Bounded by the limit above. A buffer that is too small is replaced rather than
+            // grown, so its old contents are never copied.
+            let length = usize::try_from(length).unwrap_or(limit);
+            if out.capacity() < length {
+                *out = Vec::with_capacity(length);
+            }
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| cut_short(url, e.into()))?;
+            if let Ok(data) = frame.into_data() {
+                if data.len() > limit - out.len() {
+                    out.clear();
+                    return Err(too_large(url, limit));
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: Bytes::new(),
         })
     }
 
@@ -182,15 +221,50 @@ impl HttpTransport for HyperTransport {
         let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
         match tokio::time::timeout(timeout, self.send_untimed(request, &url)).await {
             Ok(result) => result,
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no complete response from {url} within {}",
-                    fmt_duration(timeout)
-                ),
-            )),
+            Err(_) => Err(no_complete_response(&url, timeout)),
         }
     }
+
+    async fn send_into(&self, request: HttpRequest, body: &mut Vec<u8>) -> Result<HttpResponse> {
+        let url = redact_url(&request.url.to_string());
+        check_scheme_and_host(&request.url, &url)?;
+        let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
+        let result = match tokio::time::timeout(
+            timeout,
+            self.send_into_untimed(request, &url, body),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(no_complete_response(&url, timeout)),
+        };
+        if result.is_err() {
+            body.clear();
+        }
+        result
+    }
+}
+
+fn no_complete_response(url: &str, timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "no complete response from {url} within {}",
+            fmt_duration(timeout)
+        ),
+    )
+}
+
+/// The body stopped before its end (connection reset, fewer bytes than `Content-Length`...).
+fn cut_short(url: &str, e: Box<dyn StdError + Send + Sync>) -> Error {
+    Error::new(
+        ErrorKind::Connect,
+        format!(
+            "the response body from {url} was cut short{}",
+            root_cause(&*e)
+        ),
+    )
+    .with_source(e)
 }
 
 /// Whether `host` (as in a URL, IPv6 with or without brackets) is a loopback host:

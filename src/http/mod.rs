@@ -89,6 +89,20 @@ pub struct HttpResponse {
 pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
     /// Send `request` and return the response.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
+
+    /// Send `request` and read the response body into `body` (its contents replaced, its memory
+    /// reused) instead of a new buffer; the returned response's own `body` is empty.
+    ///
+    /// Large downloads (CloudFetch files) go through this, so that one pool of buffers serves
+    /// every file. On error `body` is left empty. The default implementation copies the body
+    /// that [`send`](Self::send) returns.
+    async fn send_into(&self, request: HttpRequest, body: &mut Vec<u8>) -> Result<HttpResponse> {
+        body.clear();
+        let mut response = self.send(request).await?;
+        body.extend_from_slice(&response.body);
+        response.body = Bytes::new();
+        Ok(response)
+    }
 }
 
 /// A duration for messages: `250 ms`, `30 s`.

@@ -82,17 +82,32 @@ pub(crate) fn compress_frame(data: &[u8]) -> Vec<u8> {
     encoder.into_inner()
 }
 
+/// How many bytes of output [`decompress_frame`] needs for `input`: the declared content sizes,
+/// or full blocks where a frame declares none. Checks the frames' structure, not their blocks'
+/// contents.
+pub(crate) fn decompressed_bound(input: &[u8]) -> Result<usize> {
+    if input.is_empty() {
+        return Err(Error::decode("LZ4 data is empty: expected an LZ4 frame"));
+    }
+    output_bound(&parse_frames(input)?)
+}
+
+fn output_bound(frames: &[Frame<'_>]) -> Result<usize> {
+    let mut capacity = 0usize;
+    for frame in frames {
+        capacity = capacity
+            .checked_add(frame.out_bound)
+            .ok_or_else(|| Error::decode("LZ4 frames declare more content than fits in memory"))?;
+    }
+    Ok(capacity)
+}
+
 fn decompress_frame_inner(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if input.is_empty() {
         return Err(Error::decode("LZ4 data is empty: expected an LZ4 frame"));
     }
     let frames = parse_frames(input)?;
-    let mut capacity = 0usize;
-    for frame in &frames {
-        capacity = capacity
-            .checked_add(frame.out_bound)
-            .ok_or_else(|| Error::decode("LZ4 frames declare more content than fits in memory"))?;
-    }
+    let capacity = output_bound(&frames)?;
     prepare_output(out, capacity);
 
     let mut pos = 0;

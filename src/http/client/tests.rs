@@ -387,6 +387,108 @@ async fn response_of_exactly_max_response_bytes_is_read() {
     assert_eq!(response.body.len(), 16);
 }
 
+// -- send_into: the body into the caller's buffer ------------------------------------------
+
+#[tokio::test]
+async fn send_into_reads_the_body_into_the_callers_buffer_and_reuses_its_memory() {
+    let server = TestServer::start(ok_reply).await;
+    let transport = transport();
+    let mut body = Vec::with_capacity(4096);
+    body.extend_from_slice(b"stale contents of an earlier file");
+    let ptr = body.as_ptr();
+    let response = transport
+        .send_into(get(server.url("/file")), &mut body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers.get("x-reply").unwrap(), "yes");
+    assert!(response.body.is_empty(), "the body is in the buffer only");
+    assert_eq!(body, b"world");
+    assert_eq!(
+        body.as_ptr(),
+        ptr,
+        "a large enough buffer is reused, not replaced"
+    );
+}
+
+#[tokio::test]
+async fn send_into_sizes_a_small_buffer_from_content_length_and_reads_chunked_bodies() {
+    let port = raw_server(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n0123456789abcdef",
+    ))
+    .await;
+    let url: http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    let mut body = Vec::new();
+    transport().send_into(get(url), &mut body).await.unwrap();
+    assert_eq!(body, b"0123456789abcdef");
+    assert_eq!(
+        body.capacity(),
+        16,
+        "allocated once, at the announced length"
+    );
+
+    let port = raw_server(Some(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
+    ))
+    .await;
+    let url: http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    transport().send_into(get(url), &mut body).await.unwrap();
+    assert_eq!(body, b"abcdefg");
+}
+
+#[tokio::test]
+async fn send_into_a_body_cut_short_is_connect_and_leaves_the_buffer_empty() {
+    let port = raw_server(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a few bytes",
+    ))
+    .await;
+    let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    let mut body = b"old".to_vec();
+    let err = transport()
+        .send_into(get(url), &mut body)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect);
+    assert!(err.to_string().contains("cut short"), "{err}");
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn send_into_enforces_max_response_bytes_with_and_without_content_length() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n0123456789abcdefg"[..],
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+           a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"[..],
+    ] {
+        let port = raw_server(Some(reply)).await;
+        let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let mut body = Vec::new();
+        let err = small_limit()
+            .send_into(get(url), &mut body)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(err.to_string().contains("16 bytes"), "{err}");
+        assert!(body.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn send_into_times_out_and_names_no_query_string() {
+    let port = raw_server(None).await;
+    let url = format!("http://127.0.0.1:{port}/file?sig=secret")
+        .parse()
+        .unwrap();
+    let mut request = get(url);
+    request.timeout = Some(Duration::from_millis(100));
+    let mut body = Vec::new();
+    let err = transport().send_into(request, &mut body).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(!err.to_string().contains("secret"), "{err}");
+    assert!(!format!("{err:?}").contains("secret"));
+}
+
 /// A TLS server on 127.0.0.1 with a fresh self-signed certificate for `127.0.0.1`, answering
 /// `ok_reply`. Returns its port and the certificate.
 async fn tls_server() -> (u16, rustls::pki_types::CertificateDer<'static>) {

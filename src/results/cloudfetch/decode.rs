@@ -6,7 +6,8 @@
 //! allocations over many threads and the allocator's per-thread arenas, which doubled peak RSS
 //! when measured; two long-lived threads do not. The decompressed bytes are handed to the Arrow
 //! arrays without a copy (`Bytes::from_owner` into `Buffer::from`); once every batch of a file is
-//! dropped its buffer goes back to the pool, so steady-state decoding allocates nothing new.
+//! dropped its buffer goes back to the client's pool ([`buffers`](super::buffers)), and so does
+//! an LZ4 body once decompressed, so steady-state decoding allocates nothing new.
 //!
 //! Once a file is decoded its share of the byte budget is resized from its download size to its
 //! decoded size, which is what its batches keep in memory until the consumer is done with them.
@@ -14,22 +15,22 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::budget::Reservation;
+use super::buffers::BufferPool;
 use super::download::Downloaded;
 use super::links::Chunk;
 use super::stats::{ChunkObserver, ChunkStats, SummaryCounters};
 use crate::error::{Error, ErrorKind, Result};
-use crate::results::lz4::decompress_frame;
+use crate::results::lz4::{decompress_frame, decompressed_bound};
 
 /// A downloaded file waiting to be decoded.
 #[derive(Debug)]
@@ -61,6 +62,9 @@ pub(crate) struct DecodeContext {
     pub observer: Option<Arc<dyn ChunkObserver>>,
     /// The stream's totals.
     pub summary: Arc<SummaryCounters>,
+    /// The pool downloaded bodies and decompressed files come from: an LZ4 body goes back once
+    /// decompressed, a file's data once its batches are dropped.
+    pub buffers: Arc<BufferPool>,
 }
 
 /// The decode threads of one stream. Dropping the pool lets the threads finish the file in hand
@@ -78,13 +82,7 @@ impl DecodePool {
         let threads = threads.max(1);
         let (jobs, queue) = mpsc::channel::<DecodeJob>();
         let queue = Arc::new(Mutex::new(queue));
-        let worker = Arc::new(Worker {
-            context,
-            buffers: Arc::new(BufferPool {
-                free: Mutex::new(Vec::new()),
-                keep: threads + 1,
-            }),
-        });
+        let worker = Arc::new(Worker { context });
         let live = Arc::new(AtomicUsize::new(0));
         for n in 0..threads {
             let queue = queue.clone();
@@ -135,7 +133,6 @@ impl Drop for LiveGuard {
 #[derive(Debug)]
 struct Worker {
     context: DecodeContext,
-    buffers: Arc<BufferPool>,
 }
 
 impl Worker {
@@ -217,23 +214,28 @@ impl Worker {
     /// schema, empty ones left out) and the decoded size: the length of the Arrow IPC stream,
     /// the one buffer every batch points into (zero-copy), so what the batches hold. (An LZ4
     /// buffer's capacity may reach past it, sized for full blocks; that tail is not counted.)
-    fn decode_file(&self, chunk: &Chunk, body: Bytes) -> Result<(VecDeque<RecordBatch>, usize)> {
-        let data = if self.context.lz4 {
-            let mut out = self.buffers.take();
-            if let Err(e) = decompress_frame(&body, &mut out) {
-                self.buffers.put(out);
-                return Err(
-                    Error::decode(format!("{chunk}: the file is not a valid LZ4 frame"))
-                        .with_source(e),
-                );
+    fn decode_file(&self, chunk: &Chunk, body: Vec<u8>) -> Result<(VecDeque<RecordBatch>, usize)> {
+        let context = &self.context;
+        let data = if context.lz4 {
+            let not_lz4 = |e| {
+                Error::decode(format!("{chunk}: the file is not a valid LZ4 frame")).with_source(e)
+            };
+            let mut out = match decompressed_bound(&body) {
+                Ok(bound) => context.buffers.take(bound),
+                Err(e) => {
+                    context.buffers.put(body);
+                    return Err(not_lz4(e));
+                }
+            };
+            let decompressed = decompress_frame(&body, &mut out);
+            context.buffers.put(body);
+            if let Err(e) = decompressed {
+                context.buffers.put(out);
+                return Err(not_lz4(e));
             }
-            drop(body);
-            Bytes::from_owner(PooledBuffer {
-                buf: out,
-                pool: Arc::downgrade(&self.buffers),
-            })
+            context.buffers.share(out)
         } else {
-            body
+            context.buffers.share(body)
         };
         let decoded_bytes = data.len();
         let mut buffer = Buffer::from(data);
@@ -283,51 +285,5 @@ impl Worker {
                 ))
                 .with_source(e)
             })
-    }
-}
-
-/// Decompression buffers that came back from dropped batches, ready for the next file.
-#[derive(Debug)]
-struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
-    /// At most this many idle buffers are kept (one per thread, plus one).
-    keep: usize,
-}
-
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_default()
-    }
-
-    fn put(&self, buf: Vec<u8>) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < self.keep {
-            free.push(buf);
-        }
-    }
-}
-
-/// A decompressed file owned by the Arrow buffers that point into it; returns to its pool (if
-/// the stream still exists) when the last of them is dropped.
-struct PooledBuffer {
-    buf: Vec<u8>,
-    pool: Weak<BufferPool>,
-}
-
-impl AsRef<[u8]> for PooledBuffer {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for PooledBuffer {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade() {
-            pool.put(std::mem::take(&mut self.buf));
-        }
     }
 }

@@ -8,14 +8,17 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::time::Instant;
 
+use super::buffers::BufferPool;
 use super::links::{self, Chunk, LinkSource, ResultLink};
 use super::CloudFetchConfig;
 use crate::error::{redact_url, Error, ErrorKind, Result};
 use crate::http::{HttpRequest, HttpResponse, HttpTransport};
+
+/// The largest `bytesNum` taken as a buffer size hint (64 MiB).
+const MAX_SIZE_HINT: i64 = 64 << 20;
 
 /// Downloads files; shared by every download task of one stream.
 #[derive(Debug)]
@@ -23,13 +26,15 @@ pub(crate) struct Downloader {
     transport: Arc<dyn HttpTransport>,
     links: Arc<dyn LinkSource>,
     config: CloudFetchConfig,
+    /// Where every file's body goes (see [`buffers`](super::buffers)).
+    bodies: Arc<BufferPool>,
 }
 
 /// A downloaded file and what it took.
 #[derive(Debug)]
 pub(crate) struct Downloaded {
-    /// The whole body as served.
-    pub body: Bytes,
+    /// The whole body as served, in a buffer of the download pool (the decoder gives it back).
+    pub body: Vec<u8>,
     /// The successful attempt's time.
     pub latency: Duration,
     /// Time from the first attempt to the body, retries and refreshes included.
@@ -55,16 +60,43 @@ impl Downloader {
         transport: Arc<dyn HttpTransport>,
         links: Arc<dyn LinkSource>,
         config: CloudFetchConfig,
+        bodies: Arc<BufferPool>,
     ) -> Self {
         Downloader {
             transport,
             links,
             config,
+            bodies,
         }
     }
 
-    /// Downloads `chunk` from `link`, healing what can be healed (see the module docs).
-    pub(crate) async fn download(&self, chunk: Chunk, mut link: ResultLink) -> Result<Downloaded> {
+    /// Downloads `chunk` from `link` into a buffer of the pool, healing what can be healed (see
+    /// the module docs).
+    pub(crate) async fn download(&self, chunk: Chunk, link: ResultLink) -> Result<Downloaded> {
+        // `bytesNum` sizes the buffer; it is only a hint (the reply's Content-Length decides),
+        // so a server's absurd value cannot make us allocate absurdly.
+        let hint = usize::try_from(link.bytes_num.clamp(0, MAX_SIZE_HINT)).unwrap_or(0);
+        let mut body = self.bodies.take(hint);
+        let result = self.download_into(chunk, link, &mut body).await;
+        match result {
+            Ok(mut downloaded) => {
+                downloaded.body = body;
+                Ok(downloaded)
+            }
+            Err(e) => {
+                self.bodies.put(body);
+                Err(e)
+            }
+        }
+    }
+
+    /// Downloads `chunk` from `link` into `body`; the returned `Downloaded::body` is empty.
+    async fn download_into(
+        &self,
+        chunk: Chunk,
+        mut link: ResultLink,
+        body: &mut Vec<u8>,
+    ) -> Result<Downloaded> {
         let started = Instant::now();
         let max_attempts = self.config.download_attempts.max(1);
         let mut attempts = 0u32;
@@ -92,12 +124,12 @@ impl Downloader {
 
             attempts += 1;
             let attempt_started = Instant::now();
-            let (next, error) = match self.get(&chunk, &link).await {
+            let (next, error) = match self.get(&chunk, &link, body).await {
                 Ok(resp) if resp.status.is_success() => {
                     let latency = attempt_started.elapsed();
-                    self.log_download(&chunk, &link, resp.body.len(), latency, attempts);
+                    self.log_download(&chunk, &link, body.len(), latency, attempts);
                     return Ok(Downloaded {
-                        body: resp.body,
+                        body: Vec::new(),
                         latency,
                         total: started.elapsed(),
                         attempts,
@@ -140,8 +172,13 @@ impl Downloader {
         }
     }
 
-    /// One GET of `link`, bounded by the download timeout.
-    async fn get(&self, chunk: &Chunk, link: &ResultLink) -> Result<HttpResponse> {
+    /// One GET of `link` with its body read into `body`, bounded by the download timeout.
+    async fn get(
+        &self,
+        chunk: &Chunk,
+        link: &ResultLink,
+        body: &mut Vec<u8>,
+    ) -> Result<HttpResponse> {
         let url: http::Uri = link.file_link.parse().map_err(|_| {
             Error::new(
                 ErrorKind::CloudFetch,
@@ -166,7 +203,7 @@ impl Downloader {
             request.headers.append(name, value);
         }
         let timeout = self.config.download_timeout;
-        match tokio::time::timeout(timeout, self.transport.send(request)).await {
+        match tokio::time::timeout(timeout, self.transport.send_into(request, body)).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,

@@ -9,6 +9,8 @@
 //! - [`budget`]: a byte budget over in-flight plus downloaded-but-unconsumed files (the links'
 //!   `bytesNum` until decoded, then the decoded size), reserved in chunk order, so memory stays
 //!   flat whatever the result size.
+//! - [`buffers`]: the client's pool of file buffers, which every download and decompression
+//!   reuses, so streaming a result makes no large allocation once the pool is warm.
 //! - [`download`]: one file: a GET with only the link's own headers (never the workspace token),
 //!   retried on 5xx/connection failures/timeouts, its link refreshed when expired or refused.
 //! - [`decode`]: LZ4 frame decompression and zero-copy Arrow IPC decoding on a small fixed pool of
@@ -20,6 +22,7 @@
 // The Operation (lead) wires the stream in; until then the non-test build does not use it.
 
 mod budget;
+mod buffers;
 mod decode;
 mod download;
 mod links;
@@ -37,6 +40,7 @@ use arrow_schema::SchemaRef;
 use crate::error::Result;
 use crate::http::HttpTransport;
 
+pub(crate) use buffers::BufferPool;
 pub(crate) use links::{LinkSource, ResultLink};
 // Public for the crate root to re-export with the client's settings and telemetry hook.
 #[allow(unused_imports)]
@@ -59,13 +63,15 @@ pub struct CloudFetchConfig {
     /// may be exceeded by the growth of files already admitted (a few files of the decode-ahead
     /// window); no new download starts until the consumer brings it back under. The client's
     /// memory is this budget plus what it does not count: the batches the caller still holds,
-    /// buffers in flight in the HTTP stack, per-thread decode buffers and allocator overhead.
-    /// Default 64 MiB: room for six concurrent downloads of files up to 10 MB. Measured on
-    /// loopback, where downloads outrun decoding and the budget fills (10M rows, 100 LZ4 files of
-    /// 2.1 MB, 3.8 MB decoded, 62 runs in one process, `cargo bench --bench cloudfetch`): peak
-    /// RSS about 157 MB at 64 MiB and 142 MB at 48 MiB, at the same throughput (before decoded
-    /// files were counted: about 165 MB at 64 MiB). Most of the client's memory beyond the budget
-    /// is therefore not the decoded files.
+    /// buffers in flight in the HTTP stack, and the file buffers the client keeps for reuse.
+    /// Files are downloaded and decompressed into buffers recycled from one pool per client,
+    /// reused by its next results too (so no large allocation happens once it is warm); it keeps
+    /// idle buffers of at most twice this many bytes, freed when the client is dropped.
+    /// Default 48 MiB: room for six concurrent downloads of files up to 8 MB. Measured with
+    /// `cargo bench --bench cloudfetch` on loopback, where downloads outrun decoding and the budget
+    /// fills (10M rows, 100 LZ4 files of 2.1 MB, 3.8 MB decoded): peak client RSS about 105 MB
+    /// at 48 MiB and 122 MB at 64 MiB, at the same throughput (before buffers were pooled: 142 MB
+    /// and 157 MB).
     /// Lower it to bound memory tighter; raise it for large files on slow storage (six concurrent
     /// downloads of 20 MB files need 120 MiB). A file announced larger than the whole budget
     /// still proceeds, alone (it is counted as the whole budget until decoded), so nothing
@@ -110,7 +116,7 @@ impl Default for CloudFetchConfig {
     fn default() -> Self {
         CloudFetchConfig {
             max_concurrent_downloads: 6,
-            max_buffered_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: 48 * 1024 * 1024,
             link_prefetch: 32,
             download_attempts: 5,
             retry_min_backoff: Duration::from_millis(500),
@@ -125,7 +131,6 @@ impl Default for CloudFetchConfig {
 }
 
 /// Everything one CloudFetch result needs to start streaming.
-#[derive(Debug)]
 pub(crate) struct CloudFetchStart {
     /// The pipeline's settings.
     pub config: CloudFetchConfig,
@@ -148,6 +153,11 @@ pub(crate) struct CloudFetchStart {
     pub lz4: bool,
     /// Called once per decoded file with its figures (the telemetry hook); `None` for no calls.
     pub observer: Option<Arc<dyn ChunkObserver>>,
+    /// Resolves when the statement is cancelled: the pipeline then stops fetching links and
+    /// downloading at once, even while nobody reads (the next read reports the cancel).
+    pub cancelled: Option<futures::future::BoxFuture<'static, ()>>,
+    /// Where file buffers come from and go back to: the client's pool, shared by its results.
+    pub buffers: Arc<BufferPool>,
 }
 
 /// The record batches of one CloudFetch result, in row order.

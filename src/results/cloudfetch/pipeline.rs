@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::{AbortHandle, JoinError, JoinHandle};
 
 use super::budget::{ByteBudget, Reservation};
 use super::decode::{DecodeContext, DecodeJob, DecodePool, DecodedChunk};
@@ -51,6 +51,13 @@ pub(crate) struct Task<T>(JoinHandle<T>);
 impl<T: Send + 'static> Task<T> {
     pub(crate) fn spawn(future: impl Future<Output = T> + Send + 'static) -> Self {
         Task(tokio::spawn(future))
+    }
+}
+
+impl<T> Task<T> {
+    /// A handle that aborts the task without owning it.
+    fn abort_handle(&self) -> AbortHandle {
+        self.0.abort_handle()
     }
 }
 
@@ -140,6 +147,8 @@ impl Pipeline {
             schema,
             lz4,
             observer,
+            cancelled,
+            buffers,
         } = start;
         let summary = Arc::new(SummaryCounters::default());
         let budget = Arc::new(ByteBudget::new(config.max_buffered_bytes));
@@ -151,6 +160,7 @@ impl Pipeline {
                 lz4,
                 observer,
                 summary: summary.clone(),
+                buffers: buffers.clone(),
             },
         )?;
         #[cfg(test)]
@@ -171,8 +181,8 @@ impl Pipeline {
             summary: summary.clone(),
         };
         let permits = Arc::new(Semaphore::new(config.max_concurrent_downloads.max(1)));
-        let downloader = Arc::new(Downloader::new(transport, link_source, config));
-        let tasks = vec![
+        let downloader = Arc::new(Downloader::new(transport, link_source, config, buffers));
+        let mut tasks = vec![
             Task::spawn(feed.run(links_tx)),
             Task::spawn(schedule(
                 links_rx,
@@ -183,6 +193,17 @@ impl Pipeline {
             )),
             Task::spawn(order(scheduled_rx, ready_tx, pool)),
         ];
+        if let Some(cancelled) = cancelled {
+            // A cancel stops the stages at once, not at the next read: aborting them drops the
+            // channels, which drops (and so aborts) every scheduled download, and the decode
+            // pool, whose threads then exit. The consumer sees the cancel at its next read.
+            let stages: Vec<AbortHandle> = tasks.iter().map(Task::abort_handle).collect();
+            tasks.push(Task::spawn(async move {
+                cancelled.await;
+                tracing::debug!("statement cancelled: stopping the CloudFetch downloads");
+                stages.iter().for_each(AbortHandle::abort);
+            }));
+        }
         Ok(Pipeline {
             schema,
             ready: ready_rx,

@@ -270,7 +270,27 @@ fn start(
     more_links: bool,
     lz4: bool,
 ) -> CloudFetchStream {
-    CloudFetchStream::start(CloudFetchStart {
+    CloudFetchStream::start(start_args(
+        config,
+        store,
+        source,
+        first_links,
+        more_links,
+        lz4,
+    ))
+    .unwrap()
+}
+
+/// What [`start`] starts, for tests that change a part of it.
+fn start_args(
+    config: CloudFetchConfig,
+    store: &Arc<FakeStore>,
+    source: &Arc<FakeLinks>,
+    first_links: Vec<ResultLink>,
+    more_links: bool,
+    lz4: bool,
+) -> CloudFetchStart {
+    CloudFetchStart {
         config,
         transport: store.clone(),
         link_source: source.clone(),
@@ -280,8 +300,9 @@ fn start(
         schema: schema(),
         lz4,
         observer: None,
-    })
-    .unwrap()
+        cancelled: None,
+        buffers: BufferPool::new(64 << 20),
+    }
 }
 
 fn ids(batch: &RecordBatch) -> Vec<i64> {
@@ -310,6 +331,46 @@ async fn read_all(stream: &mut CloudFetchStream) -> (Vec<i64>, Option<Error>) {
 
 fn range(end: i64) -> Vec<i64> {
     (0..end).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffer reuse
+
+#[tokio::test]
+async fn a_second_result_on_a_warm_pool_allocates_no_buffer() {
+    for lz4 in [true, false] {
+        let (links, store) = result(8, 1000, lz4);
+        // A budget of one byte: one file at a time, so each result needs one body buffer and,
+        // with LZ4, one decompression buffer, whatever the timing.
+        let config = CloudFetchConfig {
+            max_buffered_bytes: 1,
+            ..config()
+        };
+        let pool = BufferPool::new(64 << 20);
+        let mut allocated = Vec::new();
+        for _ in 0..3 {
+            let source = FakeLinks::new(links.clone(), 100);
+            let mut args = start_args(config.clone(), &store, &source, links.clone(), false, lz4);
+            args.buffers = pool.clone();
+            let mut stream = CloudFetchStream::start(args).unwrap();
+            let (rows, error) = read_all(&mut stream).await;
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(rows, range(8000));
+            drop(stream);
+            allocated.push(pool.allocated());
+        }
+        let per_file = if lz4 { 2 } else { 1 };
+        assert_eq!(
+            allocated,
+            vec![per_file; 3],
+            "lz4 {lz4}: the first result allocates its buffers, later ones reuse them"
+        );
+        assert_eq!(
+            pool.idle_stats().0,
+            per_file as usize,
+            "every buffer came back"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,6 +975,8 @@ async fn reports_each_chunk_to_the_observer() {
         schema: schema(),
         lz4: true,
         observer: Some(Arc::new(observer)),
+        cancelled: None,
+        buffers: BufferPool::new(64 << 20),
     })
     .unwrap();
     let (rows, error) = read_all(&mut stream).await;
