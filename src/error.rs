@@ -82,6 +82,9 @@ struct Inner {
     session_id: Option<String>,
     statement_id: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The request never reached the server (no connection was made), so sending it again
+    /// cannot run anything twice.
+    never_sent: bool,
 }
 
 // Some crate-internal helpers have no caller until the layers using them land.
@@ -101,8 +104,22 @@ impl Error {
                 session_id: None,
                 statement_id: None,
                 source: None,
+                never_sent: false,
             }),
         }
+    }
+
+    /// Marks the error as one of a request that never reached the server (see
+    /// [`was_never_sent`](Self::was_never_sent)).
+    pub(crate) fn never_sent(mut self) -> Self {
+        self.inner.never_sent = true;
+        self
+    }
+
+    /// Whether the failed request never reached the server: no connection could be made, so
+    /// even a request that must not run twice (ExecuteStatement) may be sent again.
+    pub(crate) fn was_never_sent(&self) -> bool {
+        self.inner.never_sent
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {

@@ -2,8 +2,11 @@
 //! verification always on), HTTP/1.1, with connect and per-request timeouts and a response size cap.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +22,7 @@ use super::config::{user_agent, HttpConfig, TlsRoots};
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
 use crate::error::{redact_url, Error, ErrorKind, Result};
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HyperClient = Client<TimedConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 
 /// The driver's HTTP transport: a pooled hyper 1 client over rustls with the `ring` crypto
 /// provider, HTTP/1.1, TLS verification always on.
@@ -70,11 +73,14 @@ impl HyperTransport {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
 
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(config.tls_roots, roots)?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = TimedConnector {
+            inner: hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls_config(config.tls_roots, roots)?)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http),
+            timeout: config.connect_timeout,
+        };
 
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
@@ -187,8 +193,19 @@ impl HyperTransport {
         })
     }
 
-    /// Maps a failure to send the request or read the response head.
+    /// Maps a failure to send the request or read the response head. A failure to connect
+    /// (refused, unreachable, connect timeout, TLS handshake) is marked as never sent.
     fn request_error(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
+        let connect = e.is_connect();
+        let error = self.request_error_kind(e, url);
+        if connect {
+            error.never_sent()
+        } else {
+            error
+        }
+    }
+
+    fn request_error_kind(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
         let cause = root_cause(&e);
         if has_timed_out_io(&e) {
             let after = fmt_duration(self.inner.connect_timeout);
@@ -265,6 +282,46 @@ fn cut_short(url: &str, e: Box<dyn StdError + Send + Sync>) -> Error {
         ),
     )
     .with_source(e)
+}
+
+/// A connector whose whole connect (DNS, TCP and the TLS handshake) is bounded by a timeout:
+/// `HttpConnector`'s own timeout covers the TCP connect only, so a server that accepts the
+/// connection but never completes the handshake would hold a request until its request timeout.
+#[derive(Clone)]
+struct TimedConnector<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower_service::Service<http::Uri> for TimedConnector<C>
+where
+    C: tower_service::Service<http::Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type Response = C::Response;
+    type Error = Box<dyn StdError + Send + Sync>;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<C::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(result) => result.map_err(Into::into),
+                // TimedOut in the chain is what `request_error` reports as a connect timeout.
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the connection (TCP and TLS handshake) was not established in time",
+                )) as Box<dyn StdError + Send + Sync>),
+            }
+        })
+    }
 }
 
 /// Whether `host` (as in a URL, IPv6 with or without brackets) is a loopback host:

@@ -33,7 +33,8 @@ pub enum TlsRoots {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {
-    /// How long establishing a TCP connection may take. Default 30 s.
+    /// How long establishing a connection may take: DNS, TCP connect and the TLS handshake.
+    /// Default 30 s.
     pub connect_timeout: Duration,
     /// How long one attempt of a request may take, from sending it to having read the whole
     /// response body (a request's own [`HttpRequest::timeout`](super::HttpRequest::timeout)

@@ -15,8 +15,10 @@ use crate::error::{Error, ErrorKind, Result};
 /// How failed HTTP requests are retried. Defaults follow the peer drivers (protocol.md section 6).
 ///
 /// What is retried:
-/// - every request: HTTP 429, and 503 with a `Retry-After` (the server says it did not run it);
-/// - idempotent requests also: other 5xx except 501, connection failures and transport timeouts.
+/// - every request: HTTP 429, 503 with a `Retry-After` (the server says it did not run it), and
+///   a failure to connect (the request never left);
+/// - idempotent requests also: other 5xx except 501, connections lost after the request was
+///   sent, and transport timeouts.
 ///
 /// HTTP 401/403 fail at once with [`ErrorKind::Auth`]. Before a retry the policy waits what
 /// `Retry-After` asks (capped at `max_backoff`), otherwise `min_backoff · 2^(n-1)` for the n-th
@@ -175,7 +177,8 @@ impl Failure {
                 _ => false,
             },
             Failure::Transport(error) => {
-                idempotent && matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
+                matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
+                    && (idempotent || error.was_never_sent())
             }
         }
     }

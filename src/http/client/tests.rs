@@ -270,6 +270,7 @@ async fn connection_refused_gives_connect_naming_the_host() {
     let err = transport().send(get(url)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
     assert!(err.is_retryable());
+    assert!(err.was_never_sent(), "refused: the request never left");
     assert!(std::error::Error::source(&err).is_some());
     let text = err.to_string();
     assert!(
@@ -298,6 +299,10 @@ async fn server_closing_before_a_response_gives_connect() {
     let url = format!("http://127.0.0.1:{port}/").parse().unwrap();
     let err = transport().send(get(url)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
+    assert!(
+        !err.was_never_sent(),
+        "the request was sent: it must not count as never sent"
+    );
 }
 
 #[tokio::test]
@@ -522,6 +527,34 @@ async fn tls_server() -> (u16, rustls::pki_types::CertificateDer<'static>) {
         }
     });
     (port, cert)
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_is_a_connect_timeout() {
+    // Accepts TCP connections and never answers the ClientHello.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let config = HttpConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..HttpConfig::default()
+    };
+    let url = format!("https://127.0.0.1:{port}/").parse().unwrap();
+    let err = HyperTransport::new(&config)
+        .unwrap()
+        .send(get(url))
+        .await
+        .unwrap_err();
+    // The connect timeout fired (the request timeout of 900 s would say "no complete
+    // response" and take 15 minutes).
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.to_string().contains("could not connect"), "{err}");
+    assert!(err.was_never_sent());
 }
 
 #[tokio::test]

@@ -127,8 +127,24 @@ async fn does_not_retry_execute_on_503_without_retry_after() {
     assert_eq!(err.and_then(|e| e.http_status()), Some(503));
 }
 
+/// A failure to connect at all: the request never left.
+fn never_connected() -> Result<HttpResponse> {
+    connect_error().map_err(Error::never_sent)
+}
+
 #[tokio::test(start_paused = true)]
-async fn does_not_retry_execute_on_connect_error() {
+async fn retries_execute_when_the_connection_was_never_made() {
+    let (mock, calls) = scripted(vec![never_connected(), never_connected(), status(200)]);
+    let response = RetryPolicy::default()
+        .send(&mock, request(), NOT_IDEMPOTENT)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(calls.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn does_not_retry_execute_on_a_connection_lost_after_sending() {
     let (mock, _) = scripted(vec![connect_error()]);
     let err = RetryPolicy::default()
         .send(&mock, request(), NOT_IDEMPOTENT)
