@@ -48,7 +48,8 @@ pub(crate) struct ClientInner {
     /// The transport without credentials, for CloudFetch files (presigned URLs).
     pub(crate) transport: Arc<dyn HttpTransport>,
     /// The buffers CloudFetch files are downloaded and decompressed into, reused by every result
-    /// of this client; at most two byte budgets' worth is kept idle (one budget's worth is what
+    /// of this client (and alive as long as any of its sessions and operations); at most two
+    /// byte budgets' worth is kept idle (one budget's worth is what
     /// a result's working set needs beside its live files: measured, a cap of one budget made
     /// every result free and allocate again, with the allocator retention that pooling avoids).
     pub(crate) cloudfetch_buffers: Arc<BufferPool>,

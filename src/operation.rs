@@ -400,14 +400,24 @@ impl Operation {
             }
             if let Some(stream) = self.cloudfetch.as_mut() {
                 let notified = self.shared.cancel_notify.notified();
+                // `None`: cancelled while waiting. The cancel is checked first, so a pipeline
+                // that its cancel already stopped is never reported as a failure of its own.
                 let next = tokio::select! {
-                    next = stream.next_batch() => next,
-                    _ = notified => {
-                        stream.cancel();
-                        Err(Error::new(ErrorKind::Cancelled, "the statement was cancelled"))
-                    }
+                    biased;
+                    _ = notified => None,
+                    next = stream.next_batch() => Some(next),
                 };
-                return next.map_err(|e| self.shared.err(e));
+                match next {
+                    Some(Ok(batch)) => return Ok(batch),
+                    None => {}
+                    // A cancel between the check above and the wait stops the pipeline too.
+                    Some(Err(_)) if self.shared.cancelled.load(Ordering::Acquire) => {}
+                    Some(Err(e)) => return Err(self.shared.err(e)),
+                }
+                if let Some(stream) = self.cloudfetch.as_mut() {
+                    stream.cancel();
+                }
+                return Err(self.cancelled_error());
             }
             if !self.more_rows || self.shared.closed.load(Ordering::Acquire) {
                 return Ok(None);

@@ -656,6 +656,41 @@ fn cancel_without_reading_stops_the_downloads_at_once() {
     });
 }
 
+#[test]
+fn a_read_waiting_for_a_file_when_cancelled_reports_the_cancel() {
+    with_mock_elsewhere(small_files(), |mock| async move {
+        // The second file is late, so after the first file's rows the reader waits on a
+        // pipeline with nothing ready: the cancel must win over the pipeline it stops, every
+        // time (the two are raced several times).
+        mock.inject(
+            Fault::delay(Duration::from_secs(3))
+                .on_chunk(1)
+                .times(1_000),
+        );
+        let client = short_lived_client(&mock);
+        let session = client.open_session().await.unwrap();
+        for round in 0..6 {
+            let mut op = session
+                .execute_statement("SELECT * FROM range(400000)")
+                .await
+                .unwrap();
+            let mut rows = 0;
+            while rows < ROWS_PER_FILE as usize {
+                rows += op.next_batch().await.unwrap().expect("rows").num_rows();
+            }
+            let cancel = op.cancel_handle();
+            let canceller = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                cancel.cancel().await
+            });
+            let err = op.next_batch().await.expect_err("cancelled");
+            assert_eq!(err.kind(), ErrorKind::Cancelled, "round {round}: {err}");
+            canceller.await.unwrap().unwrap();
+        }
+        close_and_check_no_task_left(client, session).await;
+    });
+}
+
 // -- the token and the budget --------------------------------------------------------------
 
 #[tokio::test]

@@ -22,6 +22,10 @@ use super::config::{user_agent, HttpConfig, TlsRoots};
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
 use crate::error::{redact_url, Error, ErrorKind, Result};
 
+/// The most [`HttpTransport::send_into`] allocates up front from a reply's `Content-Length`
+/// (64 MiB); a longer body grows the buffer as it arrives.
+const MAX_PRESIZE: usize = 64 << 20;
+
 type HyperClient = Client<TimedConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 
 /// The driver's HTTP transport: a pooled hyper 1 client over rustls with the `ring` crypto
@@ -165,13 +169,14 @@ impl HyperTransport {
         url: &str,
         out: &mut Vec<u8>,
     ) -> Result<HttpResponse> {
-        out.clear();
         let (parts, mut body) = self.start(request, url).await?;
         let limit = self.inner.max_response_bytes;
         if let Some(length) = content_length(&parts.headers) {
-            // Bounded by the limit above. A buffer that is too small is replaced rather than
-            // grown, so its old contents are never copied.
-            let length = usize::try_from(length).unwrap_or(limit);
+            // Room for the announced length up front (bounded by the limit, and by
+            // MAX_PRESIZE: a length the body has not proven yet allocates no more than that).
+            // A buffer that is too small is replaced rather than grown, so its stale contents
+            // are never copied.
+            let length = usize::try_from(length).unwrap_or(limit).min(MAX_PRESIZE);
             if out.capacity() < length {
                 *out = Vec::with_capacity(length);
             }
@@ -196,7 +201,9 @@ impl HyperTransport {
     /// Maps a failure to send the request or read the response head. A failure to connect
     /// (refused, unreachable, connect timeout, TLS handshake) is marked as never sent.
     fn request_error(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
-        let connect = e.is_connect();
+        // A TLS failure (an untrusted certificate, a protocol mismatch) will not heal by
+        // itself: not worth resending a request that must not run twice.
+        let connect = e.is_connect() && !has_tls_error(&e);
         let error = self.request_error_kind(e, url);
         if connect {
             error.never_sent()
@@ -243,6 +250,7 @@ impl HttpTransport for HyperTransport {
     }
 
     async fn send_into(&self, request: HttpRequest, body: &mut Vec<u8>) -> Result<HttpResponse> {
+        body.clear();
         let url = redact_url(&request.url.to_string());
         check_scheme_and_host(&request.url, &url)?;
         let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
@@ -420,6 +428,26 @@ fn too_large(url: &str, limit: usize) -> Error {
     Error::protocol(format!(
         "the response from {url} is larger than the limit of {limit} bytes"
     ))
+}
+
+/// Whether a rustls error is in the chain. I/O errors are looked into: the TLS stream wraps its
+/// error in one, which hyper-rustls wraps in another, and an I/O error's `source()` skips the
+/// error it wraps.
+fn has_tls_error(e: &(dyn StdError + 'static)) -> bool {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// Whether an I/O error of kind `TimedOut` is in the chain (the connect timeout elapsed).

@@ -94,8 +94,9 @@ pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
     /// reused) instead of a new buffer; the returned response's own `body` is empty.
     ///
     /// Large downloads (CloudFetch files) go through this, so that one pool of buffers serves
-    /// every file. On error `body` is left empty. The default implementation copies the body
-    /// that [`send`](Self::send) returns.
+    /// every file. On error `body` is left empty; if the future is dropped before it completes,
+    /// `body` holds whatever part of the body had arrived. The default implementation copies
+    /// the body that [`send`](Self::send) returns.
     async fn send_into(&self, request: HttpRequest, body: &mut Vec<u8>) -> Result<HttpResponse> {
         body.clear();
         let mut response = self.send(request).await?;

@@ -563,6 +563,10 @@ async fn tls_server_with_self_signed_certificate_is_rejected() {
     let url = format!("https://127.0.0.1:{port}/").parse().unwrap();
     let err = transport().send(get(url)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
+    assert!(
+        !err.was_never_sent(),
+        "a certificate failure will not heal: not a reason to resend ExecuteStatement"
+    );
     let text = err.to_string();
     assert!(text.contains("certificate"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");

@@ -49,6 +49,7 @@ impl Idle {
 /// `need` rounded up to a size class (steps of 1/32 of its power of two, at least 64 KiB), so
 /// that files of nearly the same size share buffers.
 fn size_class(need: usize) -> usize {
+    let need = need.max(1);
     let step = (need.checked_next_power_of_two().unwrap_or(need) / 32).max(64 * 1024);
     need.div_ceil(step).saturating_mul(step)
 }
@@ -167,6 +168,7 @@ mod tests {
 
     #[test]
     fn size_classes_round_up_by_a_thirty_second_and_at_least_64_kib() {
+        assert_eq!(size_class(0), 64 * K);
         assert_eq!(size_class(1), 64 * K);
         assert_eq!(size_class(64 * K), 64 * K);
         assert_eq!(size_class(2_000_000), 1_984 * K); // 31 steps of 64 KiB
