@@ -1,11 +1,11 @@
-//! Metadata calls (catalogs, schemas, tables, table types) through the public API against the
-//! mock warehouse's small fixed catalog.
+//! Metadata calls (catalogs, schemas, tables, table types, columns, primary keys, functions,
+//! type info) through the public API against the mock warehouse's small fixed catalog.
 
 mod common;
 
 use common::client;
-use databricks_sql::arrow::array::{Array, RecordBatch, StringArray};
-use databricks_sql::ErrorKind;
+use databricks_sql::arrow::array::{Array, BooleanArray, Int32Array, RecordBatch, StringArray};
+use databricks_sql::{ErrorKind, Operation};
 
 /// The values of the string column `name` across `batches`.
 fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
@@ -25,12 +25,140 @@ fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
     out
 }
 
+/// Every batch of a metadata call's result.
+async fn all(op: databricks_sql::Result<Operation>) -> Vec<RecordBatch> {
+    op.expect("the call starts")
+        .fetch_all()
+        .await
+        .expect("the result reads")
+}
+
+/// The values of the INT column `name` across `batches` (`None` for nulls).
+fn ints(batches: &[RecordBatch], name: &str) -> Vec<Option<i32>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name} in {:?}", b.schema()));
+        let col = col
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .expect("INT column");
+        out.extend((0..col.len()).map(|i| col.is_valid(i).then(|| col.value(i))));
+    }
+    out
+}
+
+#[tokio::test]
+async fn columns_lists_names_types_and_positions_in_table_order() {
+    let (_mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let batches = all(session
+        .columns(Some("samples"), Some("tpch"), Some("region"), None)
+        .await)
+    .await;
+    assert_eq!(batches[0].num_columns(), 23, "{:?}", batches[0].schema());
+    assert_eq!(
+        strings(&batches, "COLUMN_NAME"),
+        ["r_regionkey", "r_name", "r_comment"]
+    );
+    assert_eq!(
+        strings(&batches, "TYPE_NAME"),
+        ["BIGINT", "STRING", "STRING"]
+    );
+    // java.sql.Types: BIGINT -5, VARCHAR 12.
+    assert_eq!(ints(&batches, "DATA_TYPE"), [Some(-5), Some(12), Some(12)]);
+    assert_eq!(
+        ints(&batches, "ORDINAL_POSITION"),
+        [Some(1), Some(2), Some(3)]
+    );
+    // The key column is not nullable.
+    assert_eq!(ints(&batches, "NULLABLE"), [Some(0), Some(1), Some(1)]);
+    assert_eq!(strings(&batches, "IS_NULLABLE"), ["NO", "YES", "YES"]);
+
+    // Patterns on every level; decimals carry precision and scale.
+    let batches = all(session
+        .columns(None, Some("tp%"), Some("%"), Some("%_acctbal"))
+        .await)
+    .await;
+    assert_eq!(strings(&batches, "TABLE_NAME"), ["customer", "supplier"]);
+    assert_eq!(
+        strings(&batches, "TYPE_NAME"),
+        ["DECIMAL(18,2)", "DECIMAL(18,2)"]
+    );
+    assert_eq!(ints(&batches, "COLUMN_SIZE"), [Some(18), Some(18)]);
+    assert_eq!(ints(&batches, "DECIMAL_DIGITS"), [Some(2), Some(2)]);
+}
+
+#[tokio::test]
+async fn primary_keys_list_key_columns_in_key_order() {
+    let (_mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let batches = all(session
+        .primary_keys(Some("samples"), Some("tpch"), "lineitem")
+        .await)
+    .await;
+    assert_eq!(
+        strings(&batches, "COLUMN_NAME"),
+        ["l_orderkey", "l_linenumber"]
+    );
+    assert_eq!(ints(&batches, "KEY_SEQ"), [Some(1), Some(2)]);
+    assert_eq!(strings(&batches, "PK_NAME"), ["lineitem_pk", "lineitem_pk"]);
+    // A table without a key (or unknown) has no rows.
+    let none = all(session
+        .primary_keys(Some("samples"), Some("nyctaxi"), "trips")
+        .await)
+    .await;
+    assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+}
+
+#[tokio::test]
+async fn functions_and_type_info_are_listed() {
+    let (_mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let batches = all(session.functions(None, None, "c%").await).await;
+    assert_eq!(
+        strings(&batches, "FUNCTION_NAME"),
+        [
+            "coalesce",
+            "concat",
+            "count",
+            "current_date",
+            "current_timestamp"
+        ]
+    );
+    assert!(ints(&batches, "FUNCTION_TYPE")
+        .iter()
+        .all(|t| *t == Some(1)));
+
+    let batches = all(session.type_info().await).await;
+    assert_eq!(batches[0].num_columns(), 18, "{:?}", batches[0].schema());
+    let names = strings(&batches, "TYPE_NAME");
+    for t in ["BIGINT", "STRING", "DECIMAL", "TIMESTAMP", "BOOLEAN"] {
+        assert!(names.iter().any(|n| n == t), "{t} in {names:?}");
+    }
+    let codes = ints(&batches, "DATA_TYPE");
+    assert!(
+        codes.windows(2).all(|w| w[0] <= w[1]),
+        "ordered by DATA_TYPE: {codes:?}"
+    );
+    let string = names.iter().position(|n| n == "STRING").unwrap();
+    let case_sensitive = batches[0]
+        .column_by_name("CASE_SENSITIVE")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("BOOLEAN column")
+        .value(string);
+    assert!(case_sensitive, "strings compare case-sensitively");
+}
+
 #[tokio::test]
 async fn lists_catalogs_schemas_tables_and_table_types() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();
 
-    let catalogs = session.catalogs().await.unwrap().fetch_all().await.unwrap();
+    let catalogs = all(session.catalogs().await).await;
     let catalogs = strings(&catalogs, "TABLE_CAT");
     assert!(catalogs.iter().any(|c| c == "samples"), "{catalogs:?}");
 
@@ -39,23 +167,14 @@ async fn lists_catalogs_schemas_tables_and_table_types() {
     assert_eq!(schemas, ["nyctaxi", "tpch"]);
     op.close().await.unwrap();
 
-    let tables = session
+    let tables = all(session
         .tables(Some("samples"), Some("tp%"), Some("%item"), &[])
-        .await
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap();
+        .await)
+    .await;
     assert_eq!(strings(&tables, "TABLE_NAME"), ["lineitem"]);
     assert_eq!(strings(&tables, "TABLE_TYPE"), ["TABLE"]);
 
-    let table_types = session
-        .table_types()
-        .await
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap();
+    let table_types = all(session.table_types().await).await;
     assert!(strings(&table_types, "TABLE_TYPE")
         .iter()
         .any(|t| t == "TABLE"));
@@ -70,23 +189,11 @@ async fn lists_catalogs_schemas_tables_and_table_types() {
 async fn table_type_filter_narrows_the_listing() {
     let (_mock, client) = client().await;
     let session = client.open_session().await.unwrap();
-    let all = session
-        .tables(None, None, None, &[])
-        .await
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap();
-    let views = session
-        .tables(None, None, None, &["VIEW"])
-        .await
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap();
+    let every = all(session.tables(None, None, None, &[]).await).await;
+    let views = all(session.tables(None, None, None, &["VIEW"]).await).await;
     let view_types = strings(&views, "TABLE_TYPE");
     assert!(view_types.iter().all(|t| t == "VIEW"), "{view_types:?}");
-    assert!(view_types.len() < strings(&all, "TABLE_TYPE").len());
+    assert!(view_types.len() < strings(&every, "TABLE_TYPE").len());
 }
 
 #[tokio::test]

@@ -1,18 +1,23 @@
 //! The mock warehouse's fixed catalog and the results of the metadata RPCs built from it
-//! (GetCatalogs, GetSchemas, GetTables, GetTableTypes), plus the answers of GetInfo.
+//! (GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys, GetFunctions,
+//! GetTypeInfo), plus the answers of GetInfo. Result columns and their types are those of JDBC's
+//! `DatabaseMetaData`, as Databricks answers them.
 //!
 //! The catalog is small and fixed (none of its tables can be queried):
 //! - `hive_metastore.default`
 //! - `main.default`, `main.information_schema` (views `catalogs`, `schemata`, `tables`, `columns`)
 //! - `samples.nyctaxi` (table `trips`), `samples.tpch` (tables `customer`, `lineitem`, `nation`,
-//!   `orders`, `part`, `partsupp`, `region`, `supplier`)
+//!   `orders`, `part`, `partsupp`, `region`, `supplier`, with the TPC-H columns and primary keys)
+//! - built-in functions (a few common ones, listed with no catalog or schema)
 //!
 //! Name patterns follow JDBC: `%` matches any run, `_` one character, `\` escapes; matching
 //! ignores case; an absent or empty pattern, `%` and `*` match everything.
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::{
+    new_null_array, ArrayRef, BooleanArray, Int16Array, Int32Array, RecordBatch, StringArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::source::BatchesSource;
@@ -44,6 +49,256 @@ const TABLES: &[(&str, &str, &str, &str)] = &[
     ("samples", "tpch", "supplier", "TABLE"),
 ];
 
+/// A table and its columns: `(catalog, schema, table, [(column, type)])`.
+type TableColumns = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The columns of the tables that have them, `(catalog, schema, table, [(column, type)])`, in
+/// table order; types as Databricks names them.
+const COLUMNS: &[TableColumns] = &[
+    (
+        "samples",
+        "nyctaxi",
+        "trips",
+        &[
+            ("tpep_pickup_datetime", "TIMESTAMP"),
+            ("tpep_dropoff_datetime", "TIMESTAMP"),
+            ("trip_distance", "DOUBLE"),
+            ("fare_amount", "DOUBLE"),
+            ("pickup_zip", "INT"),
+            ("dropoff_zip", "INT"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "customer",
+        &[
+            ("c_custkey", "BIGINT"),
+            ("c_name", "STRING"),
+            ("c_address", "STRING"),
+            ("c_nationkey", "BIGINT"),
+            ("c_phone", "STRING"),
+            ("c_acctbal", "DECIMAL(18,2)"),
+            ("c_mktsegment", "STRING"),
+            ("c_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "lineitem",
+        &[
+            ("l_orderkey", "BIGINT"),
+            ("l_partkey", "BIGINT"),
+            ("l_suppkey", "BIGINT"),
+            ("l_linenumber", "INT"),
+            ("l_quantity", "DECIMAL(18,2)"),
+            ("l_extendedprice", "DECIMAL(18,2)"),
+            ("l_discount", "DECIMAL(18,2)"),
+            ("l_tax", "DECIMAL(18,2)"),
+            ("l_returnflag", "STRING"),
+            ("l_linestatus", "STRING"),
+            ("l_shipdate", "DATE"),
+            ("l_commitdate", "DATE"),
+            ("l_receiptdate", "DATE"),
+            ("l_shipinstruct", "STRING"),
+            ("l_shipmode", "STRING"),
+            ("l_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "nation",
+        &[
+            ("n_nationkey", "BIGINT"),
+            ("n_name", "STRING"),
+            ("n_regionkey", "BIGINT"),
+            ("n_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "orders",
+        &[
+            ("o_orderkey", "BIGINT"),
+            ("o_custkey", "BIGINT"),
+            ("o_orderstatus", "STRING"),
+            ("o_totalprice", "DECIMAL(18,2)"),
+            ("o_orderdate", "DATE"),
+            ("o_orderpriority", "STRING"),
+            ("o_clerk", "STRING"),
+            ("o_shippriority", "INT"),
+            ("o_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "part",
+        &[
+            ("p_partkey", "BIGINT"),
+            ("p_name", "STRING"),
+            ("p_mfgr", "STRING"),
+            ("p_brand", "STRING"),
+            ("p_type", "STRING"),
+            ("p_size", "INT"),
+            ("p_container", "STRING"),
+            ("p_retailprice", "DECIMAL(18,2)"),
+            ("p_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "partsupp",
+        &[
+            ("ps_partkey", "BIGINT"),
+            ("ps_suppkey", "BIGINT"),
+            ("ps_availqty", "INT"),
+            ("ps_supplycost", "DECIMAL(18,2)"),
+            ("ps_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "region",
+        &[
+            ("r_regionkey", "BIGINT"),
+            ("r_name", "STRING"),
+            ("r_comment", "STRING"),
+        ],
+    ),
+    (
+        "samples",
+        "tpch",
+        "supplier",
+        &[
+            ("s_suppkey", "BIGINT"),
+            ("s_name", "STRING"),
+            ("s_address", "STRING"),
+            ("s_nationkey", "BIGINT"),
+            ("s_phone", "STRING"),
+            ("s_acctbal", "DECIMAL(18,2)"),
+            ("s_comment", "STRING"),
+        ],
+    ),
+];
+
+/// Primary keys, `(catalog, schema, table, key name, [key columns in key order])`.
+const PRIMARY_KEYS: &[(&str, &str, &str, &str, &[&str])] = &[
+    ("samples", "tpch", "customer", "customer_pk", &["c_custkey"]),
+    (
+        "samples",
+        "tpch",
+        "lineitem",
+        "lineitem_pk",
+        &["l_orderkey", "l_linenumber"],
+    ),
+    ("samples", "tpch", "nation", "nation_pk", &["n_nationkey"]),
+    ("samples", "tpch", "orders", "orders_pk", &["o_orderkey"]),
+    ("samples", "tpch", "part", "part_pk", &["p_partkey"]),
+    (
+        "samples",
+        "tpch",
+        "partsupp",
+        "partsupp_pk",
+        &["ps_partkey", "ps_suppkey"],
+    ),
+    ("samples", "tpch", "region", "region_pk", &["r_regionkey"]),
+    ("samples", "tpch", "supplier", "supplier_pk", &["s_suppkey"]),
+];
+
+/// Built-in functions GetFunctions lists, `(name, description)`, sorted.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("abs", "Returns the absolute value of the argument."),
+    ("avg", "Returns the mean of the values in a group."),
+    ("coalesce", "Returns the first non-null argument."),
+    ("concat", "Returns the concatenation of the arguments."),
+    ("count", "Returns the number of rows in a group."),
+    ("current_date", "Returns the current date."),
+    ("current_timestamp", "Returns the current timestamp."),
+    (
+        "date_add",
+        "Returns the date a number of days after a date.",
+    ),
+    ("lower", "Returns the string in lower case."),
+    ("max", "Returns the largest value in a group."),
+    ("min", "Returns the smallest value in a group."),
+    (
+        "round",
+        "Returns the argument rounded to a number of decimal places.",
+    ),
+    ("sum", "Returns the sum of the values in a group."),
+    ("upper", "Returns the string in upper case."),
+];
+
+/// JDBC's `java.sql.Types` codes of the types the mock knows.
+mod jdbc {
+    pub const BOOLEAN: i32 = 16;
+    pub const TINYINT: i32 = -6;
+    pub const SMALLINT: i32 = 5;
+    pub const INTEGER: i32 = 4;
+    pub const BIGINT: i32 = -5;
+    pub const FLOAT: i32 = 6;
+    pub const DOUBLE: i32 = 8;
+    pub const DECIMAL: i32 = 3;
+    pub const VARCHAR: i32 = 12;
+    pub const BINARY: i32 = -2;
+    pub const DATE: i32 = 91;
+    pub const TIMESTAMP: i32 = 93;
+    pub const ARRAY: i32 = 2003;
+    pub const JAVA_OBJECT: i32 = 2000;
+    pub const STRUCT: i32 = 2002;
+}
+
+/// What GetColumns says of a type: `java.sql.Types` code, COLUMN_SIZE, DECIMAL_DIGITS and
+/// NUM_PREC_RADIX.
+struct TypeFacts {
+    jdbc: i32,
+    size: Option<i32>,
+    digits: Option<i32>,
+    radix: Option<i32>,
+}
+
+fn type_facts(type_name: &str) -> TypeFacts {
+    let facts = |jdbc, size, digits, radix| TypeFacts {
+        jdbc,
+        size,
+        digits,
+        radix,
+    };
+    if let Some(args) = type_name
+        .strip_prefix("DECIMAL(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        let mut parts = args.split(',').map(|p| p.trim().parse::<i32>().ok());
+        let precision = parts.next().flatten();
+        let scale = parts.next().flatten();
+        return facts(jdbc::DECIMAL, precision, scale, Some(10));
+    }
+    match type_name {
+        "BOOLEAN" => facts(jdbc::BOOLEAN, Some(1), None, None),
+        "TINYINT" => facts(jdbc::TINYINT, Some(3), Some(0), Some(10)),
+        "SMALLINT" => facts(jdbc::SMALLINT, Some(5), Some(0), Some(10)),
+        "INT" => facts(jdbc::INTEGER, Some(10), Some(0), Some(10)),
+        "BIGINT" => facts(jdbc::BIGINT, Some(19), Some(0), Some(10)),
+        "FLOAT" => facts(jdbc::FLOAT, Some(7), None, Some(10)),
+        "DOUBLE" => facts(jdbc::DOUBLE, Some(15), None, Some(10)),
+        "DATE" => facts(jdbc::DATE, Some(10), None, None),
+        "TIMESTAMP" => facts(jdbc::TIMESTAMP, Some(29), Some(6), None),
+        "BINARY" => facts(jdbc::BINARY, Some(i32::MAX), None, None),
+        _ => facts(jdbc::VARCHAR, Some(i32::MAX), None, None),
+    }
+}
+
 /// The table types GetTableTypes lists.
 const TABLE_TYPES: &[&str] = &["TABLE", "VIEW"];
 
@@ -74,22 +329,78 @@ fn like_at(p: &[char], n: &[char]) -> bool {
     }
 }
 
-/// A result of string columns named `names`, one row per entry of `rows`.
-fn strings(names: &[&str], rows: Vec<Vec<Option<&str>>>) -> Result<BatchesSource> {
+/// One value of a metadata result row.
+#[derive(Debug, Clone, Copy)]
+enum V<'a> {
+    Null,
+    Str(&'a str),
+    Int(i32),
+    Short(i16),
+    Bool(bool),
+}
+
+impl<'a> V<'a> {
+    fn str(v: Option<&'a str>) -> Self {
+        v.map_or(V::Null, V::Str)
+    }
+
+    fn int(v: Option<i32>) -> Self {
+        v.map_or(V::Null, V::Int)
+    }
+}
+
+/// A result with the columns `fields` (all nullable), one row per entry of `rows`. A value of
+/// another type than its column's is a null.
+fn typed<'a>(fields: &[(&str, DataType)], rows: &[Vec<V<'a>>]) -> Result<BatchesSource> {
     let schema: SchemaRef = Arc::new(Schema::new(
-        names
+        fields
             .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
             .collect::<Vec<_>>(),
     ));
-    let columns: Vec<ArrayRef> = (0..names.len())
-        .map(|c| {
-            let values: StringArray = rows.iter().map(|r| r.get(c).copied().flatten()).collect();
-            Arc::new(values) as ArrayRef
+    /// Column `c` of `rows` as an array of `A`, with `pick`'s values (nulls where it gives none).
+    fn column<'a, T, A>(rows: &[Vec<V<'a>>], c: usize, pick: fn(V<'a>) -> Option<T>) -> ArrayRef
+    where
+        A: FromIterator<Option<T>> + arrow_array::Array + 'static,
+    {
+        let cell = |r: &Vec<V<'a>>| r.get(c).copied().unwrap_or(V::Null);
+        Arc::new(rows.iter().map(|r| pick(cell(r))).collect::<A>())
+    }
+    let columns: Vec<ArrayRef> = fields
+        .iter()
+        .enumerate()
+        .map(|(c, (_, t))| match t {
+            DataType::Int32 => column::<_, Int32Array>(rows, c, |v| match v {
+                V::Int(x) => Some(x),
+                _ => None,
+            }),
+            DataType::Int16 => column::<_, Int16Array>(rows, c, |v| match v {
+                V::Short(x) => Some(x),
+                _ => None,
+            }),
+            DataType::Boolean => column::<_, BooleanArray>(rows, c, |v| match v {
+                V::Bool(x) => Some(x),
+                _ => None,
+            }),
+            DataType::Utf8 => column::<_, StringArray>(rows, c, |v| match v {
+                V::Str(x) => Some(x),
+                _ => None,
+            }),
+            other => new_null_array(other, rows.len()),
         })
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     BatchesSource::new(schema, vec![batch])
+}
+
+/// A result of string columns named `names`, one row per entry of `rows`.
+fn strings(names: &[&str], rows: Vec<Vec<Option<&str>>>) -> Result<BatchesSource> {
+    let fields: Vec<(&str, DataType)> = names.iter().map(|n| (*n, DataType::Utf8)).collect();
+    let rows: Vec<Vec<V<'_>>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(V::str).collect())
+        .collect();
+    typed(&fields, &rows)
 }
 
 /// GetCatalogs: `TABLE_CAT`.
@@ -150,6 +461,265 @@ pub(crate) fn table_types() -> Result<BatchesSource> {
     )
 }
 
+/// GetColumns: the 23 columns of JDBC's `getColumns`, one row per matching column, in table
+/// order then column order; `ORDINAL_POSITION` starts at 1.
+pub(crate) fn columns(
+    catalog: Option<&str>,
+    schema: Option<&str>,
+    table: Option<&str>,
+    column: Option<&str>,
+) -> Result<BatchesSource> {
+    use DataType::{Int16, Int32, Int8, Utf8};
+    let fields = [
+        ("TABLE_CAT", Utf8),
+        ("TABLE_SCHEM", Utf8),
+        ("TABLE_NAME", Utf8),
+        ("COLUMN_NAME", Utf8),
+        ("DATA_TYPE", Int32),
+        ("TYPE_NAME", Utf8),
+        ("COLUMN_SIZE", Int32),
+        ("BUFFER_LENGTH", Int8),
+        ("DECIMAL_DIGITS", Int32),
+        ("NUM_PREC_RADIX", Int32),
+        ("NULLABLE", Int32),
+        ("REMARKS", Utf8),
+        ("COLUMN_DEF", Utf8),
+        ("SQL_DATA_TYPE", Int32),
+        ("SQL_DATETIME_SUB", Int32),
+        ("CHAR_OCTET_LENGTH", Int32),
+        ("ORDINAL_POSITION", Int32),
+        ("IS_NULLABLE", Utf8),
+        ("SCOPE_CATALOG", Utf8),
+        ("SCOPE_SCHEMA", Utf8),
+        ("SCOPE_TABLE", Utf8),
+        ("SOURCE_DATA_TYPE", Int16),
+        ("IS_AUTO_INCREMENT", Utf8),
+    ];
+    let mut rows = Vec::new();
+    for (c, s, t, cols) in COLUMNS {
+        if !(like(catalog, c) && like(schema, s) && like(table, t)) {
+            continue;
+        }
+        for (position, (name, type_name)) in (1i32..).zip(cols.iter()) {
+            if !like(column, name) {
+                continue;
+            }
+            let key = primary_key(c, s, t).is_some_and(|k| k.contains(name));
+            let facts = type_facts(type_name);
+            let octets = (facts.jdbc == jdbc::VARCHAR).then_some(i32::MAX);
+            rows.push(vec![
+                V::Str(c),
+                V::Str(s),
+                V::Str(t),
+                V::Str(name),
+                V::Int(facts.jdbc),
+                V::Str(type_name),
+                V::int(facts.size),
+                V::Null,
+                V::int(facts.digits),
+                V::int(facts.radix),
+                V::Int(if key { 0 } else { 1 }),
+                V::Str(""),
+                V::Null,
+                V::Null,
+                V::Null,
+                V::int(octets),
+                V::Int(position),
+                V::Str(if key { "NO" } else { "YES" }),
+                V::Null,
+                V::Null,
+                V::Null,
+                V::Null,
+                V::Str("NO"),
+            ]);
+        }
+    }
+    typed(&fields, &rows)
+}
+
+fn primary_key(catalog: &str, schema: &str, table: &str) -> Option<&'static [&'static str]> {
+    PRIMARY_KEYS
+        .iter()
+        .find(|(c, s, t, _, _)| *c == catalog && *s == schema && *t == table)
+        .map(|(_, _, _, _, key)| *key)
+}
+
+/// GetPrimaryKeys: `TABLE_CAT`, `TABLE_SCHEM`, `TABLE_NAME`, `COLUMN_NAME`, `KEY_SEQ` (from
+/// 1), `PK_NAME`. Names are exact (case-insensitive), not patterns; an absent catalog or schema
+/// matches any.
+pub(crate) fn primary_keys(
+    catalog: Option<&str>,
+    schema: Option<&str>,
+    table: Option<&str>,
+) -> Result<BatchesSource> {
+    let same = |want: Option<&str>, name: &str| want.is_none_or(|w| w.eq_ignore_ascii_case(name));
+    let rows: Vec<Vec<V<'_>>> = PRIMARY_KEYS
+        .iter()
+        .filter(|(c, s, t, _, _)| same(catalog, c) && same(schema, s) && same(table, t))
+        .flat_map(|(c, s, t, pk, key)| {
+            (1i32..).zip(key.iter()).map(move |(seq, column)| {
+                vec![
+                    V::Str(c),
+                    V::Str(s),
+                    V::Str(t),
+                    V::Str(column),
+                    V::Int(seq),
+                    V::Str(pk),
+                ]
+            })
+        })
+        .collect();
+    use DataType::{Int32, Utf8};
+    typed(
+        &[
+            ("TABLE_CAT", Utf8),
+            ("TABLE_SCHEM", Utf8),
+            ("TABLE_NAME", Utf8),
+            ("COLUMN_NAME", Utf8),
+            ("KEY_SEQ", Int32),
+            ("PK_NAME", Utf8),
+        ],
+        &rows,
+    )
+}
+
+/// GetFunctions: `FUNCTION_CAT`, `FUNCTION_SCHEM`, `FUNCTION_NAME`, `REMARKS`,
+/// `FUNCTION_TYPE` (1: returns no table), `SPECIFIC_NAME`, for the built-in functions whose name
+/// matches `function` (they belong to no catalog or schema, so those patterns do not filter).
+pub(crate) fn functions(function: Option<&str>) -> Result<BatchesSource> {
+    let rows: Vec<Vec<V<'_>>> = FUNCTIONS
+        .iter()
+        .filter(|(name, _)| like(function, name))
+        .map(|(name, remarks)| {
+            vec![
+                V::Null,
+                V::Null,
+                V::Str(name),
+                V::Str(remarks),
+                V::Int(1),
+                V::Str(name),
+            ]
+        })
+        .collect();
+    use DataType::{Int32, Utf8};
+    typed(
+        &[
+            ("FUNCTION_CAT", Utf8),
+            ("FUNCTION_SCHEM", Utf8),
+            ("FUNCTION_NAME", Utf8),
+            ("REMARKS", Utf8),
+            ("FUNCTION_TYPE", Int32),
+            ("SPECIFIC_NAME", Utf8),
+        ],
+        &rows,
+    )
+}
+
+/// GetTypeInfo: the 18 columns of JDBC's `getTypeInfo`, one row per type the mock knows,
+/// ordered by `DATA_TYPE`.
+pub(crate) fn type_info() -> Result<BatchesSource> {
+    // (name, java.sql.Types, precision, literal prefix/suffix, create params, case sensitive,
+    // searchable, unsigned, fixed precision and scale, minimum and maximum scale, radix)
+    type Row = (
+        &'static str,
+        i32,
+        Option<i32>,
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+        i16,
+        bool,
+        bool,
+        i16,
+        i16,
+        Option<i32>,
+    );
+    const QUOTE: Option<&str> = Some("'");
+    #[rustfmt::skip]
+    let mut types: Vec<Row> = vec![
+        ("BOOLEAN", jdbc::BOOLEAN, Some(1), None, None, false, 2, true, false, 0, 0, None),
+        ("TINYINT", jdbc::TINYINT, Some(3), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("SMALLINT", jdbc::SMALLINT, Some(5), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("INT", jdbc::INTEGER, Some(10), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("BIGINT", jdbc::BIGINT, Some(19), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("FLOAT", jdbc::FLOAT, Some(7), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("DOUBLE", jdbc::DOUBLE, Some(15), None, None, false, 2, false, false, 0, 0, Some(10)),
+        ("DECIMAL", jdbc::DECIMAL, Some(38), None, Some("PRECISION,SCALE"), false, 2, false, false, 0, 38, Some(10)),
+        ("STRING", jdbc::VARCHAR, None, QUOTE, None, true, 3, true, false, 0, 0, None),
+        ("BINARY", jdbc::BINARY, None, None, None, false, 0, true, false, 0, 0, None),
+        ("DATE", jdbc::DATE, None, QUOTE, None, false, 2, true, false, 0, 0, None),
+        ("TIMESTAMP", jdbc::TIMESTAMP, None, QUOTE, None, false, 2, true, false, 0, 6, None),
+        ("ARRAY", jdbc::ARRAY, None, None, None, false, 0, true, false, 0, 0, None),
+        ("MAP", jdbc::JAVA_OBJECT, None, None, None, false, 0, true, false, 0, 0, None),
+        ("STRUCT", jdbc::STRUCT, None, None, None, false, 0, true, false, 0, 0, None),
+    ];
+    types.sort_by_key(|t| t.1);
+    let rows: Vec<Vec<V<'_>>> = types
+        .iter()
+        .map(
+            |&(
+                name,
+                code,
+                precision,
+                quote,
+                params,
+                case,
+                search,
+                unsigned,
+                fixed,
+                min,
+                max,
+                radix,
+            )| {
+                vec![
+                    V::Str(name),
+                    V::Int(code),
+                    V::int(precision),
+                    V::str(quote),
+                    V::str(quote),
+                    V::str(params),
+                    V::Short(1), // typeNullable
+                    V::Bool(case),
+                    V::Short(search),
+                    V::Bool(unsigned),
+                    V::Bool(fixed),
+                    V::Bool(false),
+                    V::Str(name),
+                    V::Short(min),
+                    V::Short(max),
+                    V::Null,
+                    V::Null,
+                    V::int(radix),
+                ]
+            },
+        )
+        .collect();
+    use DataType::{Boolean, Int16, Int32, Utf8};
+    typed(
+        &[
+            ("TYPE_NAME", Utf8),
+            ("DATA_TYPE", Int32),
+            ("PRECISION", Int32),
+            ("LITERAL_PREFIX", Utf8),
+            ("LITERAL_SUFFIX", Utf8),
+            ("CREATE_PARAMS", Utf8),
+            ("NULLABLE", Int16),
+            ("CASE_SENSITIVE", Boolean),
+            ("SEARCHABLE", Int16),
+            ("UNSIGNED_ATTRIBUTE", Boolean),
+            ("FIXED_PREC_SCALE", Boolean),
+            ("AUTO_INCREMENT", Boolean),
+            ("LOCAL_TYPE_NAME", Utf8),
+            ("MINIMUM_SCALE", Int16),
+            ("MAXIMUM_SCALE", Int16),
+            ("SQL_DATA_TYPE", Int32),
+            ("SQL_DATETIME_SUB", Int32),
+            ("NUM_PREC_RADIX", Int32),
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +756,34 @@ mod tests {
             column(&catalogs().unwrap(), 0),
             vec!["hive_metastore", "main", "samples"]
         );
+    }
+
+    #[test]
+    fn type_facts_follow_jdbc() {
+        let d = type_facts("DECIMAL(18,2)");
+        assert_eq!(
+            (d.jdbc, d.size, d.digits, d.radix),
+            (3, Some(18), Some(2), Some(10))
+        );
+        let s = type_facts("STRING");
+        assert_eq!((s.jdbc, s.size), (12, Some(i32::MAX)));
+        assert_eq!(type_facts("BIGINT").jdbc, -5);
+        assert_eq!(type_facts("TIMESTAMP").jdbc, 93);
+    }
+
+    #[test]
+    fn every_key_column_is_a_column_of_its_table() {
+        for (c, s, t, _, key) in PRIMARY_KEYS {
+            let table = COLUMNS
+                .iter()
+                .find(|(cc, ss, tt, _)| cc == c && ss == s && tt == t)
+                .unwrap_or_else(|| panic!("{c}.{s}.{t} has columns"));
+            for k in *key {
+                assert!(table.3.iter().any(|(n, _)| n == k), "{t}.{k}");
+            }
+        }
+        let keys = primary_keys(Some("SAMPLES"), None, Some("PartSupp")).unwrap();
+        assert_eq!(column(&keys, 3), vec!["ps_partkey", "ps_suppkey"]);
     }
 
     #[test]

@@ -27,12 +27,13 @@ use crate::thrift::tcli::{
     TCancelOperationReq, TCancelOperationResp, TCloseOperationReq, TCloseOperationResp,
     TCloseSessionReq, TCloseSessionResp, TExecuteStatementReq, TExecuteStatementResp,
     TFetchOrientation, TFetchResultsReq, TFetchResultsResp, TGetCatalogsReq, TGetCatalogsResp,
-    TGetInfoReq, TGetInfoResp, TGetInfoType, TGetInfoValue, TGetOperationStatusReq,
-    TGetOperationStatusResp, TGetResultSetMetadataReq, TGetResultSetMetadataResp, TGetSchemasReq,
-    TGetSchemasResp, TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq, TGetTablesResp,
-    THandleIdentifier, TOpenSessionReq, TOpenSessionResp, TOperationHandle, TOperationState,
-    TOperationType, TProtocolVersion, TRowSet, TSessionHandle, TSparkDirectResults,
-    TSparkGetDirectResults, TStatus, TStatusCode,
+    TGetColumnsReq, TGetColumnsResp, TGetFunctionsReq, TGetFunctionsResp, TGetInfoReq,
+    TGetInfoResp, TGetInfoType, TGetInfoValue, TGetOperationStatusReq, TGetOperationStatusResp,
+    TGetPrimaryKeysReq, TGetPrimaryKeysResp, TGetResultSetMetadataReq, TGetResultSetMetadataResp,
+    TGetSchemasReq, TGetSchemasResp, TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq,
+    TGetTablesResp, TGetTypeInfoReq, TGetTypeInfoResp, THandleIdentifier, TOpenSessionReq,
+    TOpenSessionResp, TOperationHandle, TOperationState, TOperationType, TProtocolVersion, TRowSet,
+    TSessionHandle, TSparkDirectResults, TSparkGetDirectResults, TStatus, TStatusCode,
 };
 
 /// The catalog `current_catalog()` answers when the session never set one.
@@ -78,6 +79,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: Bytes) -> Vec<u8> {
         "GetSchemas" => run(m, seq, args, |r| get_schemas(shared, r)).await,
         "GetTables" => run(m, seq, args, |r| get_tables(shared, r)).await,
         "GetTableTypes" => run(m, seq, args, |r| get_table_types(shared, r)).await,
+        "GetColumns" => run(m, seq, args, |r| get_columns(shared, r)).await,
+        "GetPrimaryKeys" => run(m, seq, args, |r| get_primary_keys(shared, r)).await,
+        "GetFunctions" => run(m, seq, args, |r| get_functions(shared, r)).await,
+        "GetTypeInfo" => run(m, seq, args, |r| get_type_info(shared, r)).await,
         "CloseOperation" => run(m, seq, args, |r| async { close_operation(shared, r) }).await,
         _ => framing::encode_exception(
             m,
@@ -563,79 +568,98 @@ fn listed(r: Result<BatchesSource>) -> (Outcome, Duration) {
     (outcome, Duration::ZERO)
 }
 
-async fn get_catalogs(shared: &Arc<Shared>, req: TGetCatalogsReq) -> TGetCatalogsResp {
-    let l = metadata_launch(
-        &req.session_handle,
-        TOperationType::GET_CATALOGS,
-        req.run_async,
-        req.get_direct_results.as_ref(),
-    );
-    let r = launch(shared, l, |_, _, _, _| listed(catalog::catalogs())).await;
-    TGetCatalogsResp {
-        status: r.status,
-        operation_handle: r.handle,
-        direct_results: r.direct,
-    }
+/// One metadata RPC: launches an operation (direct results and async as the request asks) whose
+/// result is `$result`, a listing of the fixed catalog built from the request `$r`.
+macro_rules! metadata_rpc {
+    ($name:ident, $req:ty, $resp:ident, $op:expr, |$r:ident| $result:expr) => {
+        async fn $name(shared: &Arc<Shared>, $r: $req) -> $resp {
+            let l = metadata_launch(
+                &$r.session_handle,
+                $op,
+                $r.run_async,
+                $r.get_direct_results.as_ref(),
+            );
+            let r = launch(shared, l, |_, _, _, _| listed($result)).await;
+            $resp {
+                status: r.status,
+                operation_handle: r.handle,
+                direct_results: r.direct,
+            }
+        }
+    };
 }
 
-async fn get_schemas(shared: &Arc<Shared>, req: TGetSchemasReq) -> TGetSchemasResp {
-    let l = metadata_launch(
-        &req.session_handle,
-        TOperationType::GET_SCHEMAS,
-        req.run_async,
-        req.get_direct_results.as_ref(),
-    );
-    let r = launch(shared, l, |_, _, _, _| {
-        listed(catalog::schemas(
-            req.catalog_name.as_deref(),
-            req.schema_name.as_deref(),
-        ))
-    })
-    .await;
-    TGetSchemasResp {
-        status: r.status,
-        operation_handle: r.handle,
-        direct_results: r.direct,
-    }
-}
-
-async fn get_tables(shared: &Arc<Shared>, req: TGetTablesReq) -> TGetTablesResp {
-    let l = metadata_launch(
-        &req.session_handle,
-        TOperationType::GET_TABLES,
-        req.run_async,
-        req.get_direct_results.as_ref(),
-    );
-    let r = launch(shared, l, |_, _, _, _| {
-        listed(catalog::tables(
-            req.catalog_name.as_deref(),
-            req.schema_name.as_deref(),
-            req.table_name.as_deref(),
-            req.table_types.as_deref(),
-        ))
-    })
-    .await;
-    TGetTablesResp {
-        status: r.status,
-        operation_handle: r.handle,
-        direct_results: r.direct,
-    }
-}
-
-async fn get_table_types(shared: &Arc<Shared>, req: TGetTableTypesReq) -> TGetTableTypesResp {
-    let l = metadata_launch(
-        &req.session_handle,
-        TOperationType::GET_TABLE_TYPES,
-        req.run_async,
-        req.get_direct_results.as_ref(),
-    );
-    let r = launch(shared, l, |_, _, _, _| listed(catalog::table_types())).await;
-    TGetTableTypesResp {
-        status: r.status,
-        operation_handle: r.handle,
-        direct_results: r.direct,
-    }
-}
+metadata_rpc!(
+    get_catalogs,
+    TGetCatalogsReq,
+    TGetCatalogsResp,
+    TOperationType::GET_CATALOGS,
+    |req| catalog::catalogs()
+);
+metadata_rpc!(
+    get_schemas,
+    TGetSchemasReq,
+    TGetSchemasResp,
+    TOperationType::GET_SCHEMAS,
+    |req| catalog::schemas(req.catalog_name.as_deref(), req.schema_name.as_deref())
+);
+metadata_rpc!(
+    get_tables,
+    TGetTablesReq,
+    TGetTablesResp,
+    TOperationType::GET_TABLES,
+    |req| catalog::tables(
+        req.catalog_name.as_deref(),
+        req.schema_name.as_deref(),
+        req.table_name.as_deref(),
+        req.table_types.as_deref(),
+    )
+);
+metadata_rpc!(
+    get_table_types,
+    TGetTableTypesReq,
+    TGetTableTypesResp,
+    TOperationType::GET_TABLE_TYPES,
+    |req| catalog::table_types()
+);
+metadata_rpc!(
+    get_columns,
+    TGetColumnsReq,
+    TGetColumnsResp,
+    TOperationType::GET_COLUMNS,
+    |req| catalog::columns(
+        req.catalog_name.as_deref(),
+        req.schema_name.as_deref(),
+        req.table_name.as_deref(),
+        req.column_name.as_deref(),
+    )
+);
+// HiveServer2 has no operation type of its own for primary keys.
+metadata_rpc!(
+    get_primary_keys,
+    TGetPrimaryKeysReq,
+    TGetPrimaryKeysResp,
+    TOperationType::UNKNOWN,
+    |req| catalog::primary_keys(
+        req.catalog_name.as_deref(),
+        req.schema_name.as_deref(),
+        req.table_name.as_deref(),
+    )
+);
+metadata_rpc!(
+    get_functions,
+    TGetFunctionsReq,
+    TGetFunctionsResp,
+    TOperationType::GET_FUNCTIONS,
+    |req| catalog::functions(Some(req.function_name.as_str()))
+);
+metadata_rpc!(
+    get_type_info,
+    TGetTypeInfoReq,
+    TGetTypeInfoResp,
+    TOperationType::GET_TYPE_INFO,
+    |req| catalog::type_info()
+);
 
 fn get_info(shared: &Shared, req: TGetInfoReq) -> TGetInfoResp {
     let open = id_of(&req.session_handle.session_id)
