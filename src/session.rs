@@ -11,10 +11,10 @@ use crate::operation::Operation;
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::ThriftClient;
 use crate::thrift::tcli::{
-    TCloseSessionReq, TExecuteStatementReq, TGetCatalogsReq, TGetColumnsReq, TGetFunctionsReq,
-    TGetPrimaryKeysReq, TGetSchemasReq, TGetTableTypesReq, TGetTablesReq, TGetTypeInfoReq,
-    TNamespace, TOpenSessionReq, TOperationHandle, TProtocolVersion, TSessionHandle,
-    TSparkArrowTypes, TSparkDirectResults, TSparkGetDirectResults,
+    TCloseSessionReq, TExecuteStatementReq, TGetCatalogsReq, TGetColumnsReq, TGetCrossReferenceReq,
+    TGetFunctionsReq, TGetPrimaryKeysReq, TGetSchemasReq, TGetTableTypesReq, TGetTablesReq,
+    TGetTypeInfoReq, TNamespace, TOpenSessionReq, TOperationHandle, TProtocolVersion,
+    TSessionHandle, TSparkArrowTypes, TSparkDirectResults, TSparkGetDirectResults,
 };
 
 /// The protocol version the driver asks for (SPARK_CLI_SERVICE_PROTOCOL_V8).
@@ -348,6 +348,66 @@ impl Session {
             "GetPrimaryKeys",
             resp.map(|r| (r.operation_handle, r.direct_results)),
         )
+    }
+
+    /// Foreign keys (GetCrossReference), one row per key column, with JDBC `getCrossReference`
+    /// columns (`PKTABLE_CAT` ... `FKCOLUMN_NAME`, `KEY_SEQ`, `FK_NAME`, `PK_NAME`...): the keys
+    /// of the foreign (referencing) table that point at the parent (referenced) table. Names
+    /// are not patterns; `None` leaves that part open, so `parent_table: None` lists every key
+    /// of the foreign table ([`imported_keys`](Self::imported_keys)) and `foreign_table: None`
+    /// every key pointing at the parent table ([`exported_keys`](Self::exported_keys)).
+    #[allow(clippy::too_many_arguments)] // the six names of JDBC's getCrossReference
+    pub async fn cross_reference(
+        &self,
+        parent_catalog: Option<&str>,
+        parent_schema: Option<&str>,
+        parent_table: Option<&str>,
+        foreign_catalog: Option<&str>,
+        foreign_schema: Option<&str>,
+        foreign_table: Option<&str>,
+    ) -> Result<Operation> {
+        let (direct, run_async) = self.metadata_flags()?;
+        let owned = |name: Option<&str>| name.map(str::to_string);
+        let req = TGetCrossReferenceReq::new(
+            self.inner.handle.clone(),
+            owned(parent_catalog),
+            owned(parent_schema),
+            owned(parent_table),
+            owned(foreign_catalog),
+            owned(foreign_schema),
+            owned(foreign_table),
+            direct,
+            run_async,
+        );
+        let resp = self.inner.client.rpc.get_cross_reference(req).await;
+        self.metadata_operation(
+            "GetCrossReference",
+            resp.map(|r| (r.operation_handle, r.direct_results)),
+        )
+    }
+
+    /// The foreign keys of `table`: the keys it uses to reference other tables
+    /// ([`cross_reference`](Self::cross_reference) with `table` as the foreign table).
+    pub async fn imported_keys(
+        &self,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Operation> {
+        self.cross_reference(None, None, None, catalog, schema, Some(table))
+            .await
+    }
+
+    /// The foreign keys that reference `table`, in other tables
+    /// ([`cross_reference`](Self::cross_reference) with `table` as the parent table).
+    pub async fn exported_keys(
+        &self,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Operation> {
+        self.cross_reference(catalog, schema, Some(table), None, None, None)
+            .await
     }
 
     /// The SQL types the server supports (GetTypeInfo): JDBC `getTypeInfo` columns.

@@ -1,5 +1,5 @@
-//! Metadata calls (catalogs, schemas, tables, table types, columns, primary keys, functions,
-//! type info) through the public API against the mock warehouse's small fixed catalog.
+//! Metadata calls (catalogs, schemas, tables, table types, columns, primary and foreign keys,
+//! functions, type info) through the public API against the mock warehouse's small fixed catalog.
 
 mod common;
 
@@ -107,6 +107,56 @@ async fn primary_keys_list_key_columns_in_key_order() {
     // A table without a key (or unknown) has no rows.
     let none = all(session
         .primary_keys(Some("samples"), Some("nyctaxi"), "trips")
+        .await)
+    .await;
+    assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+}
+
+#[tokio::test]
+async fn foreign_keys_are_listed_imported_exported_and_between_two_tables() {
+    let (_mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+
+    // lineitem references orders (one column) and partsupp (two, in key order).
+    let imported = all(session
+        .imported_keys(Some("samples"), Some("tpch"), "lineitem")
+        .await)
+    .await;
+    assert_eq!(imported[0].num_columns(), 14, "{:?}", imported[0].schema());
+    assert_eq!(
+        strings(&imported, "PKTABLE_NAME"),
+        ["orders", "partsupp", "partsupp"]
+    );
+    assert_eq!(
+        strings(&imported, "FKCOLUMN_NAME"),
+        ["l_orderkey", "l_partkey", "l_suppkey"]
+    );
+    assert_eq!(
+        strings(&imported, "PKCOLUMN_NAME"),
+        ["o_orderkey", "ps_partkey", "ps_suppkey"]
+    );
+    assert_eq!(ints(&imported, "KEY_SEQ"), [Some(1), Some(1), Some(2)]);
+    assert_eq!(
+        strings(&imported, "PK_NAME"),
+        ["orders_pk", "partsupp_pk", "partsupp_pk"]
+    );
+
+    // nation is referenced by customer and supplier.
+    let exported = all(session.exported_keys(None, None, "NATION").await).await;
+    assert_eq!(strings(&exported, "FKTABLE_NAME"), ["customer", "supplier"]);
+    assert_eq!(
+        strings(&exported, "FK_NAME"),
+        ["customer_nation_fk", "supplier_nation_fk"]
+    );
+
+    // Between two given tables, and none where there is no key.
+    let between = all(session
+        .cross_reference(None, None, Some("customer"), None, None, Some("orders"))
+        .await)
+    .await;
+    assert_eq!(strings(&between, "FKCOLUMN_NAME"), ["o_custkey"]);
+    let none = all(session
+        .cross_reference(None, None, Some("orders"), None, None, Some("customer"))
         .await)
     .await;
     assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);

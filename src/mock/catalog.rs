@@ -1,13 +1,14 @@
 //! The mock warehouse's fixed catalog and the results of the metadata RPCs built from it
-//! (GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys, GetFunctions,
-//! GetTypeInfo), plus the answers of GetInfo. Result columns and their types are those of JDBC's
+//! (GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys,
+//! GetCrossReference, GetFunctions, GetTypeInfo), plus the answers of GetInfo. Result columns and their types are those of JDBC's
 //! `DatabaseMetaData`, as Databricks answers them.
 //!
 //! The catalog is small and fixed (none of its tables can be queried):
 //! - `hive_metastore.default`
 //! - `main.default`, `main.information_schema` (views `catalogs`, `schemata`, `tables`, `columns`)
 //! - `samples.nyctaxi` (table `trips`), `samples.tpch` (tables `customer`, `lineitem`, `nation`,
-//!   `orders`, `part`, `partsupp`, `region`, `supplier`, with the TPC-H columns and primary keys)
+//!   `orders`, `part`, `partsupp`, `region`, `supplier`, with the TPC-H columns, primary keys and
+//!   foreign keys)
 //! - built-in functions (a few common ones, listed with no catalog or schema)
 //!
 //! Name patterns follow JDBC: `%` matches any run, `_` one character, `\` escapes; matching
@@ -214,6 +215,67 @@ const PRIMARY_KEYS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
     ("samples", "tpch", "region", "region_pk", &["r_regionkey"]),
     ("samples", "tpch", "supplier", "supplier_pk", &["s_suppkey"]),
+];
+
+/// A foreign key: `(name, foreign table, parent table, [(foreign column, parent column)])`, all
+/// in `samples.tpch`.
+type ForeignKey = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The TPC-H foreign keys, by foreign table.
+const FOREIGN_KEYS: &[ForeignKey] = &[
+    (
+        "customer_nation_fk",
+        "customer",
+        "nation",
+        &[("c_nationkey", "n_nationkey")],
+    ),
+    (
+        "lineitem_orders_fk",
+        "lineitem",
+        "orders",
+        &[("l_orderkey", "o_orderkey")],
+    ),
+    (
+        "lineitem_partsupp_fk",
+        "lineitem",
+        "partsupp",
+        &[("l_partkey", "ps_partkey"), ("l_suppkey", "ps_suppkey")],
+    ),
+    (
+        "nation_region_fk",
+        "nation",
+        "region",
+        &[("n_regionkey", "r_regionkey")],
+    ),
+    (
+        "orders_customer_fk",
+        "orders",
+        "customer",
+        &[("o_custkey", "c_custkey")],
+    ),
+    (
+        "partsupp_part_fk",
+        "partsupp",
+        "part",
+        &[("ps_partkey", "p_partkey")],
+    ),
+    (
+        "partsupp_supplier_fk",
+        "partsupp",
+        "supplier",
+        &[("ps_suppkey", "s_suppkey")],
+    ),
+    (
+        "supplier_nation_fk",
+        "supplier",
+        "nation",
+        &[("s_nationkey", "n_nationkey")],
+    ),
 ];
 
 /// Built-in functions GetFunctions lists, `(name, description)`, sorted.
@@ -583,6 +645,78 @@ pub(crate) fn primary_keys(
     )
 }
 
+/// One side of a foreign key to match: catalog, schema and table names (exact, ignoring case;
+/// `None` matches any).
+pub(crate) type TableFilter<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// GetCrossReference: the 14 columns of JDBC's `getCrossReference`, one row per column of each
+/// foreign key whose parent table matches `parent` and whose foreign table matches `foreign`,
+/// ordered by foreign table, key and `KEY_SEQ` (from 1). Rules are "no action" (3) and keys
+/// are not deferrable (7), as JDBC numbers them.
+pub(crate) fn cross_reference(
+    parent: TableFilter<'_>,
+    foreign: TableFilter<'_>,
+) -> Result<BatchesSource> {
+    const CATALOG: &str = "samples";
+    const SCHEMA: &str = "tpch";
+    let same = |want: Option<&str>, name: &str| want.is_none_or(|w| w.eq_ignore_ascii_case(name));
+    let matches = |(c, s, t): TableFilter<'_>, table: &str| {
+        same(c, CATALOG) && same(s, SCHEMA) && same(t, table)
+    };
+    let rows: Vec<Vec<V<'_>>> = FOREIGN_KEYS
+        .iter()
+        .filter(|(_, fk_table, pk_table, _)| {
+            matches(parent, pk_table) && matches(foreign, fk_table)
+        })
+        .flat_map(|(fk_name, fk_table, pk_table, columns)| {
+            let pk_name = PRIMARY_KEYS
+                .iter()
+                .find(|(_, _, t, _, _)| t == pk_table)
+                .map(|(_, _, _, name, _)| *name);
+            (1i32..)
+                .zip(columns.iter())
+                .map(move |(seq, (fk_col, pk_col))| {
+                    vec![
+                        V::Str(CATALOG),
+                        V::Str(SCHEMA),
+                        V::Str(pk_table),
+                        V::Str(pk_col),
+                        V::Str(CATALOG),
+                        V::Str(SCHEMA),
+                        V::Str(fk_table),
+                        V::Str(fk_col),
+                        V::Int(seq),
+                        V::Int(3),
+                        V::Int(3),
+                        V::Str(fk_name),
+                        V::str(pk_name),
+                        V::Int(7),
+                    ]
+                })
+        })
+        .collect();
+    use DataType::{Int32, Utf8};
+    typed(
+        &[
+            ("PKTABLE_CAT", Utf8),
+            ("PKTABLE_SCHEM", Utf8),
+            ("PKTABLE_NAME", Utf8),
+            ("PKCOLUMN_NAME", Utf8),
+            ("FKTABLE_CAT", Utf8),
+            ("FKTABLE_SCHEM", Utf8),
+            ("FKTABLE_NAME", Utf8),
+            ("FKCOLUMN_NAME", Utf8),
+            ("KEY_SEQ", Int32),
+            ("UPDATE_RULE", Int32),
+            ("DELETE_RULE", Int32),
+            ("FK_NAME", Utf8),
+            ("PK_NAME", Utf8),
+            ("DEFERRABILITY", Int32),
+        ],
+        &rows,
+    )
+}
+
 /// GetFunctions: `FUNCTION_CAT`, `FUNCTION_SCHEM`, `FUNCTION_NAME`, `REMARKS`,
 /// `FUNCTION_TYPE` (1: returns no table), `SPECIFIC_NAME`, for the built-in functions whose name
 /// matches `function` (they belong to no catalog or schema, so those patterns do not filter).
@@ -769,6 +903,21 @@ mod tests {
         assert_eq!((s.jdbc, s.size), (12, Some(i32::MAX)));
         assert_eq!(type_facts("BIGINT").jdbc, -5);
         assert_eq!(type_facts("TIMESTAMP").jdbc, 93);
+    }
+
+    #[test]
+    fn every_foreign_key_joins_columns_of_its_two_tables() {
+        let has = |table: &str, column: &str| {
+            COLUMNS
+                .iter()
+                .any(|(_, _, t, cols)| *t == table && cols.iter().any(|(n, _)| *n == column))
+        };
+        for (name, fk_table, pk_table, columns) in FOREIGN_KEYS {
+            for (fk, pk) in *columns {
+                assert!(has(fk_table, fk), "{name}: {fk_table}.{fk}");
+                assert!(has(pk_table, pk), "{name}: {pk_table}.{pk}");
+            }
+        }
     }
 
     #[test]

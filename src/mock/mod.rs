@@ -18,12 +18,12 @@
 //!   `Authorization: Bearer <token>` (else HTTP 401). Implements OpenSession, CloseSession,
 //!   ExecuteStatement, GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation,
 //!   CloseOperation, and the metadata RPCs GetInfo (server/DBMS name `Spark SQL`, version),
-//!   GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys, GetFunctions
-//!   and GetTypeInfo (column-based results with JDBC's `DatabaseMetaData` columns, from a small
+//!   GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys,
+//!   GetCrossReference, GetFunctions and GetTypeInfo (column-based results with JDBC's `DatabaseMetaData` columns, from a small
 //!   fixed catalog: `hive_metastore.default`, `main.default`, `main.information_schema`,
-//!   `samples.nyctaxi`, `samples.tpch` with the TPC-H columns and keys, a few built-in
-//!   functions, and JDBC name patterns); any other method (GetCrossReference,
-//!   GetDelegationToken...) gets a Thrift application exception (unknown method).
+//!   `samples.nyctaxi`, `samples.tpch` with the TPC-H columns, primary and foreign keys, a
+//!   few built-in functions, and JDBC name patterns); any other method (GetDelegationToken...)
+//!   gets a Thrift application exception (unknown method).
 //! - `GET /api/2.0/connector-service/feature-flags/{driver}/{version}` (auth required): the feature
 //!   flags, by default [`TELEMETRY_FLAG_NAME`] = `"false"` with a TTL of 900 s.
 //! - `POST /telemetry-ext` (auth required) and `POST /telemetry-unauth` (no auth): telemetry

@@ -27,13 +27,14 @@ use crate::thrift::tcli::{
     TCancelOperationReq, TCancelOperationResp, TCloseOperationReq, TCloseOperationResp,
     TCloseSessionReq, TCloseSessionResp, TExecuteStatementReq, TExecuteStatementResp,
     TFetchOrientation, TFetchResultsReq, TFetchResultsResp, TGetCatalogsReq, TGetCatalogsResp,
-    TGetColumnsReq, TGetColumnsResp, TGetFunctionsReq, TGetFunctionsResp, TGetInfoReq,
-    TGetInfoResp, TGetInfoType, TGetInfoValue, TGetOperationStatusReq, TGetOperationStatusResp,
-    TGetPrimaryKeysReq, TGetPrimaryKeysResp, TGetResultSetMetadataReq, TGetResultSetMetadataResp,
-    TGetSchemasReq, TGetSchemasResp, TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq,
-    TGetTablesResp, TGetTypeInfoReq, TGetTypeInfoResp, THandleIdentifier, TOpenSessionReq,
-    TOpenSessionResp, TOperationHandle, TOperationState, TOperationType, TProtocolVersion, TRowSet,
-    TSessionHandle, TSparkDirectResults, TSparkGetDirectResults, TStatus, TStatusCode,
+    TGetColumnsReq, TGetColumnsResp, TGetCrossReferenceReq, TGetCrossReferenceResp,
+    TGetFunctionsReq, TGetFunctionsResp, TGetInfoReq, TGetInfoResp, TGetInfoType, TGetInfoValue,
+    TGetOperationStatusReq, TGetOperationStatusResp, TGetPrimaryKeysReq, TGetPrimaryKeysResp,
+    TGetResultSetMetadataReq, TGetResultSetMetadataResp, TGetSchemasReq, TGetSchemasResp,
+    TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq, TGetTablesResp, TGetTypeInfoReq,
+    TGetTypeInfoResp, THandleIdentifier, TOpenSessionReq, TOpenSessionResp, TOperationHandle,
+    TOperationState, TOperationType, TProtocolVersion, TRowSet, TSessionHandle,
+    TSparkDirectResults, TSparkGetDirectResults, TStatus, TStatusCode,
 };
 
 /// The catalog `current_catalog()` answers when the session never set one.
@@ -83,6 +84,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: Bytes) -> Vec<u8> {
         "GetPrimaryKeys" => run(m, seq, args, |r| get_primary_keys(shared, r)).await,
         "GetFunctions" => run(m, seq, args, |r| get_functions(shared, r)).await,
         "GetTypeInfo" => run(m, seq, args, |r| get_type_info(shared, r)).await,
+        "GetCrossReference" => run(m, seq, args, |r| get_cross_reference(shared, r)).await,
         "CloseOperation" => run(m, seq, args, |r| async { close_operation(shared, r) }).await,
         _ => framing::encode_exception(
             m,
@@ -634,7 +636,7 @@ metadata_rpc!(
         req.column_name.as_deref(),
     )
 );
-// HiveServer2 has no operation type of its own for primary keys.
+// HiveServer2 has no operation type of its own for primary keys or foreign keys.
 metadata_rpc!(
     get_primary_keys,
     TGetPrimaryKeysReq,
@@ -652,6 +654,24 @@ metadata_rpc!(
     TGetFunctionsResp,
     TOperationType::GET_FUNCTIONS,
     |req| catalog::functions(Some(req.function_name.as_str()))
+);
+metadata_rpc!(
+    get_cross_reference,
+    TGetCrossReferenceReq,
+    TGetCrossReferenceResp,
+    TOperationType::UNKNOWN,
+    |req| catalog::cross_reference(
+        (
+            req.parent_catalog_name.as_deref(),
+            req.parent_schema_name.as_deref(),
+            req.parent_table_name.as_deref(),
+        ),
+        (
+            req.foreign_catalog_name.as_deref(),
+            req.foreign_schema_name.as_deref(),
+            req.foreign_table_name.as_deref(),
+        ),
+    )
 );
 metadata_rpc!(
     get_type_info,

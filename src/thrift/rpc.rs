@@ -224,7 +224,6 @@ impl ThriftClient {
     }
 
     /// GetCrossReference.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_cross_reference(
         &self,
         req: TGetCrossReferenceReq,
