@@ -45,7 +45,7 @@ pub use config::{ClientConfig, ExecuteOptions, SessionOptions};
 pub use error::{redact_url, Error, ErrorKind, Result};
 pub use operation::{CancelHandle, Operation, OperationState, OperationStatus};
 pub use results::cloudfetch::{ChunkObserver, ChunkStats, CloudFetchConfig, CloudFetchSummary};
-pub use session::Session;
+pub use session::{ServerInfo, Session};
 
 /// The Arrow crates this driver's results are built with, re-exported so that your code uses
 /// the same versions.

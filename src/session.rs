@@ -12,10 +12,23 @@ use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::ThriftClient;
 use crate::thrift::tcli::{
     TCloseSessionReq, TExecuteStatementReq, TGetCatalogsReq, TGetColumnsReq, TGetCrossReferenceReq,
-    TGetFunctionsReq, TGetPrimaryKeysReq, TGetSchemasReq, TGetTableTypesReq, TGetTablesReq,
-    TGetTypeInfoReq, TNamespace, TOpenSessionReq, TOperationHandle, TProtocolVersion,
-    TSessionHandle, TSparkArrowTypes, TSparkDirectResults, TSparkGetDirectResults,
+    TGetFunctionsReq, TGetInfoReq, TGetInfoType, TGetInfoValue, TGetPrimaryKeysReq, TGetSchemasReq,
+    TGetTableTypesReq, TGetTablesReq, TGetTypeInfoReq, TNamespace, TOpenSessionReq,
+    TOperationHandle, TProtocolVersion, TSessionHandle, TSparkArrowTypes, TSparkDirectResults,
+    TSparkGetDirectResults,
 };
+
+/// What a server says it is ([`Session::server_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// The server's name (GetInfo `CLI_SERVER_NAME`), e.g. `Spark SQL`.
+    pub server_name: String,
+    /// The database system's name (GetInfo `CLI_DBMS_NAME`).
+    pub dbms_name: String,
+    /// The database system's version (GetInfo `CLI_DBMS_VER`).
+    pub dbms_version: String,
+}
 
 /// The protocol version the driver asks for (SPARK_CLI_SERVICE_PROTOCOL_V8).
 pub(crate) const CLIENT_PROTOCOL: TProtocolVersion =
@@ -419,6 +432,35 @@ impl Session {
             "GetTypeInfo",
             resp.map(|r| (r.operation_handle, r.direct_results)),
         )
+    }
+
+    /// What the server says it is (three GetInfo calls): server name, DBMS name and version.
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        self.inner.ensure_open()?;
+        Ok(ServerInfo {
+            server_name: self.info_string(TGetInfoType::CLI_SERVER_NAME).await?,
+            dbms_name: self.info_string(TGetInfoType::CLI_DBMS_NAME).await?,
+            dbms_version: self.info_string(TGetInfoType::CLI_DBMS_VER).await?,
+        })
+    }
+
+    /// One GetInfo call whose answer is a string.
+    async fn info_string(&self, info_type: TGetInfoType) -> Result<String> {
+        let req = TGetInfoReq::new(self.inner.handle.clone(), info_type);
+        let resp = self
+            .inner
+            .client
+            .rpc
+            .get_info(req)
+            .await
+            .map_err(|e| e.with_session_id(&self.inner.id))?;
+        match resp.info_value {
+            TGetInfoValue::StringValue(value) => Ok(value),
+            other => Err(Error::protocol(format!(
+                "GetInfo {info_type:?} answered {other:?}, not a string"
+            ))
+            .with_session_id(&self.inner.id)),
+        }
     }
 
     /// Direct results and async execution for metadata calls, where the server supports them.

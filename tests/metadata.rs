@@ -247,6 +247,21 @@ async fn table_type_filter_narrows_the_listing() {
 }
 
 #[tokio::test]
+async fn server_info_names_the_server_and_its_version() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let info = session.server_info().await.unwrap();
+    assert_eq!(info.server_name, "Spark SQL");
+    assert_eq!(info.dbms_name, "Spark SQL");
+    assert_eq!(info.dbms_version, "3.5.0");
+    assert_eq!(mock.call_count("GetInfo"), 3);
+    session.close().await.unwrap();
+    let err = session.server_info().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(mock.call_count("GetInfo"), 3, "no request once closed");
+}
+
+#[tokio::test]
 async fn metadata_calls_on_a_closed_session_fail_without_a_request() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();

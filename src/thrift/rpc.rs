@@ -172,7 +172,6 @@ impl ThriftClient {
     }
 
     /// GetInfo.
-    #[allow(dead_code)] // metadata API on Session: follow-up
     pub(crate) async fn get_info(&self, req: TGetInfoReq) -> Result<TGetInfoResp> {
         self.call("GetInfo", &req, Idempotent).await
     }
