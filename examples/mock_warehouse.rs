@@ -4,24 +4,36 @@
 //! ```text
 //! cargo run --example mock_warehouse                 # an ephemeral port
 //! cargo run --example mock_warehouse -- --port 8080  # a fixed port
+//! cargo run --release --example mock_warehouse -- --keep-files   # for benchmarks
 //! ```
+//!
+//! `--keep-files` keeps the CloudFetch files of each statement once generated, so that running
+//! the same large query again (a benchmark, one driver against another) serves them from memory
+//! instead of generating them again; it holds their memory until the server stops.
 //!
 //! It prints where it listens and how to connect, and serves until Ctrl-C.
 
 use databricks_sql::mock::MockWarehouse;
 
 fn usage() -> ! {
-    eprintln!("usage: mock_warehouse [--port N]   (N = 0 or absent: an ephemeral port)");
+    eprintln!(
+        "usage: mock_warehouse [--port N] [--keep-files]   (N = 0 or absent: an ephemeral port)"
+    );
     std::process::exit(2);
 }
 
-/// The `--port N` (or `--port=N`) argument; 0 when absent.
-fn port_from_args() -> u16 {
+/// The `--port N` (or `--port=N`) argument, 0 when absent, and whether `--keep-files` was given.
+fn args() -> (u16, bool) {
     let mut args = std::env::args().skip(1);
     let mut port = 0;
+    let mut keep_files = false;
     while let Some(arg) = args.next() {
         let value = match arg.as_str() {
             "--port" | "-p" => args.next().unwrap_or_else(|| usage()),
+            "--keep-files" => {
+                keep_files = true;
+                continue;
+            }
             other => match other.strip_prefix("--port=") {
                 Some(v) => v.to_string(),
                 None if other == "--help" || other == "-h" => usage(),
@@ -36,13 +48,17 @@ fn port_from_args() -> u16 {
             usage()
         });
     }
-    port
+    (port, keep_files)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = port_from_args();
-    let mock = MockWarehouse::builder().port(port).start().await?;
+    let (port, keep_files) = args();
+    let mock = MockWarehouse::builder()
+        .port(port)
+        .cloudfetch_keep_files(keep_files)
+        .start()
+        .await?;
 
     println!("Mock Databricks SQL warehouse listening (plain HTTP, loopback only)");
     println!("  host       {}", mock.host());
