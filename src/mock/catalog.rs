@@ -1,7 +1,7 @@
 //! The mock warehouse's fixed catalog and the results of the metadata RPCs built from it
 //! (GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys,
-//! GetCrossReference, GetFunctions, GetTypeInfo), plus the answers of GetInfo. Result columns and their types are those of JDBC's
-//! `DatabaseMetaData`, as Databricks answers them.
+//! GetCrossReference, GetFunctions, GetTypeInfo), plus the answers of GetInfo. Result columns
+//! and their types are those of JDBC's `DatabaseMetaData`, as Databricks answers them.
 //!
 //! The catalog is small and fixed (none of its tables can be queried):
 //! - `hive_metastore.default`

@@ -70,9 +70,9 @@ impl BufferPool {
     }
 
     /// A buffer with room for at least `need` bytes: the smallest idle one that fits and is at
-    /// most half as large again as `need`'s size class (so a downloaded body does not take a decoded file's larger
-    /// buffer, which would only make the pool grow), or else a new one of `need`'s size class.
-    /// Its contents are stale: callers overwrite them.
+    /// most half as large again as `need`'s size class (so a downloaded body does not take a
+    /// decoded file's larger buffer, which would only make the pool grow), or else a new one of
+    /// `need`'s size class. Its contents are stale: callers overwrite them.
     pub(crate) fn take(&self, need: usize) -> Vec<u8> {
         let class = size_class(need);
         let mut idle = self.idle();
