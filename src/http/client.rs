@@ -240,33 +240,32 @@ impl HyperTransport {
 #[async_trait]
 impl HttpTransport for HyperTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
-        let url = redact_url(&request.url.to_string());
-        check_scheme_and_host(&request.url, &url)?;
-        let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
-        match tokio::time::timeout(timeout, self.send_untimed(request, &url)).await {
-            Ok(result) => result,
-            Err(_) => Err(no_complete_response(&url, timeout)),
-        }
+        let (url, timeout) = self.checked(&request)?;
+        tokio::time::timeout(timeout, self.send_untimed(request, &url))
+            .await
+            .unwrap_or_else(|_| Err(no_complete_response(&url, timeout)))
     }
 
     async fn send_into(&self, request: HttpRequest, body: &mut Vec<u8>) -> Result<HttpResponse> {
         body.clear();
-        let url = redact_url(&request.url.to_string());
-        check_scheme_and_host(&request.url, &url)?;
-        let timeout = request.timeout.unwrap_or(self.inner.request_timeout);
-        let result = match tokio::time::timeout(
-            timeout,
-            self.send_into_untimed(request, &url, body),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(no_complete_response(&url, timeout)),
-        };
+        let (url, timeout) = self.checked(&request)?;
+        let result = tokio::time::timeout(timeout, self.send_into_untimed(request, &url, body))
+            .await
+            .unwrap_or_else(|_| Err(no_complete_response(&url, timeout)));
         if result.is_err() {
             body.clear();
         }
         result
+    }
+}
+
+impl HyperTransport {
+    /// The request's URL as errors show it, after the scheme and host check, and the timeout of
+    /// its one attempt.
+    fn checked(&self, request: &HttpRequest) -> Result<(String, Duration)> {
+        let url = redact_url(&request.url.to_string());
+        check_scheme_and_host(&request.url, &url)?;
+        Ok((url, request.timeout.unwrap_or(self.inner.request_timeout)))
     }
 }
 
@@ -434,34 +433,31 @@ fn too_large(url: &str, limit: usize) -> Error {
 /// error in one, which hyper-rustls wraps in another, and an I/O error's `source()` skips the
 /// error it wraps.
 fn has_tls_error(e: &(dyn StdError + 'static)) -> bool {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = next {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        next = match err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner),
-            None => err.source(),
-        };
-    }
-    false
+    causes(e).any(|err| err.downcast_ref::<rustls::Error>().is_some())
 }
 
 /// Whether an I/O error of kind `TimedOut` is in the chain (the connect timeout elapsed).
 fn has_timed_out_io(e: &(dyn StdError + 'static)) -> bool {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
+    causes(e).any(|err| {
+        err.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
+/// `e` and its causes, outermost first. An I/O error is followed by the error it wraps (its own
+/// `source()` would skip that one and go on to its cause).
+fn causes<'a>(
+    e: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&err: &&'a (dyn StdError + 'static)| {
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => err.source(),
         }
-        next = err.source();
-    }
-    false
+    })
 }
 
 /// ` (<innermost cause>)`, the part of an error chain that says what actually happened

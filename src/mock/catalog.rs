@@ -599,6 +599,11 @@ pub(crate) fn columns(
     typed(&fields, &rows)
 }
 
+/// Whether `name` is `want` (ignoring case); `None` wants any name.
+fn same_name(want: Option<&str>, name: &str) -> bool {
+    want.is_none_or(|w| w.eq_ignore_ascii_case(name))
+}
+
 fn primary_key(catalog: &str, schema: &str, table: &str) -> Option<&'static [&'static str]> {
     PRIMARY_KEYS
         .iter()
@@ -614,10 +619,11 @@ pub(crate) fn primary_keys(
     schema: Option<&str>,
     table: Option<&str>,
 ) -> Result<BatchesSource> {
-    let same = |want: Option<&str>, name: &str| want.is_none_or(|w| w.eq_ignore_ascii_case(name));
     let rows: Vec<Vec<V<'_>>> = PRIMARY_KEYS
         .iter()
-        .filter(|(c, s, t, _, _)| same(catalog, c) && same(schema, s) && same(table, t))
+        .filter(|(c, s, t, _, _)| {
+            same_name(catalog, c) && same_name(schema, s) && same_name(table, t)
+        })
         .flat_map(|(c, s, t, pk, key)| {
             (1i32..).zip(key.iter()).map(move |(seq, column)| {
                 vec![
@@ -659,9 +665,8 @@ pub(crate) fn cross_reference(
 ) -> Result<BatchesSource> {
     const CATALOG: &str = "samples";
     const SCHEMA: &str = "tpch";
-    let same = |want: Option<&str>, name: &str| want.is_none_or(|w| w.eq_ignore_ascii_case(name));
     let matches = |(c, s, t): TableFilter<'_>, table: &str| {
-        same(c, CATALOG) && same(s, SCHEMA) && same(t, table)
+        same_name(c, CATALOG) && same_name(s, SCHEMA) && same_name(t, table)
     };
     let rows: Vec<Vec<V<'_>>> = FOREIGN_KEYS
         .iter()
