@@ -9,9 +9,14 @@ use std::time::Duration;
 use crate::auth::{AuthProvider, TokenAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::error::{Error, Result};
-use crate::http::{is_loopback_host, HttpTransport, HyperTransport, RetryPolicy};
-use crate::results::cloudfetch::BufferPool;
+use crate::http::{is_loopback_host, user_agent, HttpTransport, HyperTransport, RetryPolicy};
+use crate::results::cloudfetch::{BufferPool, ChunkObserver};
 use crate::session::{Session, SessionInner};
+use crate::telemetry::{
+    disabled_by_env, org_id_from_http_path, ClientTelemetry, ConnectionParameters,
+    StatementCallback, StatementMetrics, TelemetryClientProvider, TelemetryConfiguration,
+    TelemetryContext, TelemetryEndpoint,
+};
 use crate::thrift::rpc::ThriftClient;
 
 /// A client of one Databricks SQL warehouse.
@@ -53,6 +58,8 @@ pub(crate) struct ClientInner {
     /// a result's working set needs beside its live files: measured, a cap of one budget made
     /// every result free and allocate again, with the allocator retention that pooling avoids).
     pub(crate) cloudfetch_buffers: Arc<BufferPool>,
+    /// What the client reports through: its host's telemetry and the application's hooks.
+    pub(crate) telemetry: ClientTelemetry,
     closed: AtomicBool,
     /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
     open_sessions: Mutex<HashMap<String, Weak<SessionInner>>>,
@@ -112,8 +119,10 @@ impl DBSQLClient {
         Session::open(self.inner.clone(), options).await
     }
 
-    /// Close every session this client opened that is still open, then the client itself.
-    /// Bounded in time: each CloseSession goes through the retry policy.
+    /// Close every session this client opened that is still open, then the client itself:
+    /// its reference on the host's telemetry is released, and when it was the host's last
+    /// client the pending telemetry is sent, waiting at most its `close_timeout` (2 s by
+    /// default). Bounded in time: each CloseSession goes through the retry policy.
     pub async fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -133,6 +142,7 @@ impl DBSQLClient {
                 first_error.get_or_insert(e.with_session_id(id));
             }
         }
+        self.inner.telemetry.close().await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -146,6 +156,10 @@ pub struct ClientBuilder {
     config: ClientConfig,
     auth: Option<Arc<dyn AuthProvider>>,
     transport: Option<Arc<dyn HttpTransport>>,
+    telemetry_enabled: Option<bool>,
+    telemetry_provider: Option<TelemetryClientProvider>,
+    on_statement: Option<StatementCallback>,
+    chunk_observer: Option<Arc<dyn ChunkObserver>>,
     error: Option<Error>,
 }
 
@@ -154,6 +168,9 @@ impl std::fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("config", &self.config)
             .field("auth", &self.auth)
+            .field("telemetry_enabled", &self.telemetry_enabled)
+            .field("on_statement_metrics", &self.on_statement.is_some())
+            .field("chunk_observer", &self.chunk_observer)
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +188,10 @@ impl ClientBuilder {
             config: ClientConfig::default(),
             auth: None,
             transport: None,
+            telemetry_enabled: None,
+            telemetry_provider: None,
+            on_statement: None,
+            chunk_observer: None,
             error: None,
         }
     }
@@ -359,6 +380,66 @@ impl ClientBuilder {
         self
     }
 
+    // --- telemetry and observation ---
+
+    /// Telemetry settings (see [`TelemetryConfiguration`], which documents each default). By
+    /// default telemetry is on but in effect only when the workspace's feature flag for this
+    /// driver is on. The environment variable `DATABRICKS_TELEMETRY_DISABLED` (`1`, `true`,
+    /// `yes`, `on`) turns it off whatever is set here.
+    pub fn telemetry(mut self, config: TelemetryConfiguration) -> Self {
+        self.config.telemetry = config;
+        self
+    }
+
+    /// Turn this client's telemetry on or off, over [`telemetry`](Self::telemetry)'s
+    /// `enabled` whichever is set first. Default: that setting (`true`). Off: no feature-flag
+    /// request, no background task, nothing sent.
+    pub fn telemetry_enabled(mut self, enabled: bool) -> Self {
+        self.telemetry_enabled = Some(enabled);
+        self
+    }
+
+    /// Share telemetry through `provider` instead of the process-wide
+    /// [`TelemetryClientProvider::global()`]: clients of one host that share a provider share
+    /// one telemetry task and one feature-flag lookup. Default: the global provider.
+    pub fn telemetry_provider(mut self, provider: TelemetryClientProvider) -> Self {
+        self.telemetry_provider = Some(provider);
+        self
+    }
+
+    /// Call `callback` with the [`StatementMetrics`] of every statement and metadata call once it
+    /// ends (closed, cancelled, dropped, or its session closed): the figures telemetry exports,
+    /// locally, whether Databricks telemetry is on or not. It runs on the task (or in the drop)
+    /// that ends the statement: keep it short and non-blocking. A panic in it is caught.
+    /// Default: none.
+    ///
+    /// ```no_run
+    /// # fn demo() -> databricks_sql::Result<()> {
+    /// let client = databricks_sql::DBSQLClient::builder()
+    ///     .host("adb-123.4.azuredatabricks.net")
+    ///     .http_path("/sql/1.0/warehouses/abc")
+    ///     .token("dapi...")
+    ///     .on_statement_metrics(|m| {
+    ///         eprintln!("{} {} took {:?}", m.operation_type.as_str(), m.statement_id, m.latency)
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_statement_metrics(
+        mut self,
+        callback: impl Fn(&StatementMetrics) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_statement = Some(Arc::new(callback));
+        self
+    }
+
+    /// Receive the [`ChunkStats`](crate::ChunkStats) of every CloudFetch file of this client's
+    /// results, once the file is decoded. Called on a decode thread: keep it short. Default: none.
+    pub fn chunk_observer(mut self, observer: Arc<dyn ChunkObserver>) -> Self {
+        self.chunk_observer = Some(observer);
+        self
+    }
+
     /// Check the settings and build the client. No network traffic happens here.
     pub fn build(self) -> Result<DBSQLClient> {
         if let Some(e) = self.error {
@@ -420,6 +501,46 @@ impl ClientBuilder {
             Some(t) => t,
             None => Arc::new(HyperTransport::new(&config.http)?),
         };
+        let telemetry = {
+            let base_url = match (config.plain_http, config.port) {
+                (true, port) => format!("http://{host_for_url}:{port}"),
+                (false, 443) => format!("https://{host_for_url}"),
+                (false, port) => format!("https://{host_for_url}:{port}"),
+            };
+            let mut settings = config.telemetry.clone();
+            settings.enabled =
+                self.telemetry_enabled.unwrap_or(settings.enabled) && !disabled_by_env();
+            let mut context = TelemetryContext::new(
+                TelemetryEndpoint::with_base_url(&base_url),
+                transport.clone(),
+            );
+            context.org_id = org_id_from_http_path(&config.http_path);
+            context.auth = Some(auth.clone());
+            context.config = settings;
+            context.user_agent = user_agent(config.http.user_agent_entry.as_deref());
+            context.client_app_name = config
+                .http
+                .user_agent_entry
+                .clone()
+                .filter(|e| !e.trim().is_empty());
+            context.connection = Some(Arc::new(ConnectionParameters {
+                http_path: config.http_path.clone(),
+                host_url: base_url,
+                port: config.port,
+                auth_type: auth.auth_type().to_string(),
+                use_proxy: false,
+                enable_arrow: config.arrow,
+                enable_direct_results: config.direct_results,
+                socket_timeout_ms: u64::try_from(config.http.request_timeout.as_millis()).ok(),
+            }));
+            ClientTelemetry::new(
+                context,
+                self.telemetry_provider
+                    .unwrap_or_else(TelemetryClientProvider::global),
+                self.on_statement,
+                self.chunk_observer,
+            )
+        };
         let rpc = Arc::new(ThriftClient::new(
             transport.clone(),
             endpoint,
@@ -434,6 +555,7 @@ impl ClientBuilder {
                 config,
                 rpc,
                 transport,
+                telemetry,
                 closed: AtomicBool::new(false),
                 open_sessions: Mutex::new(HashMap::new()),
             }),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::http::{HttpConfig, RetryPolicy};
 use crate::results::cloudfetch::CloudFetchConfig;
+use crate::telemetry::TelemetryConfiguration;
 
 /// Client-wide settings. Build one through [`DBSQLClient::builder`](crate::DBSQLClient::builder);
 /// the fields are public so that a whole configuration can also be written out at once.
@@ -43,6 +44,9 @@ pub struct ClientConfig {
     pub max_poll_interval: Duration,
     /// Default query timeout for every statement (`None`: no timeout). Default `None`.
     pub query_timeout: Option<Duration>,
+    /// Telemetry settings (see [`TelemetryConfiguration`] for each default): on, but in effect
+    /// only when the workspace's feature flag for this driver is on.
+    pub telemetry: TelemetryConfiguration,
 }
 
 impl Default for ClientConfig {
@@ -63,6 +67,7 @@ impl Default for ClientConfig {
             min_poll_interval: Duration::from_millis(2),
             max_poll_interval: Duration::from_millis(200),
             query_timeout: None,
+            telemetry: TelemetryConfiguration::default(),
         }
     }
 }

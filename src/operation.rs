@@ -16,12 +16,14 @@ use tokio::time::Instant;
 use crate::config::EffectiveExecuteOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::results::cloudfetch::{
-    CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource, ResultLink,
+    ChunkObserver, ChunkStats, CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource,
+    ResultLink,
 };
-use crate::results::ResultDecoder;
+use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
+use crate::telemetry::{PendingStatement, ResultFormat, StatementRecorder};
 use crate::thrift::handles::guid_to_string;
-use crate::thrift::rpc::ThriftClient;
+use crate::thrift::rpc::{counting_retries, ThriftClient};
 use crate::thrift::status::{check_status, operation_state_error};
 use crate::thrift::tcli::{
     TCancelOperationReq, TCloseOperationReq, TExecuteStatementResp, TFetchOrientation,
@@ -102,12 +104,36 @@ struct OpShared {
     closed: AtomicBool,
     cancelled: AtomicBool,
     cancel_notify: Notify,
+    /// Measures the statement for telemetry and the application (absent when nobody reads it).
+    recorder: Option<Arc<StatementRecorder>>,
 }
 
 impl OpShared {
     fn err(&self, e: Error) -> Error {
         e.with_statement_id(&self.id)
             .with_session_id(&self.session_id)
+    }
+
+    /// Run an RPC of this statement, counting its retries.
+    async fn rpc<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        counting_retries(self.recorder.as_ref().map(|r| r.retries()), call)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Report `result`'s error, if any, as an error of this statement; pass it on.
+    fn observe<T>(&self, result: Result<T>) -> Result<T> {
+        if let (Err(e), Some(recorder)) = (&result, &self.recorder) {
+            recorder.error(e);
+        }
+        result
+    }
+
+    /// The statement ended (closed, cancelled or dropped): report it, once.
+    fn complete(&self) {
+        if let Some(recorder) = &self.recorder {
+            recorder.complete();
+        }
     }
 
     /// Resolves once the statement is cancelled (at once when it already is).
@@ -129,11 +155,15 @@ impl OpShared {
         let first = !self.cancelled.swap(true, Ordering::AcqRel);
         self.cancel_notify.notify_waiters();
         if first {
-            self.rpc
-                .cancel_operation(TCancelOperationReq::new(self.handle.clone()))
-                .await
-                .map_err(|e| self.err(e))?;
+            let cancelled = self
+                .rpc(
+                    self.rpc
+                        .cancel_operation(TCancelOperationReq::new(self.handle.clone())),
+                )
+                .await;
+            self.observe(cancelled)?;
             tracing::debug!(statement_id = %self.id, "statement cancelled");
+            self.complete();
         }
         Ok(())
     }
@@ -185,7 +215,6 @@ pub struct Operation {
     rows_received: i64,
     rows_affected: Option<i64>,
     deadline: Option<Instant>,
-    polls: u32,
     /// [`close`](Operation::close) was called: reads fail from now on.
     closed_by_user: bool,
 }
@@ -206,6 +235,7 @@ impl Operation {
         session: Arc<SessionInner>,
         resp: TExecuteStatementResp,
         options: EffectiveExecuteOptions,
+        pending: Option<PendingStatement>,
     ) -> Result<Operation> {
         Self::from_parts(
             session,
@@ -213,22 +243,36 @@ impl Operation {
             resp.operation_handle,
             resp.direct_results,
             options,
+            pending,
         )
     }
 
-    /// An operation from the handle and direct results of a reply to `rpc`.
+    /// An operation from the handle and direct results of a reply to `rpc`, measured from
+    /// `pending` (when anything reads the measures).
     pub(crate) fn from_parts(
         session: Arc<SessionInner>,
         rpc: &str,
         handle: Option<TOperationHandle>,
         direct: Option<TSparkDirectResults>,
         options: EffectiveExecuteOptions,
+        pending: Option<PendingStatement>,
     ) -> Result<Operation> {
-        let handle = handle.ok_or_else(|| {
-            Error::protocol(format!("the {rpc} reply has no operation handle"))
-                .with_session_id(&session.id)
-        })?;
+        let handle = match handle {
+            Some(handle) => handle,
+            None => {
+                let e = Error::protocol(format!("the {rpc} reply has no operation handle"))
+                    .with_session_id(&session.id);
+                if let Some(pending) = pending {
+                    pending.failed(&session.id, &e);
+                }
+                return Err(e);
+            }
+        };
         let id = guid_to_string(&handle.operation_id.guid);
+        let recorder = pending.map(|p| p.accepted(&session.id, &id));
+        if let Some(recorder) = &recorder {
+            session.track(recorder);
+        }
         let has_result_set = handle.has_result_set;
         let rows_affected = handle
             .modified_row_count
@@ -249,6 +293,7 @@ impl Operation {
             closed: AtomicBool::new(server_closed),
             cancelled: AtomicBool::new(false),
             cancel_notify: Notify::new(),
+            recorder,
         });
         let mut op = Operation {
             shared,
@@ -265,12 +310,12 @@ impl Operation {
             rows_received: 0,
             rows_affected,
             deadline,
-            polls: 0,
             closed_by_user: false,
         };
         // A status in the direct results tells at once whether the statement is done.
         if let Some(status) = op.direct.as_mut().and_then(|d| d.operation_status.take()) {
-            op.apply_status(&status)?;
+            let applied = op.apply_status(&status);
+            op.shared.observe(applied)?;
         }
         Ok(op)
     }
@@ -318,7 +363,7 @@ impl Operation {
                 error_message: None,
             });
         }
-        let resp = self.get_status().await?;
+        let resp = self.shared.observe(self.get_status().await)?;
         Ok(OperationStatus {
             state: OperationState::from_thrift(resp.operation_state),
             rows_affected: resp.num_modified_rows.or(self.rows_affected),
@@ -329,6 +374,11 @@ impl Operation {
 
     /// Wait until the statement finished; errors if it failed, was cancelled or timed out.
     pub async fn wait(&mut self) -> Result<()> {
+        let waited = self.wait_finished().await;
+        self.shared.observe(waited)
+    }
+
+    async fn wait_finished(&mut self) -> Result<()> {
         if self.finished {
             return Ok(());
         }
@@ -370,6 +420,15 @@ impl Operation {
     /// The next batch of the result, in row order; `None` at the end (or for a statement without
     /// a result set). Batches with no rows are skipped.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let started = Instant::now();
+        let next = self.read_next_batch().await;
+        if let (Ok(_), Some(recorder)) = (&next, &self.shared.recorder) {
+            recorder.read(started);
+        }
+        self.shared.observe(next)
+    }
+
+    async fn read_next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.closed_by_user {
                 return Err(self.shared.err(Error::closed("the operation was closed")));
@@ -384,7 +443,7 @@ impl Operation {
             if let Some(batch) = self.pending.pop_front() {
                 return Ok(Some(batch));
             }
-            self.wait().await?;
+            self.wait_finished().await?;
             if !self.has_result_set {
                 return Ok(None);
             }
@@ -456,7 +515,12 @@ impl Operation {
     /// The schema of the result, waiting for the statement to finish if needed. A statement
     /// without a result set has an empty schema.
     pub async fn schema(&mut self) -> Result<SchemaRef> {
-        self.wait().await?;
+        let schema = self.result_schema().await;
+        self.shared.observe(schema)
+    }
+
+    async fn result_schema(&mut self) -> Result<SchemaRef> {
+        self.wait_finished().await?;
         if !self.has_result_set {
             return Ok(Arc::new(Schema::empty()));
         }
@@ -480,25 +544,32 @@ impl Operation {
         self.prefetch = None;
         self.cloudfetch = None;
         if self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shared.complete();
             return Ok(());
         }
-        close_operation(&self.shared).await
+        let closed = close_operation(&self.shared).await;
+        let closed = self.shared.observe(closed);
+        self.shared.complete();
+        closed
     }
 
     // --- internals ---
 
     async fn get_status(&self) -> Result<TGetOperationStatusResp> {
         let req = TGetOperationStatusReq::new(self.shared.handle.clone(), None);
-        self.shared
-            .rpc
-            .get_operation_status(req)
-            .await
-            .map_err(|e| self.shared.err(e))
+        let started = Instant::now();
+        let status = self
+            .shared
+            .rpc(self.shared.rpc.get_operation_status(req))
+            .await;
+        if let Some(recorder) = &self.shared.recorder {
+            recorder.poll(started.elapsed());
+        }
+        status
     }
 
     /// Take in a status; true when the statement finished, an error when it ended otherwise.
     fn apply_status(&mut self, status: &TGetOperationStatusResp) -> Result<bool> {
-        self.polls += 1;
         check_status(&status.status).map_err(|e| self.shared.err(e))?;
         if let Some(n) = status.num_modified_rows {
             self.rows_affected = Some(n);
@@ -515,6 +586,9 @@ impl Operation {
                 self.has_result_set = has;
             }
             self.finished = true;
+            if let Some(recorder) = &self.shared.recorder {
+                recorder.ready();
+            }
             return Ok(true);
         }
         Ok(false)
@@ -533,13 +607,19 @@ impl Operation {
             None => {
                 let req = TGetResultSetMetadataReq::new(self.shared.handle.clone());
                 self.shared
-                    .rpc
-                    .get_result_set_metadata(req)
-                    .await
-                    .map_err(|e| self.shared.err(e))?
+                    .rpc(self.shared.rpc.get_result_set_metadata(req))
+                    .await?
             }
         };
         let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
+        if let Some(recorder) = &self.shared.recorder {
+            let format = match decoder.format() {
+                RowFormat::ArrowInline => ResultFormat::InlineArrow,
+                RowFormat::Columnar => ResultFormat::ColumnarInline,
+                RowFormat::CloudFetch => ResultFormat::ExternalLinks,
+            };
+            recorder.result(format, decoder.lz4_compressed());
+        }
         self.decoder = Some(Arc::new(decoder));
         Ok(())
     }
@@ -636,6 +716,16 @@ impl Operation {
                 .err(Error::protocol("links arrived before metadata"))
         })?;
         let client = &self.session.client;
+        let recorder = self.shared.recorder.clone();
+        let observer: Option<Arc<dyn ChunkObserver>> =
+            match (recorder.clone(), client.telemetry.chunk_observer().cloned()) {
+                (Some(recorder), Some(user)) => Some(Arc::new(move |stats: &ChunkStats| {
+                    recorder.on_chunk(stats);
+                    user.on_chunk(stats);
+                })),
+                (Some(recorder), None) => Some(recorder),
+                (None, user) => user,
+            };
         let stream = CloudFetchStream::start(CloudFetchStart {
             config: client.config.cloud_fetch_config.clone(),
             transport: client.transport.clone(),
@@ -648,11 +738,14 @@ impl Operation {
             first_row_offset,
             schema: decoder.schema(),
             lz4: decoder.lz4_compressed(),
-            observer: None,
+            observer,
             cancelled: Some(Box::pin(self.shared.clone().cancelled())),
             buffers: client.cloudfetch_buffers.clone(),
         })
         .map_err(|e| self.shared.err(e))?;
+        if let Some(recorder) = &recorder {
+            recorder.cloudfetch(stream.counters());
+        }
         self.cloudfetch = Some(stream);
         self.more_rows = false;
         Ok(())
@@ -745,11 +838,7 @@ async fn fetch_page(
         start_row_offset,
         None,
     );
-    shared
-        .rpc
-        .fetch_results(req)
-        .await
-        .map_err(|e| shared.err(e))
+    shared.rpc(shared.rpc.fetch_results(req)).await
 }
 
 /// CloudFetch link pages of one operation: FetchResults from a given row offset.
@@ -780,15 +869,19 @@ impl LinkSource for OperationLinks {
 
 async fn close_operation(shared: &OpShared) -> Result<()> {
     shared
-        .rpc
-        .close_operation(TCloseOperationReq::new(shared.handle.clone()))
+        .rpc(
+            shared
+                .rpc
+                .close_operation(TCloseOperationReq::new(shared.handle.clone())),
+        )
         .await
         .map(|_| ())
-        .map_err(|e| shared.err(e))
 }
 
 impl Drop for Operation {
     fn drop(&mut self) {
+        // Dropped rather than closed: the statement's report is not lost.
+        self.shared.complete();
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -1,15 +1,19 @@
 //! [`Session`]: one TCLIService session: opened with a negotiated protocol version, runs
 //! statements, and is closed explicitly or, best effort, in the background when dropped.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use tokio::time::Instant;
 
 use crate::client::ClientInner;
 use crate::config::{EffectiveExecuteOptions, ExecuteOptions, SessionOptions};
 use crate::error::{Error, Result};
 use crate::operation::Operation;
+use crate::telemetry::{OperationType, StatementRecorder, TelemetryEventEmitter};
 use crate::thrift::handles::guid_to_string;
-use crate::thrift::rpc::ThriftClient;
+use crate::thrift::rpc::{counting_retries, ThriftClient};
 use crate::thrift::tcli::{
     TCloseSessionReq, TExecuteStatementReq, TGetCatalogsReq, TGetColumnsReq, TGetCrossReferenceReq,
     TGetFunctionsReq, TGetInfoReq, TGetInfoType, TGetInfoValue, TGetPrimaryKeysReq, TGetSchemasReq,
@@ -46,6 +50,10 @@ pub(crate) struct SessionInner {
     pub(crate) handle: TSessionHandle,
     pub(crate) id: String,
     pub(crate) server_protocol: TProtocolVersion,
+    /// Reports the session's life to the host's telemetry (absent when it is off).
+    pub(crate) emitter: TelemetryEventEmitter,
+    /// The statements of this session still measuring: closing the session ends their report.
+    statements: Mutex<Vec<Weak<StatementRecorder>>>,
     closed: AtomicBool,
 }
 
@@ -70,10 +78,20 @@ fn is_spark(v: TProtocolVersion) -> bool {
     v.0 >= TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1.0
 }
 
-pub(crate) async fn close_session_handle(rpc: &ThriftClient, handle: TSessionHandle) -> Result<()> {
-    rpc.close_session(TCloseSessionReq::new(handle))
-        .await
-        .map(|_| ())
+/// CloseSession, its latency reported as the session's `DELETE_SESSION`.
+pub(crate) async fn close_session_handle(
+    rpc: &ThriftClient,
+    handle: TSessionHandle,
+    emitter: &TelemetryEventEmitter,
+    session_id: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    let result = rpc.close_session(TCloseSessionReq::new(handle)).await;
+    match &result {
+        Ok(_) => emitter.emit_connection_close(session_id, started.elapsed()),
+        Err(e) => emitter.emit_error(e, Some(session_id), None),
+    }
+    result.map(|_| ())
 }
 
 impl Session {
@@ -102,18 +120,31 @@ impl Session {
             namespace,
             Some(true),
         );
-        let resp = client.rpc.open_session(req).await?;
-        let handle = resp
-            .session_handle
-            .ok_or_else(|| Error::protocol("the OpenSession reply has no session handle"))?;
+        let emitter = client.telemetry.emitter();
+        let started = Instant::now();
+        let opened = client.rpc.open_session(req).await.and_then(|resp| {
+            resp.session_handle
+                .map(|handle| (handle, resp.server_protocol_version))
+                .ok_or_else(|| Error::protocol("the OpenSession reply has no session handle"))
+        });
+        let (handle, server_protocol) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                client.telemetry.connect_failed(&emitter, &e);
+                return Err(e);
+            }
+        };
         let id = guid_to_string(&handle.session_id.guid);
-        let server_protocol = resp.server_protocol_version;
+        client.telemetry.connected();
+        emitter.emit_connection_open(&id, started.elapsed());
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
         let inner = Arc::new(SessionInner {
             client: client.clone(),
             handle,
             id,
             server_protocol,
+            emitter,
+            statements: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
         client.register_session(&inner.id, Arc::downgrade(&inner));
@@ -147,14 +178,23 @@ impl Session {
         self.inner.ensure_open()?;
         let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
         let req = self.execute_request(sql, &opts);
-        let resp = self
-            .inner
-            .client
-            .rpc
-            .execute_statement(req)
-            .await
-            .map_err(|e| e.with_session_id(&self.inner.id))?;
-        Operation::from_execute(self.inner.clone(), resp, opts)
+        let client = &self.inner.client;
+        let pending = client.telemetry.begin(OperationType::ExecuteStatement);
+        let submitted = counting_retries(
+            pending.as_ref().map(|p| p.retries()),
+            client.rpc.execute_statement(req),
+        )
+        .await;
+        match submitted {
+            Ok(resp) => Operation::from_execute(self.inner.clone(), resp, opts, pending),
+            Err(e) => {
+                let e = e.with_session_id(&self.inner.id);
+                if let Some(pending) = pending {
+                    pending.failed(&self.inner.id, &e);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn execute_request(&self, sql: &str, opts: &EffectiveExecuteOptions) -> TExecuteStatementReq {
@@ -221,11 +261,12 @@ impl Session {
     pub async fn catalogs(&self) -> Result<Operation> {
         let (direct, run_async) = self.metadata_flags()?;
         let req = TGetCatalogsReq::new(self.inner.handle.clone(), direct, run_async);
-        let resp = self.inner.client.rpc.get_catalogs(req).await;
-        self.metadata_operation(
-            "GetCatalogs",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetCatalogs", OperationType::ListCatalogs, async {
+            let r = rpc.get_catalogs(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The schemas of `catalog` whose names match `schema_pattern` (GetSchemas): columns
@@ -243,11 +284,12 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_schemas(req).await;
-        self.metadata_operation(
-            "GetSchemas",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetSchemas", OperationType::ListSchemas, async {
+            let r = rpc.get_schemas(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The tables matching the patterns (GetTables), optionally only of the given types (e.g.
@@ -274,22 +316,24 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_tables(req).await;
-        self.metadata_operation(
-            "GetTables",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetTables", OperationType::ListTables, async {
+            let r = rpc.get_tables(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The table types the server knows (GetTableTypes): column `TABLE_TYPE`.
     pub async fn table_types(&self) -> Result<Operation> {
         let (direct, run_async) = self.metadata_flags()?;
         let req = TGetTableTypesReq::new(self.inner.handle.clone(), direct, run_async);
-        let resp = self.inner.client.rpc.get_table_types(req).await;
-        self.metadata_operation(
-            "GetTableTypes",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetTableTypes", OperationType::ListTableTypes, async {
+            let r = rpc.get_table_types(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The columns matching the patterns (GetColumns): JDBC `getColumns` columns.
@@ -310,11 +354,12 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_columns(req).await;
-        self.metadata_operation(
-            "GetColumns",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetColumns", OperationType::ListColumns, async {
+            let r = rpc.get_columns(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The functions matching `function_pattern` (GetFunctions).
@@ -333,11 +378,12 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_functions(req).await;
-        self.metadata_operation(
-            "GetFunctions",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetFunctions", OperationType::ListFunctions, async {
+            let r = rpc.get_functions(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// The primary key columns of one table (GetPrimaryKeys).
@@ -356,11 +402,12 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_primary_keys(req).await;
-        self.metadata_operation(
-            "GetPrimaryKeys",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetPrimaryKeys", OperationType::ListPrimaryKeys, async {
+            let r = rpc.get_primary_keys(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// Foreign keys (GetCrossReference), one row per key column, with JDBC `getCrossReference`
@@ -392,11 +439,16 @@ impl Session {
             direct,
             run_async,
         );
-        let resp = self.inner.client.rpc.get_cross_reference(req).await;
-        self.metadata_operation(
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call(
             "GetCrossReference",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
+            OperationType::ListCrossReferences,
+            async {
+                let r = rpc.get_cross_reference(req).await?;
+                Ok((r.operation_handle, r.direct_results))
+            },
         )
+        .await
     }
 
     /// The foreign keys of `table`: the keys it uses to reference other tables
@@ -427,11 +479,12 @@ impl Session {
     pub async fn type_info(&self) -> Result<Operation> {
         let (direct, run_async) = self.metadata_flags()?;
         let req = TGetTypeInfoReq::new(self.inner.handle.clone(), direct, run_async);
-        let resp = self.inner.client.rpc.get_type_info(req).await;
-        self.metadata_operation(
-            "GetTypeInfo",
-            resp.map(|r| (r.operation_handle, r.direct_results)),
-        )
+        let rpc = &self.inner.client.rpc;
+        self.metadata_call("GetTypeInfo", OperationType::ListTypeInfo, async {
+            let r = rpc.get_type_info(req).await?;
+            Ok((r.operation_handle, r.direct_results))
+        })
+        .await
     }
 
     /// What the server says it is (three GetInfo calls): server name, DBMS name and version.
@@ -477,15 +530,29 @@ impl Session {
         Ok((direct, run_async))
     }
 
-    fn metadata_operation(
+    /// Run one metadata RPC (`call`, named `rpc`) and make its reply an [`Operation`] of
+    /// `operation_type`.
+    async fn metadata_call(
         &self,
         rpc: &str,
-        resp: Result<(Option<TOperationHandle>, Option<TSparkDirectResults>)>,
+        operation_type: OperationType,
+        call: impl Future<Output = Result<(Option<TOperationHandle>, Option<TSparkDirectResults>)>>,
     ) -> Result<Operation> {
-        let (handle, direct) = resp.map_err(|e| e.with_session_id(&self.inner.id))?;
+        let pending = self.inner.client.telemetry.begin(operation_type);
+        let resp = counting_retries(pending.as_ref().map(|p| p.retries()), call).await;
+        let (handle, direct) = match resp {
+            Ok(reply) => reply,
+            Err(e) => {
+                let e = e.with_session_id(&self.inner.id);
+                if let Some(pending) = pending {
+                    pending.failed(&self.inner.id, &e);
+                }
+                return Err(e);
+            }
+        };
         let options =
             EffectiveExecuteOptions::resolve(&self.inner.client.config, ExecuteOptions::default());
-        Operation::from_parts(self.inner.clone(), rpc, handle, direct, options)
+        Operation::from_parts(self.inner.clone(), rpc, handle, direct, options, pending)
     }
 
     /// Close the session on the server. Operations of the session can no longer be used.
@@ -507,15 +574,40 @@ impl SessionInner {
         Ok(())
     }
 
-    /// Close on the server once; later calls (and the drop) do nothing.
+    /// Measure `recorder`'s statement until it ends or this session closes.
+    pub(crate) fn track(&self, recorder: &Arc<StatementRecorder>) {
+        let mut statements = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        statements.retain(|s| s.strong_count() > 0);
+        statements.push(Arc::downgrade(recorder));
+    }
+
+    /// Close on the server once; later calls (and the drop) do nothing. The statements still
+    /// open are reported as ended.
     pub(crate) async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         self.client.forget_session(&self.id);
-        close_session_handle(&self.client.rpc, self.handle.clone())
-            .await
-            .map_err(|e| e.with_session_id(&self.id))
+        let statements = std::mem::take(
+            &mut *self
+                .statements
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for statement in statements.iter().filter_map(Weak::upgrade) {
+            statement.complete();
+        }
+        close_session_handle(
+            &self.client.rpc,
+            self.handle.clone(),
+            &self.emitter,
+            &self.id,
+        )
+        .await
+        .map_err(|e| e.with_session_id(&self.id))
     }
 }
 
@@ -532,8 +624,9 @@ impl Drop for SessionInner {
         let rpc = self.client.rpc.clone();
         let handle = self.handle.clone();
         let id = self.id.clone();
+        let emitter = self.emitter.clone();
         runtime.spawn(async move {
-            if let Err(e) = close_session_handle(&rpc, handle).await {
+            if let Err(e) = close_session_handle(&rpc, handle, &emitter, &id).await {
                 tracing::debug!(session_id = %id, error = %e, "background close of a dropped session failed");
             }
         });

@@ -28,7 +28,6 @@ mod retry;
 pub use client::HyperTransport;
 // For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
 pub(crate) use client::is_loopback_host;
-#[allow(unused_imports)] // telemetry reports it (wiring issue)
 pub(crate) use config::user_agent;
 pub use config::{HttpConfig, TlsRoots};
 pub use retry::RetryPolicy;

@@ -70,6 +70,20 @@ impl RetryPolicy {
         request: HttpRequest,
         idempotent: bool,
     ) -> Result<HttpResponse> {
+        let mut attempts = 0;
+        self.send_counted(transport, request, idempotent, &mut attempts)
+            .await
+    }
+
+    /// [`send`](Self::send), counting in `attempts` the attempts made (the first included),
+    /// whatever the outcome: what telemetry reports as a call's retries.
+    pub(crate) async fn send_counted(
+        &self,
+        transport: &dyn HttpTransport,
+        request: HttpRequest,
+        idempotent: bool,
+        attempts: &mut u32,
+    ) -> Result<HttpResponse> {
         let started = Instant::now();
         let deadline = started + self.overall_timeout;
         let max_attempts = self.max_attempts.max(1);
@@ -77,6 +91,7 @@ impl RetryPolicy {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            *attempts = attempt;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let outcome = tokio::time::timeout(remaining, transport.send(request.clone())).await;
             let failure = match outcome {

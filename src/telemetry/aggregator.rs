@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::emitter::EmitGate;
 use super::types::{
-    ConnectionParameters, ErrorDetails, EventDetail, MetricKind, OperationType, StatementMetrics,
+    ConnectionParameters, ErrorDetails, EventDetail, MetricKind, OperationType, StatementAggregate,
     TelemetryConfiguration, TelemetryEvent, TelemetryMetric,
 };
 
@@ -39,7 +39,7 @@ struct StatementState {
     connection: Option<Arc<ConnectionParameters>>,
     /// Whether the start event was seen (else latency is unknown).
     started: bool,
-    metrics: StatementMetrics,
+    metrics: StatementAggregate,
     errors: Vec<(i64, ErrorDetails)>,
     errors_dropped: u64,
     last_seen: Instant,
@@ -75,16 +75,19 @@ impl MetricsAggregator {
         }
     }
 
+    #[cfg(test)]
     /// Metrics waiting for export.
     pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
+    #[cfg(test)]
     /// Statements started and not yet completed.
     pub(crate) fn open_statements(&self) -> usize {
         self.statements.len()
     }
 
+    #[cfg(test)]
     /// Metrics dropped because too many were pending.
     pub(crate) fn dropped_metrics(&self) -> u64 {
         self.dropped_metrics
@@ -208,7 +211,7 @@ impl MetricsAggregator {
             session_id: None,
             connection: None,
             started: false,
-            metrics: StatementMetrics::new(OperationType::Unspecified, at),
+            metrics: StatementAggregate::new(OperationType::Unspecified, at),
             errors: Vec::new(),
             errors_dropped: 0,
             last_seen: at,
@@ -506,6 +509,7 @@ mod tests {
                 http_status: None,
                 terminal,
                 retryable: !terminal,
+                before_auth: false,
             }),
         )
     }

@@ -117,17 +117,20 @@ impl CircuitBreaker {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     /// The settings this breaker runs with.
     pub(crate) fn config(&self) -> CircuitBreakerConfig {
         self.config
     }
 
+    #[cfg(test)]
     /// The current state (an open breaker whose timeout passed reports OPEN until the next
     /// [`try_acquire`](Self::try_acquire) turns it HALF_OPEN).
     pub(crate) fn state(&self) -> CircuitState {
         self.lock().state
     }
 
+    #[cfg(test)]
     /// Consecutive failures counted while closed.
     pub(crate) fn consecutive_failures(&self) -> u32 {
         self.lock().consecutive_failures
@@ -226,6 +229,7 @@ pub(crate) struct CircuitBreakerRegistry {
 }
 
 impl CircuitBreakerRegistry {
+    #[cfg(test)]
     /// An empty registry.
     pub(crate) fn new() -> Self {
         Self::default()
@@ -243,12 +247,14 @@ impl CircuitBreakerRegistry {
             .clone()
     }
 
+    #[cfg(test)]
     /// The breaker of `host`, if it has one.
     pub(crate) fn get(&self, host: &str) -> Option<Arc<CircuitBreaker>> {
         let map = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(host).cloned()
     }
 
+    #[cfg(test)]
     /// Forget the breaker of `host`.
     pub(crate) fn remove(&self, host: &str) {
         let mut map = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);

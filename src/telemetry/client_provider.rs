@@ -273,11 +273,13 @@ impl TelemetryClientProvider {
         }
     }
 
-    /// Hosts with a live telemetry client.
-    pub(crate) fn client_count(&self) -> usize {
+    /// How many hosts have a telemetry client in this provider now: one per host, however many
+    /// driver clients share it; it goes when the host's last client closes or is dropped.
+    pub fn client_count(&self) -> usize {
         lock(&self.inner.clients).len()
     }
 
+    #[cfg(test)]
     /// References held on `host`'s telemetry client.
     pub(crate) fn ref_count(&self, host: &str) -> usize {
         lock(&self.inner.clients).get(host).map_or(0, |h| h.refs)
@@ -317,6 +319,7 @@ impl TelemetryHandle {
         TelemetryHandle { inner: None }
     }
 
+    #[cfg(test)]
     /// Whether this handle refers to a running telemetry client.
     pub(crate) fn is_enabled(&self) -> bool {
         self.inner.is_some()
@@ -330,6 +333,7 @@ impl TelemetryHandle {
         }
     }
 
+    #[cfg(test)]
     /// Events dropped so far by this host's emitters (queue full or telemetry stopped).
     pub(crate) fn dropped_events(&self) -> u64 {
         self.inner
@@ -478,7 +482,12 @@ mod tests {
         let mut h = provider.get_or_create(HOST, context(HOST, t));
         let e = h.emitter();
         e.emit_connection_open("sess-1", Duration::from_millis(40));
-        e.emit_statement_start("sess-1", "stmt-1", OperationType::ExecuteStatement);
+        e.emit_statement_start(
+            "sess-1",
+            "stmt-1",
+            OperationType::ExecuteStatement,
+            Instant::now(),
+        );
         e.emit_statement_complete("sess-1", "stmt-1", StatementCompletion::default());
         settle().await;
         assert!(

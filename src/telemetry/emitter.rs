@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::classifier::ExceptionClassifier;
 use super::redact::redact_message;
@@ -130,17 +131,22 @@ impl TelemetryEventEmitter {
         }
     }
 
-    /// A statement (or metadata operation) started.
+    /// A statement (or metadata operation) was submitted at `submitted` (its latency counts
+    /// from then) and the server accepted it as `statement_id`.
     pub(crate) fn emit_statement_start(
         &self,
         session_id: &str,
         statement_id: &str,
         operation_type: OperationType,
+        submitted: Instant,
     ) {
         if let Some(inner) = &self.inner {
-            inner.emit(Some(session_id), Some(statement_id), || {
-                EventDetail::StatementStart { operation_type }
-            });
+            inner.emit_at(
+                Some(submitted),
+                Some(session_id),
+                Some(statement_id),
+                || EventDetail::StatementStart { operation_type },
+            );
         }
     }
 
@@ -163,6 +169,18 @@ impl TelemetryEventEmitter {
         if let Some(inner) = &self.inner {
             inner.emit(None, Some(statement_id), || {
                 EventDetail::CloudFetchChunk(chunk)
+            });
+        }
+    }
+
+    /// Opening a session failed with `error`; `before_auth` when the client's credentials have
+    /// never worked yet (the error is then exported to the unauthenticated endpoint only).
+    pub(crate) fn emit_connect_error(&self, error: &Error, before_auth: bool) {
+        if let Some(inner) = &self.inner {
+            inner.emit(None, None, || {
+                let mut details = error_details(error);
+                details.before_auth = before_auth;
+                EventDetail::Error(details)
             });
         }
     }
@@ -191,11 +209,25 @@ impl EmitterInner {
         statement_id: Option<&str>,
         detail: impl FnOnce() -> EventDetail,
     ) {
+        self.emit_at(None, session_id, statement_id, detail);
+    }
+
+    /// Emit an event that happened at `at` (`None`: now).
+    fn emit_at(
+        &self,
+        at: Option<Instant>,
+        session_id: Option<&str>,
+        statement_id: Option<&str>,
+        detail: impl FnOnce() -> EventDetail,
+    ) {
         if !self.gate.accepts() {
             return;
         }
         let sent = catch_unwind(AssertUnwindSafe(|| {
             let mut event = TelemetryEvent::now(detail());
+            if let Some(at) = at {
+                event.at = at;
+            }
             event.session_id = session_id.map(str::to_string);
             event.statement_id = statement_id.map(str::to_string);
             event.connection = self.connection.clone();
@@ -250,6 +282,7 @@ pub(crate) fn error_details(error: &Error) -> ErrorDetails {
         http_status: error.http_status(),
         terminal: ExceptionClassifier::is_terminal(error),
         retryable: ExceptionClassifier::is_retryable(error),
+        before_auth: false,
     }
 }
 
@@ -290,7 +323,7 @@ mod tests {
     async fn emits_each_event_type() {
         let (e, mut rx, _, _) = emitter(16);
         e.emit_connection_open("s1", Duration::from_millis(30));
-        e.emit_statement_start("s1", "q1", OperationType::ExecuteStatement);
+        e.emit_statement_start("s1", "q1", OperationType::ExecuteStatement, Instant::now());
         e.emit_cloudfetch_chunk(
             "q1",
             ChunkDownload {
@@ -331,7 +364,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn events_carry_every_required_field() {
         let (e, mut rx, _, _) = emitter(16);
-        e.emit_statement_start("s1", "q1", OperationType::ListTables);
+        e.emit_statement_start("s1", "q1", OperationType::ListTables, Instant::now());
         e.emit_cloudfetch_chunk("q1", ChunkDownload::default());
         e.emit_connection_open("s1", Duration::from_millis(30));
         let events = drain(&mut rx);
@@ -412,7 +445,7 @@ mod tests {
         let e = TelemetryEventEmitter::disabled();
         assert!(!e.is_enabled());
         e.emit_connection_open("s", Duration::ZERO);
-        e.emit_statement_start("s", "q", OperationType::ExecuteStatement);
+        e.emit_statement_start("s", "q", OperationType::ExecuteStatement, Instant::now());
         e.emit_statement_complete("s", "q", StatementCompletion::default());
         e.emit_cloudfetch_chunk("q", ChunkDownload::default());
         e.emit_error(&Error::new(ErrorKind::Connect, "x"), None, None);

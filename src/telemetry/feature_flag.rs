@@ -56,6 +56,7 @@ pub(crate) struct FeatureFlagCache {
 }
 
 impl FeatureFlagCache {
+    #[cfg(test)]
     /// An empty cache.
     pub(crate) fn new() -> Self {
         Self::default()
@@ -87,6 +88,7 @@ impl FeatureFlagCache {
         }
     }
 
+    #[cfg(test)]
     /// References held on `host` (0 when it has no entry).
     pub(crate) fn ref_count(&self, host: &str) -> usize {
         self.hosts().get(host).map_or(0, |e| e.refs)

@@ -50,7 +50,12 @@ async fn uploads_what_the_driver_emitted_to_the_mock_warehouse() {
     let mut handle = provider.get_or_create(&host(&mock), context(&mock).await);
     let e = handle.emitter();
     e.emit_connection_open("sess-1", Duration::from_millis(42));
-    e.emit_statement_start("sess-1", "stmt-1", OperationType::ExecuteStatement);
+    e.emit_statement_start(
+        "sess-1",
+        "stmt-1",
+        OperationType::ExecuteStatement,
+        tokio::time::Instant::now(),
+    );
     e.emit_statement_complete(
         "sess-1",
         "stmt-1",

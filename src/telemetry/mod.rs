@@ -1,15 +1,15 @@
 //! Telemetry: what the driver measures about its own connections and statements, aggregated per
-//! statement and exported in the background to the workspace's telemetry endpoint.
+//! statement and exported in the background to the workspace's telemetry endpoint, and handed
+//! to the application when it asks ([`ClientBuilder::on_statement_metrics`](crate::ClientBuilder::on_statement_metrics)).
 //!
 //! It is on by default but takes effect only when the workspace's feature flag for this driver
-//! is on; [`TelemetryConfiguration::enabled`] turns it off entirely. It never collects SQL text,
-//! row data, tokens or presigned URLs. See `docs/TELEMETRY.md` for the user guide.
+//! is on (or [`TelemetryConfiguration::force_enabled`]); [`TelemetryConfiguration::enabled`],
+//! [`ClientBuilder::telemetry_enabled`](crate::ClientBuilder::telemetry_enabled) or the
+//! environment variable [`TELEMETRY_DISABLED_ENV`] turn it off entirely. It never collects SQL
+//! text, row data, tokens or presigned URLs. See `docs/TELEMETRY.md` for the user guide.
 //!
 //! Nothing here can fail, block or slow a query: events are non-blocking sends into a bounded
 //! queue, and everything else runs in one background task per host, isolated from the driver.
-
-// The driver wires these components in the next issue; until then parts are used by tests only.
-#![cfg_attr(not(test), allow(dead_code))]
 
 mod aggregator;
 mod circuit_breaker;
@@ -19,6 +19,7 @@ mod emitter;
 mod exporter;
 mod feature_flag;
 mod payload;
+mod recorder;
 mod redact;
 mod types;
 
@@ -28,15 +29,13 @@ mod mock_tests;
 mod test_support;
 
 pub use client_provider::TelemetryClientProvider;
-pub use types::TelemetryConfiguration;
+pub use recorder::{StatementMetrics, TELEMETRY_DISABLED_ENV};
+pub use types::{OperationType, ResultFormat, TelemetryConfiguration};
 
-// What the driver (client, session, operation, CloudFetch) uses to report.
-#[allow(unused_imports)] // Until the driver is wired in the next issue.
-pub(crate) use client_provider::TelemetryHandle;
-#[allow(unused_imports)]
+// What the driver (client, session, operation) reports through.
 pub(crate) use emitter::TelemetryEventEmitter;
-#[allow(unused_imports)]
-pub(crate) use types::{
-    ChunkDownload, ConnectionParameters, OperationType, ResultFormat, StatementCompletion,
-    TelemetryContext, TelemetryEndpoint,
+pub(crate) use recorder::{
+    disabled_by_env, org_id_from_http_path, ClientTelemetry, PendingStatement, StatementCallback,
+    StatementRecorder,
 };
+pub(crate) use types::{ConnectionParameters, TelemetryContext, TelemetryEndpoint};

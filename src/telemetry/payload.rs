@@ -417,7 +417,7 @@ mod tests {
 
     use super::*;
     use crate::telemetry::types::{
-        ErrorDetails, MetricKind, OperationType, ResultFormat, StatementMetrics,
+        ErrorDetails, MetricKind, OperationType, ResultFormat, StatementAggregate,
     };
 
     fn system() -> DriverConfiguration {
@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn statement_metric() -> TelemetryMetric {
-        let mut s = StatementMetrics::new(OperationType::ExecuteStatement, Instant::now());
+        let mut s = StatementAggregate::new(OperationType::ExecuteStatement, Instant::now());
         s.latency = Some(Duration::from_millis(1234));
         s.result_format = Some(ResultFormat::ExternalLinks);
         s.compressed = Some(true);
@@ -535,6 +535,7 @@ mod tests {
             http_status: None,
             terminal: false,
             retryable: true,
+            before_auth: false,
         });
         let v = serde_json::to_value(TelemetryFrontendLog::from_metric(&m, ctx(&sys, false)))
             .expect("serializable");

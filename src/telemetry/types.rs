@@ -133,6 +133,7 @@ pub(crate) struct TelemetryEndpoint {
 }
 
 impl TelemetryEndpoint {
+    #[cfg(test)]
     /// The endpoint of a workspace host such as `adb-123.4.azuredatabricks.net` (HTTPS).
     /// A value that already carries a scheme is taken as a base URL.
     pub(crate) fn for_host(host: &str) -> Self {
@@ -148,6 +149,11 @@ impl TelemetryEndpoint {
         TelemetryEndpoint {
             base_url: base_url.trim_end_matches('/').to_string(),
         }
+    }
+
+    /// The base URL (scheme, host and port): what identifies the host's telemetry.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// The export URL: `/telemetry-ext` when authenticated, `/telemetry-unauth` otherwise.
@@ -361,29 +367,47 @@ impl DriverConfiguration {
     }
 }
 
-/// What an operation was, reported as `operation_detail.operation_type`.
+/// What an operation was, reported as `operation_detail.operation_type`; its wire name is
+/// [`as_str`](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum OperationType {
+#[non_exhaustive]
+pub enum OperationType {
+    /// A session was opened (`CREATE_SESSION`).
     CreateSession,
+    /// A session was closed (`DELETE_SESSION`).
     DeleteSession,
+    /// A SQL statement (`EXECUTE_STATEMENT`).
     ExecuteStatement,
+    /// A statement was closed (`CLOSE_STATEMENT`).
     CloseStatement,
+    /// A statement was cancelled (`CANCEL_STATEMENT`).
     CancelStatement,
+    /// [`Session::catalogs`](crate::Session::catalogs) (`LIST_CATALOGS`).
     ListCatalogs,
+    /// [`Session::schemas`](crate::Session::schemas) (`LIST_SCHEMAS`).
     ListSchemas,
+    /// [`Session::tables`](crate::Session::tables) (`LIST_TABLES`).
     ListTables,
+    /// [`Session::table_types`](crate::Session::table_types) (`LIST_TABLE_TYPES`).
     ListTableTypes,
+    /// [`Session::columns`](crate::Session::columns) (`LIST_COLUMNS`).
     ListColumns,
+    /// [`Session::functions`](crate::Session::functions) (`LIST_FUNCTIONS`).
     ListFunctions,
+    /// [`Session::type_info`](crate::Session::type_info) (`LIST_TYPE_INFO`).
     ListTypeInfo,
+    /// [`Session::primary_keys`](crate::Session::primary_keys) (`LIST_PRIMARY_KEYS`).
     ListPrimaryKeys,
+    /// [`Session::cross_reference`](crate::Session::cross_reference) and its short forms
+    /// (`LIST_CROSS_REFERENCES`).
     ListCrossReferences,
+    /// Not known (`TYPE_UNSPECIFIED`).
     Unspecified,
 }
 
 impl OperationType {
     /// The wire name, e.g. `EXECUTE_STATEMENT`.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OperationType::CreateSession => "CREATE_SESSION",
             OperationType::DeleteSession => "DELETE_SESSION",
@@ -421,19 +445,26 @@ impl OperationType {
     }
 }
 
-/// How a statement's result came back, reported as `execution_result`.
+/// How a statement's result came back, reported as `execution_result`; its wire name is
+/// [`as_str`](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ResultFormat {
+#[non_exhaustive]
+pub enum ResultFormat {
+    /// Arrow batches inline in the replies (`INLINE_ARROW`).
     InlineArrow,
+    /// Column-based row sets inline in the replies (`COLUMNAR_INLINE`).
     ColumnarInline,
+    /// CloudFetch: links to Arrow files in cloud storage (`EXTERNAL_LINKS`).
     ExternalLinks,
+    /// JSON inline (`INLINE_JSON`; not produced by this driver's Thrift backend).
     InlineJson,
+    /// Not known (`FORMAT_UNSPECIFIED`).
     Unspecified,
 }
 
 impl ResultFormat {
     /// The wire name, e.g. `EXTERNAL_LINKS`.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ResultFormat::InlineArrow => "INLINE_ARROW",
             ResultFormat::ColumnarInline => "COLUMNAR_INLINE",
@@ -445,6 +476,7 @@ impl ResultFormat {
 }
 
 /// The kinds of events the driver emits.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TelemetryEventType {
     ConnectionOpen,
@@ -455,6 +487,7 @@ pub(crate) enum TelemetryEventType {
     Error,
 }
 
+#[cfg(test)]
 impl TelemetryEventType {
     /// A short name for logs, e.g. `statement.complete`.
     pub(crate) fn as_str(self) -> &'static str {
@@ -517,6 +550,10 @@ pub(crate) struct ErrorDetails {
     pub terminal: bool,
     /// Retryable per the classifier: wait for the statement's completion.
     pub retryable: bool,
+    /// The error ended a connection attempt before the credentials had ever worked (a first
+    /// OpenSession answered 401, say): exported to `/telemetry-unauth` only, as credentials that
+    /// the workspace refused are no credentials to export with.
+    pub before_auth: bool,
 }
 
 /// What an event says, per type.
@@ -560,6 +597,7 @@ impl TelemetryEvent {
         }
     }
 
+    #[cfg(test)]
     /// Which kind of event this is.
     pub(crate) fn event_type(&self) -> TelemetryEventType {
         match self.detail {
@@ -575,7 +613,7 @@ impl TelemetryEvent {
 
 /// What the aggregator knows about one statement.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StatementMetrics {
+pub(crate) struct StatementAggregate {
     /// What the statement was.
     pub operation_type: OperationType,
     /// When it started (monotonic).
@@ -610,10 +648,10 @@ pub(crate) struct StatementMetrics {
     pub retry_count: u32,
 }
 
-impl StatementMetrics {
+impl StatementAggregate {
     /// A statement of `operation_type` that started at `started_at`.
     pub(crate) fn new(operation_type: OperationType, started_at: Instant) -> Self {
-        StatementMetrics {
+        StatementAggregate {
             operation_type,
             started_at,
             latency: None,
@@ -663,7 +701,7 @@ pub(crate) struct TelemetryMetric {
     /// The operation's latency.
     pub latency: Option<Duration>,
     /// For statements: the aggregated details.
-    pub statement: Option<StatementMetrics>,
+    pub statement: Option<StatementAggregate>,
     /// The error, for error metrics and statements ended by a terminal error.
     pub error: Option<ErrorDetails>,
 }

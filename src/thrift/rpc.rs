@@ -9,10 +9,9 @@
 //! [`Error`](crate::Error) ([`status::check_status`]). Errors carry no session or statement id:
 //! the callers attach them.
 
-// No caller until the session/operation layer lands.
-
 use std::fmt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +25,23 @@ use crate::http::{HttpRequest, HttpTransport, RetryPolicy};
 use crate::thrift::framing;
 use crate::thrift::status;
 use crate::thrift::tcli::*;
+
+tokio::task_local! {
+    /// Where the RPCs made within [`counting_retries`] add their retries.
+    static RETRY_COUNTER: Arc<AtomicU32>;
+}
+
+/// Run `f`, adding to `counter` the retries (HTTP attempts beyond each call's first) of every
+/// RPC that `f` makes itself (not in tasks it spawns). `None` runs `f` as it is.
+pub(crate) async fn counting_retries<F: Future>(
+    counter: Option<&Arc<AtomicU32>>,
+    f: F,
+) -> F::Output {
+    match counter {
+        Some(counter) => RETRY_COUNTER.scope(counter.clone(), f).await,
+        None => f.await,
+    }
+}
 
 /// The media type of Thrift bodies, sent as `Content-Type` and `Accept`.
 const THRIFT_CONTENT_TYPE: &str = "application/x-thrift";
@@ -245,16 +261,25 @@ impl ThriftClient {
         let body = framing::encode_call(method, seq_id, req)?;
         let request_bytes = body.len();
         let started = Instant::now();
+        let mut attempts = 0;
         let result = async {
             let request = self.build_request(Bytes::from(body)).await?;
             let response = self
                 .retry
-                .send(&*self.transport, request, idempotency == Idempotent)
+                .send_counted(
+                    &*self.transport,
+                    request,
+                    idempotency == Idempotent,
+                    &mut attempts,
+                )
                 .await?;
             let resp: Resp = framing::decode_reply(method, seq_id, &response.body)?;
             Ok::<_, crate::Error>((resp, response.body.len()))
         }
         .await;
+        if attempts > 1 {
+            let _ = RETRY_COUNTER.try_with(|c| c.fetch_add(attempts - 1, Ordering::Relaxed));
+        }
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((resp, response_bytes)) => {

@@ -19,8 +19,6 @@
 //!   when the stream is dropped or cancelled.
 //! - [`stats`]: per-chunk figures (bytes, rows, latencies) for logs and telemetry.
 
-// The Operation (lead) wires the stream in; until then the non-test build does not use it.
-
 mod budget;
 mod buffers;
 mod decode;
@@ -42,8 +40,7 @@ use crate::http::HttpTransport;
 
 pub(crate) use buffers::BufferPool;
 pub(crate) use links::{LinkSource, ResultLink};
-// Public for the crate root to re-export with the client's settings and telemetry hook.
-#[allow(unused_imports)]
+pub(crate) use stats::SummaryCounters;
 pub use stats::{ChunkObserver, ChunkStats, CloudFetchSummary};
 
 /// Settings of the CloudFetch download pipeline. Every field's default is written on it; change
@@ -198,6 +195,12 @@ impl CloudFetchStream {
     /// The result's schema.
     pub(crate) fn schema(&self) -> SchemaRef {
         self.pipeline.schema()
+    }
+
+    /// The stream's chunk counters (links received, files decoded and read, download times),
+    /// shared, so that a statement's telemetry can read them after the stream is gone.
+    pub(crate) fn counters(&self) -> Arc<SummaryCounters> {
+        self.pipeline.counters()
     }
 
     /// Running totals of this stream so far (chunks, bytes, latencies, retries, and the byte

@@ -289,6 +289,11 @@ impl Pipeline {
         self.stop();
     }
 
+    /// The stream's chunk counters, shared: they stay readable after the stream is gone.
+    pub(crate) fn counters(&self) -> Arc<SummaryCounters> {
+        self.summary.clone()
+    }
+
     pub(crate) fn summary(&self) -> CloudFetchSummary {
         let mut summary = self.summary.snapshot();
         summary.budget_bytes = self.budget.capacity();
