@@ -506,8 +506,14 @@ async fn each_result_format_and_metadata_call_is_reported_with_its_type() {
                 Some(ResultFormat::ColumnarInline)
             ),
             // The mock answers metadata calls column-based, as warehouses do.
-            (OperationType::ListCatalogs, Some(ResultFormat::ColumnarInline)),
-            (OperationType::ListTables, Some(ResultFormat::ColumnarInline)),
+            (
+                OperationType::ListCatalogs,
+                Some(ResultFormat::ColumnarInline)
+            ),
+            (
+                OperationType::ListTables,
+                Some(ResultFormat::ColumnarInline)
+            ),
         ]
     );
     assert_eq!(local[0].statement_id, inline);

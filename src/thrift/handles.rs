@@ -1,8 +1,6 @@
 //! Session and operation handle ids: the text users see for a `THandleIdentifier`, and fresh
 //! identifiers for the mock warehouse.
 
-// No caller until the session/operation layer and the mock land.
-
 use uuid::Uuid;
 
 use crate::thrift::tcli::THandleIdentifier;

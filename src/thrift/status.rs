@@ -3,8 +3,6 @@
 //!
 //! Errors made here carry no session or statement id: callers attach them.
 
-// No caller until the session/operation layer and the mock land.
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::thrift::tcli::{TGetOperationStatusResp, TOperationState, TStatus, TStatusCode};
 
