@@ -87,8 +87,6 @@ struct Inner {
     never_sent: bool,
 }
 
-// Some crate-internal helpers have no caller until the layers using them land.
-#[allow(dead_code)]
 impl Error {
     /// A new error of `kind` with a message saying what failed. Crate-internal constructor.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {

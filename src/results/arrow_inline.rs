@@ -24,15 +24,12 @@ const CONTINUATION_MARKER: u32 = 0xFFFF_FFFF;
 enum Source {
     /// The n-th (0-based) `TSparkArrowBatch` of a row set.
     Batch(usize),
-    /// A whole IPC stream (a CloudFetch file).
-    Stream,
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Batch(index) => write!(f, "Arrow batch {index}"),
-            Source::Stream => f.write_str("Arrow IPC stream"),
         }
     }
 }
@@ -53,11 +50,6 @@ impl ArrowBatchDecoder {
         }
     }
 
-    /// The schema every decoded batch has.
-    pub(crate) fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// Decodes the `arrowBatches` of an `ARROW_BASED_SET` in order, checking each one's row count
     /// against its `rowCount`. Batches without rows are left out.
     pub(crate) fn decode_batches(
@@ -76,25 +68,6 @@ impl ArrowBatchDecoder {
                 };
             self.decode_messages(data, batch.row_count, Source::Batch(index), &mut out)?;
         }
-        Ok(out)
-    }
-
-    /// Decodes one whole Arrow IPC stream (a CloudFetch file: schema message, record batches,
-    /// end-of-stream marker; one LZ4 frame when compressed) and checks that it holds
-    /// `expected_rows` rows. The stream's schema must have the same columns and types as the
-    /// decoder's; the batches carry the decoder's schema.
-    pub(crate) fn decode_stream(
-        &self,
-        data: bytes::Bytes,
-        expected_rows: i64,
-    ) -> Result<Vec<RecordBatch>> {
-        let data = if self.lz4_compressed {
-            Buffer::from_vec(lz4::decompress_frame_to_vec(&data)?)
-        } else {
-            Buffer::from(data)
-        };
-        let mut out = Vec::new();
-        self.decode_messages(data, expected_rows, Source::Stream, &mut out)?;
         Ok(out)
     }
 

@@ -6,10 +6,6 @@
 //! `TGetResultSetMetadataResp`, then [`decode`](ResultDecoder::decode) every `TRowSet` of the
 //! result (from direct results and from each `FetchResults`) in order.
 
-// The operation (lead) and the mock warehouse are being wired to these entry points; until
-// they all are, parts of this module have no caller outside the tests.
-#![allow(dead_code)]
-
 pub(crate) mod arrow_inline;
 pub(crate) mod cloudfetch;
 pub(crate) mod columnar;
@@ -141,12 +137,6 @@ impl ResultDecoder {
     /// Whether Arrow data (inline batches, CloudFetch files) is LZ4-framed.
     pub(crate) fn lz4_compressed(&self) -> bool {
         self.lz4_compressed
-    }
-
-    /// The decoder of Arrow IPC data of this result, e.g. for CloudFetch files
-    /// ([`ArrowBatchDecoder::decode_stream`]).
-    pub(crate) fn arrow_decoder(&self) -> &ArrowBatchDecoder {
-        &self.arrow
     }
 
     /// Decodes one row set into batches, in row order; a row set without rows gives none.

@@ -12,9 +12,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::encode::{
-    encode_batch_message, encode_ipc_stream, encode_schema_message, to_columns, to_table_schema,
-};
+use super::encode::{encode_batch_message, encode_schema_message, to_columns, to_table_schema};
 use super::lz4::compress_frame;
 use super::{ResultDecoder, ResultFormat};
 use crate::thrift::tcli::{TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType};
@@ -322,40 +320,4 @@ fn cloudfetch_links_are_left_to_the_cloudfetch_pipeline() {
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(err.to_string().contains("CloudFetch pipeline"), "{err}");
     assert!(!err.to_string().contains("sig=1"), "{err}");
-}
-
-#[test]
-fn cloudfetch_files_decode_as_whole_ipc_streams_with_a_row_count_check() {
-    let schema = all_types_schema();
-    let batches = vec![all_types(500, 0), all_types(123, 500)];
-    for lz4 in [false, true] {
-        let decoder = arrow_decoder(&schema, lz4);
-        let stream = encode_ipc_stream(&schema, &batches).unwrap();
-        let file = bytes::Bytes::from(if lz4 { compress_frame(&stream) } else { stream });
-        let decoded = decoder
-            .arrow_decoder()
-            .decode_stream(file.clone(), 623)
-            .unwrap();
-        assert_eq!(decoded, batches);
-        let err = decoder
-            .arrow_decoder()
-            .decode_stream(file, 600)
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("announced with 600 rows but holds 623"),
-            "{err}"
-        );
-    }
-    // A file whose schema differs from the result's is refused.
-    let other = Schema::new(vec![Field::new("x", DataType::Utf8, true)]);
-    let stream = encode_ipc_stream(&other, &[]).unwrap();
-    let err = arrow_decoder(&schema, false)
-        .arrow_decoder()
-        .decode_stream(stream.into(), 0)
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("differs from the result's"),
-        "{err}"
-    );
 }

@@ -15,7 +15,7 @@ pub(crate) fn guid_to_string(guid: &[u8]) -> String {
 }
 
 /// A new random handle identifier: a version-4 UUID as guid and 16 random bytes as secret.
-#[allow(dead_code)] // used by the mock warehouse
+#[cfg_attr(not(feature = "mock"), allow(dead_code))] // used by the mock warehouse
 pub(crate) fn new_handle_identifier() -> THandleIdentifier {
     THandleIdentifier::new(
         Uuid::new_v4().as_bytes().to_vec(),

@@ -74,6 +74,7 @@ impl Drop for Reservation {
 
 impl Reservation {
     /// How many bytes this reservation holds.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }

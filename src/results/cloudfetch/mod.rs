@@ -193,6 +193,7 @@ impl CloudFetchStream {
     }
 
     /// The result's schema.
+    #[cfg(test)]
     pub(crate) fn schema(&self) -> SchemaRef {
         self.pipeline.schema()
     }

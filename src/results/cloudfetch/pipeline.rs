@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arrow_array::RecordBatch;
+#[cfg(test)]
 use arrow_schema::SchemaRef;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{AbortHandle, JoinError, JoinHandle};
@@ -105,6 +106,7 @@ enum State {
 
 /// The running pipeline of one result, seen from its consumer.
 pub(crate) struct Pipeline {
+    #[cfg(test)]
     schema: SchemaRef,
     ready: mpsc::Receiver<Step<Ready>>,
     /// The chunk being decoded that the consumer waits for (kept here so that a dropped
@@ -205,6 +207,7 @@ impl Pipeline {
             }));
         }
         Ok(Pipeline {
+            #[cfg(test)]
             schema,
             ready: ready_rx,
             pending: None,
@@ -218,6 +221,7 @@ impl Pipeline {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
