@@ -391,9 +391,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Turn this client's telemetry on or off, over [`telemetry`](Self::telemetry)'s
-    /// `enabled` whichever is set first. Default: that setting (`true`). Off: no feature-flag
-    /// request, no background task, nothing sent.
+    /// Turn this client's telemetry on or off, overriding the `enabled` of
+    /// [`telemetry`](Self::telemetry) whatever the order of the calls. Default: that setting
+    /// (`true`). Off: no feature-flag request, no background task, nothing sent.
     pub fn telemetry_enabled(mut self, enabled: bool) -> Self {
         self.telemetry_enabled = Some(enabled);
         self
@@ -407,8 +407,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Call `callback` with the [`StatementMetrics`] of every statement and metadata call once it
-    /// ends (closed, cancelled, dropped, or its session closed): the figures telemetry exports,
+    /// Call `callback` with the [`StatementMetrics`] of every statement and metadata call that the
+    /// server accepted, once it ends (closed, cancelled, dropped, or its session closed): the figures telemetry exports,
     /// locally, whether Databricks telemetry is on or not. It runs on the task (or in the drop)
     /// that ends the statement: keep it short and non-blocking. A panic in it is caught.
     /// Default: none.

@@ -257,15 +257,26 @@ impl EmitterInner {
 }
 
 /// What telemetry keeps of `error`: its kind's name, its classification and a redacted text.
-/// For errors the server reported, the text is only SQLSTATE and error code: server messages
-/// can quote the statement.
+/// For errors whose message can carry the server's words (what it reported about a statement,
+/// an HTTP reason, a Thrift exception, an unknown handle), the text is only the HTTP status,
+/// SQLSTATE and error code: server messages can quote the statement. Errors the driver words
+/// itself (connection, timeout, decoding, downloads, configuration) keep their redacted message.
 pub(crate) fn error_details(error: &Error) -> ErrorDetails {
-    let server_reported = matches!(
+    let server_worded = matches!(
         error.kind(),
-        ErrorKind::Server | ErrorKind::QueryTimeout | ErrorKind::Cancelled
+        ErrorKind::Server
+            | ErrorKind::QueryTimeout
+            | ErrorKind::Cancelled
+            | ErrorKind::InvalidHandle
+            | ErrorKind::Http
+            | ErrorKind::Auth
+            | ErrorKind::Protocol
     );
-    let message = if server_reported {
+    let message = if server_worded {
         let mut parts = Vec::new();
+        if let Some(status) = error.http_status() {
+            parts.push(format!("HTTP {status}"));
+        }
         if let Some(state) = error.sql_state() {
             parts.push(format!("SQLSTATE {state}"));
         }
@@ -438,6 +449,16 @@ mod tests {
         assert_eq!(d.name, "Server");
         assert_eq!(d.message, "SQLSTATE 42601, error code 1001");
         assert!(!d.terminal && !d.retryable);
+
+        // An HTTP error quotes the server's reason header: only the status is kept.
+        let http = Error::from_http_status(
+            503,
+            "the server answered HTTP 503: warehouse busy running SELECT secret_column",
+        );
+        let d = error_details(&http);
+        assert_eq!(d.message, "HTTP 503");
+        let protocol = Error::new(ErrorKind::Protocol, "TApplicationException: SELECT x");
+        assert_eq!(error_details(&protocol).message, "");
     }
 
     #[tokio::test(start_paused = true)]

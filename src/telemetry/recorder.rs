@@ -130,7 +130,7 @@ impl ClientTelemetry {
     }
 
     /// Give the host's telemetry back; when this was its last client, its pending metrics are
-    /// flushed, waiting at most `close_timeout`. Later connections of this client report nothing.
+    /// flushed, waiting at most `close_timeout`. Never takes it again.
     pub(crate) async fn close(&self) {
         let taken = {
             let mut handle = lock(&self.handle);

@@ -81,7 +81,8 @@ pub struct TelemetryConfiguration {
     pub max_pending_metrics: usize,
     /// Errors kept per statement. Default 50.
     pub max_errors_per_statement: usize,
-    /// A statement with no completion after this long is evicted. Default 1 h.
+    /// A statement the aggregator has heard nothing of for this long (no event, no completion)
+    /// is forgotten. Default 1 h.
     pub statement_ttl: Duration,
     /// Bound on closing telemetry (the last flush included) when the last client of a host
     /// closes. Default 2 s.
@@ -729,7 +730,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_issue() {
+    fn defaults_are_as_documented() {
         let c = TelemetryConfiguration::default();
         assert!(c.enabled);
         assert!(!c.force_enabled);
@@ -748,6 +749,7 @@ mod tests {
         assert_eq!(c.max_errors_per_statement, 50);
         assert_eq!(c.statement_ttl, Duration::from_secs(3600));
         assert_eq!(c.close_timeout, Duration::from_secs(2));
+        assert_eq!(c.event_queue_capacity, 1000);
         assert_eq!(
             c.feature_flag_name,
             "databricks.partnerplatform.clientConfigsFeatureFlags.enableTelemetryForRust"
