@@ -43,6 +43,52 @@ pub struct TelemetryRequest {
     pub proto_logs: Vec<Value>,
 }
 
+impl TelemetryRequest {
+    /// Parse a telemetry upload (done before taking the mock's lock: a batch can be large) and
+    /// build the reply: `Ok` with the JSON answer, or `Err` with a JSON error body for a body
+    /// that is not an upload (HTTP 400). The request is recorded either way.
+    pub(crate) fn parse(
+        endpoint: &'static str,
+        headers: Vec<(String, String)>,
+        had_authorization: bool,
+        body: &[u8],
+    ) -> (Self, Result<Value, Value>) {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Upload {
+            upload_time: Option<i64>,
+            #[serde(default)]
+            proto_logs: Vec<String>,
+        }
+        let parsed: Result<Upload, _> = serde_json::from_slice(body);
+        let mut record = TelemetryRequest {
+            endpoint,
+            headers,
+            had_authorization,
+            body: String::from_utf8_lossy(body).into_owned(),
+            upload_time: None,
+            proto_logs: Vec::new(),
+        };
+        let reply = match parsed {
+            Ok(upload) => {
+                record.upload_time = upload.upload_time;
+                record.proto_logs = upload
+                    .proto_logs
+                    .iter()
+                    .filter_map(|log| serde_json::from_str::<Value>(log).ok())
+                    .collect();
+                let ok = record.proto_logs.len();
+                Ok(json!({"errors": [], "numSuccess": ok, "numProtoSuccess": ok}))
+            }
+            Err(e) => Err(json!({
+                "error_code": "MALFORMED_REQUEST",
+                "message": format!("the body is not a telemetry upload: {e}"),
+            })),
+        };
+        (record, reply)
+    }
+}
+
 /// One request the feature-flag endpoint received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -99,49 +145,9 @@ impl TelemetryState {
         json!({"flags": flags, "ttl_seconds": self.ttl_seconds})
     }
 
-    /// Record a telemetry upload and build the reply: `Ok` with the JSON answer, or `Err` with a
-    /// JSON error body for a body that is not an upload (HTTP 400).
-    pub(crate) fn upload(
-        &mut self,
-        endpoint: &'static str,
-        headers: Vec<(String, String)>,
-        had_authorization: bool,
-        body: &[u8],
-    ) -> Result<Value, Value> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Upload {
-            upload_time: Option<i64>,
-            #[serde(default)]
-            proto_logs: Vec<String>,
-        }
-        let parsed: Result<Upload, _> = serde_json::from_slice(body);
-        let mut record = TelemetryRequest {
-            endpoint,
-            headers,
-            had_authorization,
-            body: String::from_utf8_lossy(body).into_owned(),
-            upload_time: None,
-            proto_logs: Vec::new(),
-        };
-        let reply = match parsed {
-            Ok(upload) => {
-                record.upload_time = upload.upload_time;
-                record.proto_logs = upload
-                    .proto_logs
-                    .iter()
-                    .filter_map(|log| serde_json::from_str::<Value>(log).ok())
-                    .collect();
-                let ok = record.proto_logs.len();
-                Ok(json!({"errors": [], "numSuccess": ok, "numProtoSuccess": ok}))
-            }
-            Err(e) => Err(json!({
-                "error_code": "MALFORMED_REQUEST",
-                "message": format!("the body is not a telemetry upload: {e}"),
-            })),
-        };
-        push_bounded(&mut self.requests, record);
-        reply
+    /// Keep `request` (the oldest go beyond 10,000).
+    pub(crate) fn record(&mut self, request: TelemetryRequest) {
+        push_bounded(&mut self.requests, request);
     }
 
     /// Every parsed protoLog received so far, in order.
@@ -203,14 +209,14 @@ mod tests {
                 json!({"frontend_log_event_id": "b"}).to_string(),
             ]
         });
-        let reply = t
-            .upload(
-                "telemetry-ext",
-                vec![("content-type".into(), "application/json".into())],
-                true,
-                body.to_string().as_bytes(),
-            )
-            .unwrap();
+        let (request, reply) = TelemetryRequest::parse(
+            "telemetry-ext",
+            vec![("content-type".into(), "application/json".into())],
+            true,
+            body.to_string().as_bytes(),
+        );
+        t.record(request);
+        let reply = reply.unwrap();
         assert_eq!(
             reply,
             json!({"errors": [], "numSuccess": 2, "numProtoSuccess": 2})
@@ -225,9 +231,10 @@ mod tests {
     #[test]
     fn a_body_that_is_not_an_upload_is_rejected_but_recorded() {
         let mut t = TelemetryState::default();
-        assert!(t
-            .upload("telemetry-unauth", vec![], false, b"not json")
-            .is_err());
+        let (request, reply) =
+            TelemetryRequest::parse("telemetry-unauth", vec![], false, b"not json");
+        t.record(request);
+        assert!(reply.is_err());
         assert_eq!(t.requests.len(), 1);
         assert_eq!(t.requests[0].body, "not json");
         assert!(t.logs().is_empty());

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::emitter::EmitGate;
+use super::emitter::{EmitGate, EventReceiver};
 use super::types::{
     ConnectionParameters, ErrorDetails, EventDetail, MetricKind, OperationType, StatementAggregate,
     TelemetryConfiguration, TelemetryEvent, TelemetryMetric,
@@ -326,15 +326,27 @@ impl MetricsAggregator {
         }
     }
 
+    /// Take in every event waiting in `events`, flushing to `sink` whenever a batch fills or
+    /// a terminal error arrives.
+    async fn take_in(&mut self, events: &mut EventReceiver, sink: &dyn MetricsSink) {
+        while let Ok(event) = events.try_recv() {
+            if self.process(event) {
+                self.flush(sink).await;
+            }
+        }
+    }
+
     /// The loop of a host's telemetry task: learn the feature flag (events wait in the queue
-    /// meanwhile), then aggregate events, flushing to `sink` on batch size, terminal errors
-    /// and every `flush_interval` (when the flag is also re-checked and stale statements
-    /// evicted). Ends on `shutdown` (or when its sender is gone): closes `gate`, takes what is
-    /// left in the queue and flushes it; this closing phase (including waiting for a flag still
-    /// being fetched) is bounded by `close_timeout`.
+    /// meanwhile), then aggregate events, taking them in every `flush_interval` (when pending
+    /// metrics are flushed to `sink`, the flag is re-checked and stale statements evicted) and
+    /// whenever the queue wakes the task (an error, or a batch's worth of events waiting);
+    /// a full batch and a terminal error are flushed at once. Ends on `shutdown` (or when its
+    /// sender is gone): closes `gate`, takes what is left in the queue and flushes it; this
+    /// closing phase (including waiting for a flag still being fetched) is bounded by
+    /// `close_timeout`.
     pub(crate) async fn run(
         mut self,
-        mut events: mpsc::Receiver<TelemetryEvent>,
+        mut events: EventReceiver,
         mut shutdown: oneshot::Receiver<()>,
         sink: Arc<dyn MetricsSink>,
         flag: Arc<dyn EnabledCheck>,
@@ -393,7 +405,7 @@ impl MetricsAggregator {
     /// The steady state of [`run`](Self::run), until shutdown. Returns whether telemetry is on.
     async fn serve(
         &mut self,
-        events: &mut mpsc::Receiver<TelemetryEvent>,
+        events: &mut EventReceiver,
         shutdown: &mut oneshot::Receiver<()>,
         sink: &dyn MetricsSink,
         flag: &dyn EnabledCheck,
@@ -403,41 +415,47 @@ impl MetricsAggregator {
         let mut ticker =
             tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let wake = events.wake();
         loop {
-            tokio::select! {
+            let tick = tokio::select! {
                 biased;
                 _ = &mut *shutdown => return enabled,
-                _ = ticker.tick() => {
-                    let now_enabled = flag.telemetry_enabled().await;
-                    if now_enabled != enabled {
-                        tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
-                        enabled = now_enabled;
-                        gate.set_enabled(enabled);
-                    }
-                    if enabled {
-                        self.evict_stale(Instant::now());
-                        self.flush(sink).await;
-                    } else {
-                        self.clear();
-                        events_drain(events);
-                    }
+                _ = ticker.tick() => true,
+                _ = wake.notified() => false,
+            };
+            if tick {
+                let now_enabled = flag.telemetry_enabled().await;
+                if now_enabled != enabled {
+                    tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
+                    enabled = now_enabled;
+                    gate.set_enabled(enabled);
                 }
-                event = events.recv() => match event {
-                    Some(event) if enabled => {
-                        if self.process(event) {
-                            self.flush(sink).await;
-                        }
-                    }
-                    Some(_) => {}
-                    None => return enabled,
-                },
+            }
+            if !enabled {
+                self.clear();
+                if events_drain(events) {
+                    return enabled;
+                }
+                continue;
+            }
+            self.take_in(events, sink).await;
+            if tick {
+                self.evict_stale(Instant::now());
+                self.flush(sink).await;
             }
         }
     }
 }
 
-fn events_drain(events: &mut mpsc::Receiver<TelemetryEvent>) {
-    while events.try_recv().is_ok() {}
+/// Drop every waiting event; true when every sender is gone.
+fn events_drain(events: &mut EventReceiver) -> bool {
+    loop {
+        match events.try_recv() {
+            Ok(_) => {}
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -446,6 +464,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::telemetry::emitter::{event_queue, EventSender};
     use crate::telemetry::types::{ChunkDownload, ResultFormat, StatementCompletion};
 
     fn config() -> TelemetryConfiguration {
@@ -753,7 +772,7 @@ mod tests {
     }
 
     struct Running {
-        tx: mpsc::Sender<TelemetryEvent>,
+        tx: EventSender,
         stop: Option<oneshot::Sender<()>>,
         sink: Arc<RecordingSink>,
         flag: Arc<Flag>,
@@ -762,7 +781,7 @@ mod tests {
     }
 
     fn run(config: TelemetryConfiguration, enabled: bool) -> Running {
-        let (tx, rx) = mpsc::channel(100);
+        let (tx, rx) = event_queue(100, config.batch_size);
         let (stop, stop_rx) = oneshot::channel();
         let sink = Arc::new(RecordingSink::default());
         let flag = Arc::new(Flag(AtomicBool::new(enabled)));
@@ -885,7 +904,7 @@ mod tests {
                 std::future::pending::<()>().await;
             }
         }
-        let (tx, rx) = mpsc::channel(10);
+        let (tx, rx) = event_queue(10, 10);
         let (stop, stop_rx) = oneshot::channel();
         let gate = Arc::new(EmitGate::pending());
         let t0 = Instant::now();
@@ -912,7 +931,7 @@ mod tests {
                 std::future::pending::<bool>().await
             }
         }
-        let (_tx, rx) = mpsc::channel(10);
+        let (_tx, rx) = event_queue(10, 10);
         let (stop, stop_rx) = oneshot::channel();
         let gate = Arc::new(EmitGate::pending());
         let task = tokio::spawn(MetricsAggregator::new(&config()).run(
@@ -940,7 +959,7 @@ mod tests {
                 true
             }
         }
-        let (tx, rx) = mpsc::channel(10);
+        let (tx, rx) = event_queue(10, 10);
         let (stop, stop_rx) = oneshot::channel();
         let sink = Arc::new(RecordingSink::default());
         let task = tokio::spawn(MetricsAggregator::new(&config()).run(

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::aggregator::{EnabledCheck, MetricsAggregator};
 use super::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerRegistry};
-use super::emitter::{EmitGate, TelemetryEventEmitter};
+use super::emitter::{event_queue, EmitGate, EventSender, TelemetryEventEmitter};
 use super::exporter::DatabricksTelemetryExporter;
 use super::feature_flag::FeatureFlagCache;
 use super::types::{ConnectionParameters, TelemetryContext};
@@ -47,7 +47,7 @@ impl EnabledCheck for HostFlag {
 /// The telemetry of one host: the queue into its background task and the means to stop it.
 pub(crate) struct TelemetryClient {
     host: String,
-    sender: mpsc::Sender<super::types::TelemetryEvent>,
+    sender: EventSender,
     gate: Arc<EmitGate>,
     dropped: Arc<AtomicU64>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -76,7 +76,9 @@ impl TelemetryClient {
         runtime: &tokio::runtime::Handle,
     ) -> Arc<Self> {
         let config = ctx.config.clone();
-        let (sender, events) = mpsc::channel(config.event_queue_capacity.max(1));
+        // Woken early once a batch's worth of events waits (or half the queue, if less).
+        let capacity = config.event_queue_capacity.max(1);
+        let (sender, events) = event_queue(capacity, config.batch_size.min(capacity / 2));
         let (stop, stop_rx) = oneshot::channel();
         let gate = Arc::new(if config.force_enabled {
             EmitGate::open()

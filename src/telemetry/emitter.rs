@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::classifier::ExceptionClassifier;
@@ -69,9 +69,81 @@ impl EmitGate {
     }
 }
 
+/// A host's event queue, between the driver's emitters and the host's telemetry task. Made by
+/// [`event_queue`]: its capacity bounds memory (a full queue drops), and the task is woken only
+/// for an error or once `wake_at` events wait, so that a statement's events cost no wake-up of
+/// the task: it otherwise takes the queue in at every `flush_interval`.
+pub(crate) fn event_queue(capacity: usize, wake_at: usize) -> (EventSender, EventReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let wake = Arc::new(Notify::new());
+    let sender = EventSender {
+        tx,
+        wake: wake.clone(),
+        wake_at: wake_at.clamp(1, capacity.max(1)),
+    };
+    (sender, EventReceiver { rx, wake })
+}
+
+/// The driver's end of a host's event queue.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSender {
+    tx: mpsc::Sender<TelemetryEvent>,
+    wake: Arc<Notify>,
+    wake_at: usize,
+}
+
+impl EventSender {
+    /// Queue `event` without waiting; wake the telemetry task for an error (a terminal one is
+    /// sent at once) or when `wake_at` events wait.
+    pub(crate) fn try_send(&self, event: TelemetryEvent) -> Result<(), Refused> {
+        let urgent = matches!(event.detail, EventDetail::Error(_));
+        self.tx.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refused::Full,
+            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        })?;
+        if urgent || self.tx.max_capacity() - self.tx.capacity() >= self.wake_at {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Why an event was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue is full: the event is dropped.
+    Full,
+    /// The telemetry task has stopped.
+    Closed,
+}
+
+/// The telemetry task's end of a host's event queue.
+#[derive(Debug)]
+pub(crate) struct EventReceiver {
+    rx: mpsc::Receiver<TelemetryEvent>,
+    wake: Arc<Notify>,
+}
+
+impl EventReceiver {
+    /// What wakes the task before its next tick.
+    pub(crate) fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// The next waiting event, if any; `Disconnected` once every sender is gone.
+    pub(crate) fn try_recv(&mut self) -> Result<TelemetryEvent, mpsc::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// Refuse new events; those already queued can still be taken.
+    pub(crate) fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
 #[derive(Debug)]
 struct EmitterInner {
-    sender: mpsc::Sender<TelemetryEvent>,
+    sender: EventSender,
     gate: Arc<EmitGate>,
     dropped: Arc<AtomicU64>,
     connection: Option<Arc<ConnectionParameters>>,
@@ -93,7 +165,7 @@ impl TelemetryEventEmitter {
     /// An emitter onto `sender`, refused while `gate` is shut, counting drops in `dropped`,
     /// stamping each event with `connection`.
     pub(crate) fn new(
-        sender: mpsc::Sender<TelemetryEvent>,
+        sender: EventSender,
         gate: Arc<EmitGate>,
         dropped: Arc<AtomicU64>,
         connection: Option<Arc<ConnectionParameters>>,
@@ -234,7 +306,7 @@ impl EmitterInner {
             // Only whether the queue was full or closed matters; the event itself is dropped.
             self.sender
                 .try_send(event)
-                .map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_)))
+                .map_err(|refused| refused == Refused::Full)
         }));
         match sent {
             Ok(Ok(())) => {}
@@ -306,11 +378,11 @@ mod tests {
         capacity: usize,
     ) -> (
         TelemetryEventEmitter,
-        mpsc::Receiver<TelemetryEvent>,
+        EventReceiver,
         Arc<EmitGate>,
         Arc<AtomicU64>,
     ) {
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = event_queue(capacity, capacity);
         let gate = Arc::new(EmitGate::pending());
         let dropped = Arc::new(AtomicU64::new(0));
         let conn = Arc::new(ConnectionParameters {
@@ -322,12 +394,35 @@ mod tests {
         (e, rx, gate, dropped)
     }
 
-    fn drain(rx: &mut mpsc::Receiver<TelemetryEvent>) -> Vec<TelemetryEvent> {
+    fn drain(rx: &mut EventReceiver) -> Vec<TelemetryEvent> {
         let mut out = Vec::new();
         while let Ok(e) = rx.try_recv() {
             out.push(e);
         }
         out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_an_error_or_a_full_batch_wakes_the_telemetry_task() {
+        use futures::FutureExt;
+        let (e, rx, _, _) = emitter(8);
+        let woken = || rx.wake().notified().now_or_never().is_some();
+        e.emit_statement_start("s", "q", OperationType::ExecuteStatement, Instant::now());
+        e.emit_statement_complete("s", "q", StatementCompletion::default());
+        assert!(!woken(), "a statement's events wait for the tick");
+        e.emit_error(
+            &Error::new(ErrorKind::Connect, "reset"),
+            Some("s"),
+            Some("q"),
+        );
+        assert!(woken(), "an error wakes the task");
+        for _ in 0..5 {
+            e.emit_connection_open("s", Duration::ZERO);
+        }
+        assert!(
+            woken(),
+            "eight waiting events (the wake-up mark) wake the task"
+        );
     }
 
     #[tokio::test(start_paused = true)]
