@@ -800,16 +800,10 @@ impl MockWarehouse {
         self.inner.shared.lock().telemetry.logs()
     }
 
-    /// The latest requests to the telemetry endpoints (up to 10,000), oldest first.
+    /// The latest requests to the telemetry endpoints (up to 10,000, and up to 256 MiB of
+    /// bodies), oldest first, parsed now.
     pub fn telemetry_requests(&self) -> Vec<TelemetryRequest> {
-        self.inner
-            .shared
-            .lock()
-            .telemetry
-            .requests
-            .iter()
-            .cloned()
-            .collect()
+        self.inner.shared.lock().telemetry.requests()
     }
 
     /// The latest requests to the feature-flag endpoint (up to 10,000), oldest first.

@@ -22,7 +22,7 @@ use super::endpoint;
 use super::fault::{FaultKind, Injected, Occasion};
 use super::service;
 use super::state::{push_bounded, Id, Shared};
-use super::telemetry::{feature_flag_path, FeatureFlagRequest, TelemetryRequest};
+use super::telemetry::{feature_flag_path, FeatureFlagRequest, Upload};
 use super::RecordedRequest;
 use super::CLOUDFETCH_HEADER;
 use crate::error::{Error, ErrorKind, Result};
@@ -428,8 +428,8 @@ async fn respond(
                     parts.headers.contains_key(header::AUTHORIZATION),
                 ),
             };
-            let (request, answer) = TelemetryRequest::parse(endpoint, headers, had_auth, &body);
-            shared.lock().telemetry.record(request);
+            let (upload, answer) = Upload::receive(endpoint, headers, had_auth, body);
+            shared.lock().telemetry.record(upload);
             match answer {
                 Ok(v) => json(StatusCode::OK, &v),
                 Err(v) => json(StatusCode::BAD_REQUEST, &v),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::state::push_bounded;
+use super::state::{push_bounded, HISTORY_LIMIT};
 
 /// The flag that turns telemetry on for this driver.
 pub const TELEMETRY_FLAG_NAME: &str =
@@ -20,6 +20,10 @@ pub const TELEMETRY_FLAG_NAME: &str =
 
 /// The `ttl_seconds` the feature-flag endpoint answers by default (15 minutes).
 pub const DEFAULT_FEATURE_FLAG_TTL_SECONDS: u64 = 900;
+
+/// The most bytes of telemetry upload bodies the mock keeps (256 MiB); beyond it the oldest
+/// uploads are forgotten.
+pub(crate) const UPLOAD_BYTES_LIMIT: usize = 256 << 20;
 
 /// Path prefix of the feature-flag endpoint; `{driver}/{version}` follow.
 pub(crate) const FEATURE_FLAGS_PREFIX: &str = "/api/2.0/connector-service/feature-flags/";
@@ -43,49 +47,76 @@ pub struct TelemetryRequest {
     pub proto_logs: Vec<Value>,
 }
 
-impl TelemetryRequest {
-    /// Parse a telemetry upload (done before taking the mock's lock: a batch can be large) and
-    /// build the reply: `Ok` with the JSON answer, or `Err` with a JSON error body for a body
-    /// that is not an upload (HTTP 400). The request is recorded either way.
-    pub(crate) fn parse(
+/// A telemetry upload as received: kept raw and parsed only when it is asked for, so that taking
+/// it in costs the mock little (a driver under load sends many).
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    endpoint: &'static str,
+    headers: Vec<(String, String)>,
+    had_authorization: bool,
+    body: bytes::Bytes,
+}
+
+impl Upload {
+    /// An upload to `endpoint` and the reply to it: `Ok` with the JSON answer (counting its
+    /// protoLogs), or `Err` with a JSON error body for a body that is not an upload (HTTP 400).
+    /// The upload is to be recorded either way.
+    pub(crate) fn receive(
         endpoint: &'static str,
         headers: Vec<(String, String)>,
         had_authorization: bool,
-        body: &[u8],
+        body: bytes::Bytes,
     ) -> (Self, Result<Value, Value>) {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
-        struct Upload {
-            upload_time: Option<i64>,
+        struct Envelope {
             #[serde(default)]
-            proto_logs: Vec<String>,
+            proto_logs: Vec<serde::de::IgnoredAny>,
         }
-        let parsed: Result<Upload, _> = serde_json::from_slice(body);
-        let mut record = TelemetryRequest {
-            endpoint,
-            headers,
-            had_authorization,
-            body: String::from_utf8_lossy(body).into_owned(),
-            upload_time: None,
-            proto_logs: Vec::new(),
-        };
-        let reply = match parsed {
-            Ok(upload) => {
-                record.upload_time = upload.upload_time;
-                record.proto_logs = upload
-                    .proto_logs
-                    .iter()
-                    .filter_map(|log| serde_json::from_str::<Value>(log).ok())
-                    .collect();
-                let ok = record.proto_logs.len();
-                Ok(json!({"errors": [], "numSuccess": ok, "numProtoSuccess": ok}))
+        let reply = match serde_json::from_slice::<Envelope>(&body) {
+            Ok(envelope) => {
+                let n = envelope.proto_logs.len();
+                Ok(json!({"errors": [], "numSuccess": n, "numProtoSuccess": n}))
             }
             Err(e) => Err(json!({
                 "error_code": "MALFORMED_REQUEST",
                 "message": format!("the body is not a telemetry upload: {e}"),
             })),
         };
-        (record, reply)
+        let upload = Upload {
+            endpoint,
+            headers,
+            had_authorization,
+            body,
+        };
+        (upload, reply)
+    }
+
+    /// The upload, parsed: its `uploadTime` and each protoLog that is JSON.
+    fn parse(&self) -> TelemetryRequest {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Envelope {
+            upload_time: Option<i64>,
+            #[serde(default)]
+            proto_logs: Vec<String>,
+        }
+        let parsed = serde_json::from_slice::<Envelope>(&self.body).ok();
+        TelemetryRequest {
+            endpoint: self.endpoint,
+            headers: self.headers.clone(),
+            had_authorization: self.had_authorization,
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+            upload_time: parsed.as_ref().and_then(|p| p.upload_time),
+            proto_logs: parsed
+                .map(|p| {
+                    p.proto_logs
+                        .iter()
+                        .filter_map(|log| serde_json::from_str::<Value>(log).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -106,7 +137,9 @@ pub struct FeatureFlagRequest {
 pub(crate) struct TelemetryState {
     pub(crate) flags: BTreeMap<String, String>,
     pub(crate) ttl_seconds: u64,
-    pub(crate) requests: VecDeque<TelemetryRequest>,
+    pub(crate) uploads: VecDeque<Upload>,
+    /// Bytes of the bodies in `uploads`.
+    pub(crate) upload_bytes: usize,
     pub(crate) flag_requests: VecDeque<FeatureFlagRequest>,
 }
 
@@ -117,7 +150,8 @@ impl Default for TelemetryState {
         TelemetryState {
             flags,
             ttl_seconds: DEFAULT_FEATURE_FLAG_TTL_SECONDS,
-            requests: VecDeque::new(),
+            uploads: VecDeque::new(),
+            upload_bytes: 0,
             flag_requests: VecDeque::new(),
         }
     }
@@ -145,16 +179,30 @@ impl TelemetryState {
         json!({"flags": flags, "ttl_seconds": self.ttl_seconds})
     }
 
-    /// Keep `request` (the oldest go beyond 10,000).
-    pub(crate) fn record(&mut self, request: TelemetryRequest) {
-        push_bounded(&mut self.requests, request);
+    /// Keep `upload`: the latest 10,000 uploads, and of those at most
+    /// [`UPLOAD_BYTES_LIMIT`] bytes of bodies (the oldest go first).
+    pub(crate) fn record(&mut self, upload: Upload) {
+        self.upload_bytes += upload.body.len();
+        self.uploads.push_back(upload);
+        while self.uploads.len() > HISTORY_LIMIT
+            || (self.upload_bytes > UPLOAD_BYTES_LIMIT && self.uploads.len() > 1)
+        {
+            if let Some(old) = self.uploads.pop_front() {
+                self.upload_bytes -= old.body.len();
+            }
+        }
     }
 
-    /// Every parsed protoLog received so far, in order.
+    /// The uploads kept, parsed, oldest first.
+    pub(crate) fn requests(&self) -> Vec<TelemetryRequest> {
+        self.uploads.iter().map(Upload::parse).collect()
+    }
+
+    /// Every parsed protoLog of the uploads kept, in order.
     pub(crate) fn logs(&self) -> Vec<Value> {
-        self.requests
+        self.uploads
             .iter()
-            .flat_map(|r| r.proto_logs.iter().cloned())
+            .flat_map(|u| u.parse().proto_logs)
             .collect()
     }
 }
@@ -209,13 +257,13 @@ mod tests {
                 json!({"frontend_log_event_id": "b"}).to_string(),
             ]
         });
-        let (request, reply) = TelemetryRequest::parse(
+        let (upload, reply) = Upload::receive(
             "telemetry-ext",
             vec![("content-type".into(), "application/json".into())],
             true,
-            body.to_string().as_bytes(),
+            body.to_string().into(),
         );
-        t.record(request);
+        t.record(upload);
         let reply = reply.unwrap();
         assert_eq!(
             reply,
@@ -224,19 +272,31 @@ mod tests {
         let logs = t.logs();
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0]["entry"]["sql_driver_log"]["session_id"], "s");
-        assert_eq!(t.requests[0].upload_time, Some(1700000000000));
-        assert!(t.requests[0].had_authorization);
+        let requests = t.requests();
+        assert_eq!(requests[0].upload_time, Some(1700000000000));
+        assert!(requests[0].had_authorization);
     }
 
     #[test]
     fn a_body_that_is_not_an_upload_is_rejected_but_recorded() {
         let mut t = TelemetryState::default();
-        let (request, reply) =
-            TelemetryRequest::parse("telemetry-unauth", vec![], false, b"not json");
-        t.record(request);
+        let (upload, reply) = Upload::receive("telemetry-unauth", vec![], false, "not json".into());
+        t.record(upload);
         assert!(reply.is_err());
-        assert_eq!(t.requests.len(), 1);
-        assert_eq!(t.requests[0].body, "not json");
+        assert_eq!(t.requests().len(), 1);
+        assert_eq!(t.requests()[0].body, "not json");
         assert!(t.logs().is_empty());
+    }
+
+    #[test]
+    fn keeps_at_most_the_byte_limit_of_uploads_dropping_the_oldest() {
+        let mut t = TelemetryState::default();
+        let big = bytes::Bytes::from(vec![b' '; UPLOAD_BYTES_LIMIT / 2 + 1]);
+        for _ in 0..3 {
+            let (upload, _) = Upload::receive("telemetry-ext", vec![], true, big.clone());
+            t.record(upload);
+        }
+        assert_eq!(t.uploads.len(), 1, "two would pass the limit");
+        assert_eq!(t.upload_bytes, big.len());
     }
 }

@@ -3,8 +3,6 @@
 //! (never the driver's long retry policy). It never fails: every problem is logged at debug
 //! and the batch is dropped.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +12,10 @@ use bytes::Bytes;
 use super::aggregator::MetricsSink;
 use super::circuit_breaker::CircuitBreaker;
 use super::classifier::ExceptionClassifier;
-use super::payload::{LogContext, TelemetryFrontendLog, TelemetryRequest, TelemetryResponse};
-use super::types::{unix_millis, DriverConfiguration, TelemetryContext, TelemetryMetric};
+use super::payload::{upload_body, LogContext, TelemetryFrontendLog, TelemetryResponse};
+use super::types::{
+    random_u64, unix_millis, DriverConfiguration, TelemetryContext, TelemetryMetric,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HttpRequest, HttpResponse};
 
@@ -168,22 +168,10 @@ impl DatabricksTelemetryExporter {
             user_agent: &user_agent,
             authenticated,
         };
-        let proto_logs = metrics
+        let logs = metrics
             .iter()
-            .map(|m| serde_json::to_string(&TelemetryFrontendLog::from_metric(m, log_ctx)))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Decode,
-                    format!("telemetry log not serializable: {e}"),
-                )
-            })?;
-        let body = serde_json::to_vec(&TelemetryRequest {
-            upload_time: unix_millis(),
-            items: Vec::new(),
-            proto_logs,
-        })
-        .map_err(|e| {
+            .map(|m| TelemetryFrontendLog::from_metric(m, log_ctx));
+        let body = upload_body(unix_millis(), logs).map_err(|e| {
             Error::new(
                 ErrorKind::Decode,
                 format!("telemetry batch not serializable: {e}"),
@@ -253,11 +241,6 @@ impl DatabricksTelemetryExporter {
     }
 }
 
-/// A random number from the standard library's per-instance random hasher keys.
-fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
-}
-
 #[async_trait]
 impl MetricsSink for DatabricksTelemetryExporter {
     async fn export(&self, metrics: Vec<TelemetryMetric>) {
@@ -275,7 +258,7 @@ mod tests {
     use crate::http::MockHttpTransport;
     use crate::telemetry::circuit_breaker::{CircuitBreakerConfig, CircuitState};
     use crate::telemetry::emitter::error_details;
-    use crate::telemetry::payload::TelemetryFrontendLog;
+    use crate::telemetry::payload::{TelemetryFrontendLog, TelemetryRequest};
     use crate::telemetry::test_support::{capture_logs, context, response, GatedTransport};
     use crate::telemetry::types::{
         ConnectionParameters, MetricKind, OperationType, StatementAggregate, TelemetryConfiguration,

@@ -4,9 +4,11 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::types::{millis, ConnectionParameters, DriverConfiguration, TelemetryMetric};
+use super::types::{millis, record_id, ConnectionParameters, DriverConfiguration, TelemetryMetric};
 
-/// The body of `POST /telemetry-ext` and `/telemetry-unauth`.
+/// The body of `POST /telemetry-ext` and `/telemetry-unauth`, as [`upload_body`] writes it;
+/// the tests read bodies back with it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TelemetryRequest {
@@ -18,6 +20,52 @@ pub(crate) struct TelemetryRequest {
     /// One JSON text of a [`TelemetryFrontendLog`] per metric.
     #[serde(default)]
     pub proto_logs: Vec<String>,
+}
+
+/// The JSON of a [`TelemetryRequest`] of `logs` sent at `upload_time`, written in one pass:
+/// each log is serialized straight into its JSON string (escaped as it is written), instead of
+/// into a string of its own that is then escaped again.
+pub(crate) fn upload_body(
+    upload_time: i64,
+    logs: impl Iterator<Item = TelemetryFrontendLog>,
+) -> serde_json::Result<Vec<u8>> {
+    let (size, _) = logs.size_hint();
+    let mut body = Vec::with_capacity(64 + size.saturating_mul(1536));
+    body.extend_from_slice(
+        format!(r#"{{"uploadTime":{upload_time},"items":[],"protoLogs":["#).as_bytes(),
+    );
+    for (i, log) in logs.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.push(b'"');
+        serde_json::to_writer(JsonStringContent(&mut body), &log)?;
+        body.push(b'"');
+    }
+    body.extend_from_slice(b"]}");
+    Ok(body)
+}
+
+/// Writes JSON text as the content of a JSON string: `"` and `\` escaped. JSON that serde_json
+/// writes has no other character a string must escape (control characters are already escaped).
+struct JsonStringContent<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for JsonStringContent<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(at) = rest.iter().position(|b| matches!(b, b'"' | b'\\')) {
+            self.0.extend_from_slice(&rest[..at]);
+            self.0.push(b'\\');
+            self.0.push(rest[at]);
+            rest = &rest[at + 1..];
+        }
+        self.0.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The answer of the telemetry endpoints.
@@ -394,7 +442,7 @@ impl TelemetryFrontendLog {
         };
         TelemetryFrontendLog {
             workspace_id: ctx.workspace_id.filter(|_| full),
-            frontend_log_event_id: uuid::Uuid::new_v4().to_string(),
+            frontend_log_event_id: record_id(),
             context: FrontendLogContext {
                 client_context: TelemetryClientContext {
                     timestamp_millis: m.timestamp_millis,
@@ -625,5 +673,37 @@ mod tests {
         assert_eq!(auth_mech("pat"), "PAT");
         assert_eq!(auth_mech("oauth-m2m"), "DATABRICKS_OAUTH");
         assert_eq!(auth_mech("custom"), "OTHER");
+    }
+
+    #[test]
+    fn an_upload_body_carries_each_log_as_its_own_json_text() {
+        let sys = system();
+        let mut tricky = statement_metric();
+        tricky.session_id = Some("quote \" backslash \\ tab \t é ✓".into());
+        let metrics = [statement_metric(), tricky];
+        let logs: Vec<_> = metrics
+            .iter()
+            .map(|m| TelemetryFrontendLog::from_metric(m, ctx(&sys, true)))
+            .collect();
+        let body = upload_body(1_700_000_000_000, logs.clone().into_iter()).expect("body");
+        let parsed: TelemetryRequest = serde_json::from_slice(&body).expect("the body is JSON");
+        assert_eq!(parsed.upload_time, 1_700_000_000_000);
+        assert!(parsed.items.is_empty());
+        assert_eq!(parsed.proto_logs.len(), 2);
+        for (text, log) in parsed.proto_logs.iter().zip(&logs) {
+            assert_eq!(text, &serde_json::to_string(log).expect("log JSON"));
+        }
+        let empty = upload_body(5, std::iter::empty()).expect("body");
+        assert_eq!(empty, br#"{"uploadTime":5,"items":[],"protoLogs":[]}"#);
+    }
+
+    #[test]
+    fn record_ids_are_distinct_version_4_uuids() {
+        let a = crate::telemetry::types::record_id();
+        let b = crate::telemetry::types::record_id();
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(&a).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(a.len(), 36);
     }
 }
