@@ -719,11 +719,27 @@ async fn every_payload_has_the_wire_format_and_no_secret() {
     drop(op);
     session.close().await.unwrap();
     client.close().await.unwrap();
+    // The system's and the connection's details go with the session's opening, once.
     let log = log_of(&mock, &id);
+    assert!(driver_log(&log)["driver_connection_params"].is_null());
+    assert!(driver_log(&log)["system_configuration"]["os_name"].is_null());
     assert_eq!(
-        driver_log(&log)["system_configuration"]["client_app_name"],
+        driver_log(&log)["system_configuration"]["driver_name"],
+        "databricks-sql-rust"
+    );
+    let opened: Vec<Value> = mock
+        .telemetry_logs()
+        .into_iter()
+        .filter(|l| operation_type(l) == "CREATE_SESSION")
+        .collect();
+    assert_eq!(opened.len(), 1);
+    let opened = driver_log(&opened[0]);
+    assert_eq!(
+        opened["system_configuration"]["client_app_name"],
         "telemetry-test"
     );
+    assert_eq!(opened["driver_connection_params"]["mode"], "THRIFT");
+    assert_eq!(opened["auth_type"], "pat");
     check_payloads(
         &mock,
         &[

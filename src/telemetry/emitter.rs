@@ -149,7 +149,8 @@ struct EmitterInner {
     connection: Option<Arc<ConnectionParameters>>,
 }
 
-/// Emits telemetry events for one connection. Cheap to clone; absent (a no-op) when telemetry
+/// Emits telemetry events for one connection, stamping its parameters on the events that open a
+/// session (or fail to). Cheap to clone; absent (a no-op) when telemetry
 /// is disabled.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TelemetryEventEmitter {
@@ -300,9 +301,18 @@ impl EmitterInner {
             if let Some(at) = at {
                 event.at = at;
             }
+            // The connection's parameters go with what opens a session (or fails to, before
+            // there is one): once per session, not with every statement.
+            let opens = match &event.detail {
+                EventDetail::ConnectionOpen { .. } => true,
+                EventDetail::Error(_) => session_id.is_none(),
+                _ => false,
+            };
+            if opens {
+                event.connection = self.connection.clone();
+            }
             event.session_id = session_id.map(str::to_string);
             event.statement_id = statement_id.map(str::to_string);
-            event.connection = self.connection.clone();
             // Only whether the queue was full or closed matters; the event itself is dropped.
             self.sender
                 .try_send(event)
@@ -478,9 +488,14 @@ mod tests {
         assert_eq!(start.session_id.as_deref(), Some("s1"));
         assert_eq!(start.statement_id.as_deref(), Some("q1"));
         assert!(start.timestamp_millis > 0);
+        assert!(
+            start.connection.is_none(),
+            "a statement's events do not repeat them"
+        );
         assert_eq!(
-            start.connection.as_ref().map(|c| c.http_path.as_str()),
-            Some("/sql/1.0/warehouses/abc")
+            events[2].connection.as_ref().map(|c| c.http_path.as_str()),
+            Some("/sql/1.0/warehouses/abc"),
+            "a session opening carries the connection's parameters"
         );
         assert_eq!(
             start.detail,

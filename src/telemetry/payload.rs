@@ -422,7 +422,12 @@ impl TelemetryFrontendLog {
         let log = SqlDriverLog {
             session_id: m.session_id.clone().filter(|_| full),
             sql_statement_id: m.statement_id.clone().filter(|_| full),
-            system_configuration: Some(system_configuration(ctx.system, full)),
+            // The system's details go with the connection's: in the record of a session opening
+            // (or failing to open); every record names the driver and its version.
+            system_configuration: Some(system_configuration(
+                ctx.system,
+                full && m.connection.is_some(),
+            )),
             auth_type: m
                 .connection
                 .as_ref()
