@@ -524,7 +524,13 @@ impl ClientBuilder {
                 .clone()
                 .filter(|e| !e.trim().is_empty());
             context.connection = Some(Arc::new(ConnectionParameters {
-                http_path: config.http_path.clone(),
+                // Without its query (`?o=<org id>`): no query string goes to telemetry.
+                http_path: config
+                    .http_path
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
                 host_url: base_url,
                 port: config.port,
                 auth_type: auth.auth_type().to_string(),

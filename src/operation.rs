@@ -115,7 +115,7 @@ impl OpShared {
     }
 
     /// Run an RPC of this statement, counting its retries.
-    async fn rpc<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    async fn counted<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         counting_retries(self.recorder.as_ref().map(|r| r.retries()), call)
             .await
             .map_err(|e| self.err(e))
@@ -148,24 +148,34 @@ impl OpShared {
         }
     }
 
+    /// Cancel on the application's request: the statement is reported as ended once the
+    /// server has cancelled it.
     async fn cancel(&self) -> Result<()> {
+        if self.cancel_on_server().await? {
+            self.complete();
+        }
+        Ok(())
+    }
+
+    /// Send CancelOperation once (later calls, and calls after close, do nothing) and wake
+    /// every wait on the statement. Returns whether this call sent it.
+    async fn cancel_on_server(&self) -> Result<bool> {
         if self.closed.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(false);
         }
         let first = !self.cancelled.swap(true, Ordering::AcqRel);
         self.cancel_notify.notify_waiters();
         if first {
             let cancelled = self
-                .rpc(
+                .counted(
                     self.rpc
                         .cancel_operation(TCancelOperationReq::new(self.handle.clone())),
                 )
                 .await;
             self.observe(cancelled)?;
             tracing::debug!(statement_id = %self.id, "statement cancelled");
-            self.complete();
         }
-        Ok(())
+        Ok(first)
     }
 }
 
@@ -560,7 +570,7 @@ impl Operation {
         let started = Instant::now();
         let status = self
             .shared
-            .rpc(self.shared.rpc.get_operation_status(req))
+            .counted(self.shared.rpc.get_operation_status(req))
             .await;
         if let Some(recorder) = &self.shared.recorder {
             recorder.poll(started.elapsed());
@@ -607,7 +617,7 @@ impl Operation {
             None => {
                 let req = TGetResultSetMetadataReq::new(self.shared.handle.clone());
                 self.shared
-                    .rpc(self.shared.rpc.get_result_set_metadata(req))
+                    .counted(self.shared.rpc.get_result_set_metadata(req))
                     .await?
             }
         };
@@ -760,7 +770,8 @@ impl Operation {
 
     /// The client-side deadline passed: cancel on the server and report a query timeout.
     async fn timeout_locally(&mut self) -> Error {
-        if let Err(e) = self.shared.cancel().await {
+        // Not reported as ended here: the query timeout it returns is the statement's error.
+        if let Err(e) = self.shared.cancel_on_server().await {
             tracing::debug!(statement_id = %self.shared.id, error = %e, "cancel after query timeout failed");
         }
         let secs = self
@@ -838,7 +849,7 @@ async fn fetch_page(
         start_row_offset,
         None,
     );
-    shared.rpc(shared.rpc.fetch_results(req)).await
+    shared.counted(shared.rpc.fetch_results(req)).await
 }
 
 /// CloudFetch link pages of one operation: FetchResults from a given row offset.
@@ -869,7 +880,7 @@ impl LinkSource for OperationLinks {
 
 async fn close_operation(shared: &OpShared) -> Result<()> {
     shared
-        .rpc(
+        .counted(
             shared
                 .rpc
                 .close_operation(TCloseOperationReq::new(shared.handle.clone())),

@@ -120,7 +120,6 @@ impl Session {
             namespace,
             Some(true),
         );
-        let emitter = client.telemetry.emitter();
         let started = Instant::now();
         let opened = client.rpc.open_session(req).await.and_then(|resp| {
             resp.session_handle
@@ -130,12 +129,12 @@ impl Session {
         let (handle, server_protocol) = match opened {
             Ok(opened) => opened,
             Err(e) => {
-                client.telemetry.connect_failed(&emitter, &e);
+                client.telemetry.connect_failed(&e);
                 return Err(e);
             }
         };
         let id = guid_to_string(&handle.session_id.guid);
-        client.telemetry.connected();
+        let emitter = client.telemetry.connected();
         emitter.emit_connection_open(&id, started.elapsed());
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
         let inner = Arc::new(SessionInner {
@@ -179,7 +178,9 @@ impl Session {
         let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
         let req = self.execute_request(sql, &opts);
         let client = &self.inner.client;
-        let pending = client.telemetry.begin(OperationType::ExecuteStatement);
+        let pending = client
+            .telemetry
+            .begin(&self.inner.emitter, OperationType::ExecuteStatement);
         let submitted = counting_retries(
             pending.as_ref().map(|p| p.retries()),
             client.rpc.execute_statement(req),
@@ -538,7 +539,11 @@ impl Session {
         operation_type: OperationType,
         call: impl Future<Output = Result<(Option<TOperationHandle>, Option<TSparkDirectResults>)>>,
     ) -> Result<Operation> {
-        let pending = self.inner.client.telemetry.begin(operation_type);
+        let pending = self
+            .inner
+            .client
+            .telemetry
+            .begin(&self.inner.emitter, operation_type);
         let resp = counting_retries(pending.as_ref().map(|p| p.retries()), call).await;
         let (handle, direct) = match resp {
             Ok(reply) => reply,

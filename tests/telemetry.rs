@@ -663,6 +663,38 @@ async fn a_cancelled_statement_is_reported_when_cancelled() {
 }
 
 #[tokio::test]
+async fn a_statement_stopped_by_its_query_timeout_reports_the_timeout() {
+    let (mock, builder, _) = mock_with_flag(true).await;
+    let (seen, callback) = collecting();
+    let client = builder.on_statement_metrics(callback).build().unwrap();
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement_with(
+            "SELECT sleep(5000)",
+            ExecuteOptions::new().query_timeout(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    let id = op.id().to_string();
+    let err = op.fetch_all().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QueryTimeout);
+    op.close().await.unwrap();
+    session.close().await.unwrap();
+    client.close().await.unwrap();
+    let local = seen.lock().unwrap().clone();
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0].error, Some(ErrorKind::QueryTimeout));
+    let errors = error_logs(&mock);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        driver_log(&errors[0])["error_info"]["error_name"],
+        "QueryTimeout"
+    );
+    assert_eq!(driver_log(&errors[0])["sql_statement_id"], id.as_str());
+    log_of(&mock, &id);
+}
+
+#[tokio::test]
 async fn polls_and_retries_are_counted() {
     let (mock, builder, _) = mock_with_flag(true).await;
     let (seen, callback) = collecting();

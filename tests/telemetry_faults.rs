@@ -138,7 +138,7 @@ async fn mock() -> MockWarehouse {
 
 /// Runs the workload with telemetry off, then with telemetry on while `fault` is injected (or
 /// `transport` is used), and checks that nothing differs and that closing is bounded.
-async fn check(case: &str, fault: Option<Fault>, transport: Option<Arc<dyn HttpTransport>>) {
+async fn check(case: &str, fault: Option<Fault>, transport: Option<Arc<Refusing>>) {
     let mock = mock().await;
     let off = mock
         .client_builder()
@@ -159,8 +159,8 @@ async fn check(case: &str, fault: Option<Fault>, transport: Option<Arc<dyn HttpT
         .client_builder()
         .telemetry(telemetry())
         .telemetry_provider(provider.clone());
-    if let Some(t) = transport {
-        builder = builder.transport(t);
+    if let Some(t) = &transport {
+        builder = builder.transport(t.clone());
     }
     let client = builder.build().unwrap();
     let got = workload(&client).await;
@@ -300,7 +300,7 @@ async fn a_flag_that_fails_means_no_export_at_all() {
 
 /// A transport whose requests to paths starting with one of `prefixes` go to a loopback port
 /// nobody listens on (connection refused); everything else goes to the real transport.
-async fn refusing(prefixes: &'static [&'static str]) -> Arc<dyn HttpTransport> {
+async fn refusing(prefixes: &'static [&'static str]) -> Arc<Refusing> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_port = listener.local_addr().unwrap().port();
     drop(listener);

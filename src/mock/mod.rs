@@ -156,7 +156,7 @@ use cloudfetch::{CloudFetchSettings, LinkSigner};
 use server::ServerHandle;
 use source::BatchesSource;
 use state::{Config, Knobs, Registered, Shared, SqlError, State};
-use telemetry::TelemetryState;
+use telemetry::{TelemetryState, Upload};
 
 /// The token the mock accepts unless [`MockWarehouseBuilder::token`] sets another.
 pub const DEFAULT_TOKEN: &str = "dapi-mock-token";
@@ -795,15 +795,18 @@ impl MockWarehouse {
         self.inner.shared.lock().telemetry.ttl_seconds = ttl;
     }
 
-    /// Every protoLog received by the telemetry endpoints, parsed, in order of arrival.
+    /// Every protoLog of the telemetry uploads kept (see
+    /// [`telemetry_requests`](Self::telemetry_requests)), parsed now, in order of arrival.
     pub fn telemetry_logs(&self) -> Vec<serde_json::Value> {
-        self.inner.shared.lock().telemetry.logs()
+        let uploads = self.inner.shared.lock().telemetry.uploads();
+        uploads.iter().flat_map(|u| u.parse().proto_logs).collect()
     }
 
     /// The latest requests to the telemetry endpoints (up to 10,000, and up to 256 MiB of
     /// bodies), oldest first, parsed now.
     pub fn telemetry_requests(&self) -> Vec<TelemetryRequest> {
-        self.inner.shared.lock().telemetry.requests()
+        let uploads = self.inner.shared.lock().telemetry.uploads();
+        uploads.iter().map(Upload::parse).collect()
     }
 
     /// The latest requests to the feature-flag endpoint (up to 10,000), oldest first.

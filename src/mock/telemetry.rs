@@ -93,7 +93,7 @@ impl Upload {
     }
 
     /// The upload, parsed: its `uploadTime` and each protoLog that is JSON.
-    fn parse(&self) -> TelemetryRequest {
+    pub(crate) fn parse(&self) -> TelemetryRequest {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Envelope {
@@ -182,10 +182,15 @@ impl TelemetryState {
     /// Keep `upload`: the latest 10,000 uploads, and of those at most
     /// [`UPLOAD_BYTES_LIMIT`] bytes of bodies (the oldest go first).
     pub(crate) fn record(&mut self, upload: Upload) {
+        self.record_within(upload, UPLOAD_BYTES_LIMIT);
+    }
+
+    /// [`record`](Self::record) with a byte limit of `max_bytes`.
+    fn record_within(&mut self, upload: Upload, max_bytes: usize) {
         self.upload_bytes += upload.body.len();
         self.uploads.push_back(upload);
         while self.uploads.len() > HISTORY_LIMIT
-            || (self.upload_bytes > UPLOAD_BYTES_LIMIT && self.uploads.len() > 1)
+            || (self.upload_bytes > max_bytes && self.uploads.len() > 1)
         {
             if let Some(old) = self.uploads.pop_front() {
                 self.upload_bytes -= old.body.len();
@@ -193,17 +198,9 @@ impl TelemetryState {
         }
     }
 
-    /// The uploads kept, parsed, oldest first.
-    pub(crate) fn requests(&self) -> Vec<TelemetryRequest> {
-        self.uploads.iter().map(Upload::parse).collect()
-    }
-
-    /// Every parsed protoLog of the uploads kept, in order.
-    pub(crate) fn logs(&self) -> Vec<Value> {
-        self.uploads
-            .iter()
-            .flat_map(|u| u.parse().proto_logs)
-            .collect()
+    /// The uploads kept, oldest first: cheap copies, to parse after the mock's lock is let go.
+    pub(crate) fn uploads(&self) -> Vec<Upload> {
+        self.uploads.iter().cloned().collect()
     }
 }
 
@@ -269,10 +266,10 @@ mod tests {
             reply,
             json!({"errors": [], "numSuccess": 2, "numProtoSuccess": 2})
         );
-        let logs = t.logs();
+        let requests: Vec<_> = t.uploads().iter().map(Upload::parse).collect();
+        let logs = &requests[0].proto_logs;
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0]["entry"]["sql_driver_log"]["session_id"], "s");
-        let requests = t.requests();
         assert_eq!(requests[0].upload_time, Some(1700000000000));
         assert!(requests[0].had_authorization);
     }
@@ -283,18 +280,19 @@ mod tests {
         let (upload, reply) = Upload::receive("telemetry-unauth", vec![], false, "not json".into());
         t.record(upload);
         assert!(reply.is_err());
-        assert_eq!(t.requests().len(), 1);
-        assert_eq!(t.requests()[0].body, "not json");
-        assert!(t.logs().is_empty());
+        let requests: Vec<_> = t.uploads().iter().map(Upload::parse).collect();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].body, "not json");
+        assert!(requests[0].proto_logs.is_empty());
     }
 
     #[test]
     fn keeps_at_most_the_byte_limit_of_uploads_dropping_the_oldest() {
         let mut t = TelemetryState::default();
-        let big = bytes::Bytes::from(vec![b' '; UPLOAD_BYTES_LIMIT / 2 + 1]);
+        let big = bytes::Bytes::from(vec![b' '; 501]);
         for _ in 0..3 {
             let (upload, _) = Upload::receive("telemetry-ext", vec![], true, big.clone());
-            t.record(upload);
+            t.record_within(upload, 1000);
         }
         assert_eq!(t.uploads.len(), 1, "two would pass the limit");
         assert_eq!(t.upload_bytes, big.len());

@@ -339,11 +339,11 @@ impl MetricsAggregator {
     /// The loop of a host's telemetry task: learn the feature flag (events wait in the queue
     /// meanwhile), then aggregate events, taking them in every `flush_interval` (when pending
     /// metrics are flushed to `sink`, the flag is re-checked and stale statements evicted) and
-    /// whenever the queue wakes the task (an error, or a batch's worth of events waiting);
-    /// a full batch and a terminal error are flushed at once. Ends on `shutdown` (or when its
-    /// sender is gone): closes `gate`, takes what is left in the queue and flushes it; this
-    /// closing phase (including waiting for a flag still being fetched) is bounded by
-    /// `close_timeout`.
+    /// whenever the queue wakes the task (a terminal error, or a batch's worth of events
+    /// waiting); a full batch and a terminal error are flushed at once. Ends on `shutdown` (or
+    /// when its sender is gone), even in the middle of an export: closes `gate`, takes what is
+    /// left in the queue and flushes it. From the shutdown on, everything (an export or a flag
+    /// lookup under way included) is bounded by `close_timeout`.
     pub(crate) async fn run(
         mut self,
         mut events: EventReceiver,
@@ -370,7 +370,7 @@ impl MetricsAggregator {
             if !enabled {
                 events_drain(&mut events);
             }
-            enabled = self
+            let (now_enabled, stopped_at) = self
                 .serve(
                     &mut events,
                     &mut shutdown,
@@ -380,7 +380,8 @@ impl MetricsAggregator {
                     enabled,
                 )
                 .await;
-            deadline = Some(Instant::now() + self.close_timeout);
+            enabled = now_enabled;
+            deadline = Some(stopped_at.unwrap_or_else(|| Instant::now() + self.close_timeout));
         }
         gate.close();
         events.close();
@@ -402,7 +403,9 @@ impl MetricsAggregator {
         }
     }
 
-    /// The steady state of [`run`](Self::run), until shutdown. Returns whether telemetry is on.
+    /// The steady state of [`run`](Self::run), until shutdown. Returns whether telemetry is on,
+    /// and when shutdown came in the middle of some work, the deadline (`close_timeout` from
+    /// then) that bounded finishing it and bounds the rest of the closing.
     async fn serve(
         &mut self,
         events: &mut EventReceiver,
@@ -411,39 +414,70 @@ impl MetricsAggregator {
         flag: &dyn EnabledCheck,
         gate: &EmitGate,
         mut enabled: bool,
-    ) -> bool {
+    ) -> (bool, Option<Instant>) {
         let mut ticker =
             tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let wake = events.wake();
+        let close_timeout = self.close_timeout;
         loop {
             let tick = tokio::select! {
                 biased;
-                _ = &mut *shutdown => return enabled,
+                _ = &mut *shutdown => return (enabled, None),
                 _ = ticker.tick() => true,
                 _ = wake.notified() => false,
             };
-            if tick {
-                let now_enabled = flag.telemetry_enabled().await;
-                if now_enabled != enabled {
-                    tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
-                    enabled = now_enabled;
-                    gate.set_enabled(enabled);
+            let (senders_gone, stopped_at) = {
+                let work = self.step(tick, events, sink, flag, gate, &mut enabled);
+                tokio::pin!(work);
+                tokio::select! {
+                    biased;
+                    _ = &mut *shutdown => {
+                        let deadline = Instant::now() + close_timeout;
+                        let gone = tokio::time::timeout_at(deadline, &mut work)
+                            .await
+                            .unwrap_or(false);
+                        (gone, Some(deadline))
+                    }
+                    gone = &mut work => (gone, None),
                 }
-            }
-            if !enabled {
-                self.clear();
-                if events_drain(events) {
-                    return enabled;
-                }
-                continue;
-            }
-            self.take_in(events, sink).await;
-            if tick {
-                self.evict_stale(Instant::now());
-                self.flush(sink).await;
+            };
+            if senders_gone || stopped_at.is_some() {
+                return (enabled, stopped_at);
             }
         }
+    }
+
+    /// One round of [`serve`](Self::serve): on a `tick`, follow the feature flag; take in the
+    /// waiting events; on a tick, evict stale statements and flush. Returns whether every
+    /// sender is gone.
+    async fn step(
+        &mut self,
+        tick: bool,
+        events: &mut EventReceiver,
+        sink: &dyn MetricsSink,
+        flag: &dyn EnabledCheck,
+        gate: &EmitGate,
+        enabled: &mut bool,
+    ) -> bool {
+        if tick {
+            let now_enabled = flag.telemetry_enabled().await;
+            if now_enabled != *enabled {
+                tracing::debug!(enabled = now_enabled, "telemetry: feature flag changed");
+                *enabled = now_enabled;
+                gate.set_enabled(now_enabled);
+            }
+        }
+        if !*enabled {
+            self.clear();
+            return events_drain(events);
+        }
+        self.take_in(events, sink).await;
+        if tick {
+            self.evict_stale(Instant::now());
+            self.flush(sink).await;
+        }
+        false
     }
 }
 
@@ -528,7 +562,6 @@ mod tests {
                 http_status: None,
                 terminal,
                 retryable: !terminal,
-                before_auth: false,
             }),
         )
     }
@@ -917,6 +950,39 @@ mod tests {
         ));
         settle().await;
         let _ = tx.try_send(connection_open());
+        let _ = stop.send(());
+        let _ = task.await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_stuck_export_ends_the_task_within_the_close_timeout() {
+        struct Stuck;
+        #[async_trait]
+        impl MetricsSink for Stuck {
+            async fn export(&self, _: Vec<TelemetryMetric>) {
+                std::future::pending::<()>().await;
+            }
+        }
+        let config = TelemetryConfiguration {
+            batch_size: 1,
+            ..config()
+        };
+        let (tx, rx) = event_queue(10, 1);
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(MetricsAggregator::new(&config).run(
+            rx,
+            stop_rx,
+            Arc::new(Stuck),
+            Arc::new(Flag(AtomicBool::new(true))),
+            Arc::new(EmitGate::pending()),
+        ));
+        settle().await;
+        let _ = tx.try_send(connection_open());
+        settle().await;
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!task.is_finished(), "the export is stuck, the task waits");
+        let t0 = Instant::now();
         let _ = stop.send(());
         let _ = task.await;
         assert_eq!(Instant::now() - t0, Duration::from_secs(2));

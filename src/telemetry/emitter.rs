@@ -93,10 +93,10 @@ pub(crate) struct EventSender {
 }
 
 impl EventSender {
-    /// Queue `event` without waiting; wake the telemetry task for an error (a terminal one is
-    /// sent at once) or when `wake_at` events wait.
+    /// Queue `event` without waiting; wake the telemetry task for a terminal error (sent at
+    /// once) or when `wake_at` events wait.
     pub(crate) fn try_send(&self, event: TelemetryEvent) -> Result<(), Refused> {
-        let urgent = matches!(event.detail, EventDetail::Error(_));
+        let urgent = matches!(&event.detail, EventDetail::Error(e) if e.terminal);
         self.tx.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refused::Full,
             mpsc::error::TrySendError::Closed(_) => Refused::Closed,
@@ -246,18 +246,6 @@ impl TelemetryEventEmitter {
         }
     }
 
-    /// Opening a session failed with `error`; `before_auth` when the client's credentials have
-    /// never worked yet (the error is then exported to the unauthenticated endpoint only).
-    pub(crate) fn emit_connect_error(&self, error: &Error, before_auth: bool) {
-        if let Some(inner) = &self.inner {
-            inner.emit(None, None, || {
-                let mut details = error_details(error);
-                details.before_auth = before_auth;
-                EventDetail::Error(details)
-            });
-        }
-    }
-
     /// An error happened; the ids default to the ones the error carries.
     pub(crate) fn emit_error(
         &self,
@@ -375,7 +363,6 @@ pub(crate) fn error_details(error: &Error) -> ErrorDetails {
         http_status: error.http_status(),
         terminal: ExceptionClassifier::is_terminal(error),
         retryable: ExceptionClassifier::is_retryable(error),
-        before_auth: false,
     }
 }
 
@@ -413,26 +400,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_an_error_or_a_full_batch_wakes_the_telemetry_task() {
+    async fn only_a_terminal_error_or_a_full_batch_wakes_the_telemetry_task() {
         use futures::FutureExt;
         let (e, rx, _, _) = emitter(8);
         let woken = || rx.wake().notified().now_or_never().is_some();
         e.emit_statement_start("s", "q", OperationType::ExecuteStatement, Instant::now());
         e.emit_statement_complete("s", "q", StatementCompletion::default());
-        assert!(!woken(), "a statement's events wait for the tick");
-        e.emit_error(
-            &Error::new(ErrorKind::Connect, "reset"),
-            Some("s"),
-            Some("q"),
-        );
-        assert!(woken(), "an error wakes the task");
-        for _ in 0..5 {
+        e.emit_error(&Error::new(ErrorKind::Connect, "reset"), Some("s"), Some("q"));
+        assert!(!woken(), "a statement's events and a retryable error wait for the tick");
+        e.emit_error(&Error::from_http_status(401, "refused"), Some("s"), None);
+        assert!(woken(), "a terminal error wakes the task");
+        for _ in 0..4 {
             e.emit_connection_open("s", Duration::ZERO);
         }
-        assert!(
-            woken(),
-            "eight waiting events (the wake-up mark) wake the task"
-        );
+        assert!(woken(), "eight waiting events (the wake-up mark) wake the task");
     }
 
     #[tokio::test(start_paused = true)]

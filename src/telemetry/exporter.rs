@@ -55,30 +55,8 @@ impl DatabricksTelemetryExporter {
         }
     }
 
-    /// Send `metrics` as one request (plus retries). Never fails. Errors from before the
-    /// credentials ever worked go apart, in a request of their own to the unauthenticated
-    /// endpoint; the outcome is then that of the other metrics (or of those errors alone).
+    /// Send `metrics` as one request (plus retries). Never fails.
     pub(crate) async fn export_batch(&self, metrics: &[TelemetryMetric]) -> ExportOutcome {
-        let before_auth = |m: &TelemetryMetric| m.error.as_ref().is_some_and(|e| e.before_auth);
-        if !metrics.iter().any(before_auth) {
-            return self.export_group(metrics, false).await;
-        }
-        let (unauthenticated, rest): (Vec<_>, Vec<_>) =
-            metrics.iter().cloned().partition(|m| before_auth(m));
-        let outcome = self.export_group(&unauthenticated, true).await;
-        if rest.is_empty() {
-            return outcome;
-        }
-        self.export_group(&rest, false).await
-    }
-
-    /// Send `metrics` as one request (plus retries), without credentials when
-    /// `unauthenticated`.
-    async fn export_group(
-        &self,
-        metrics: &[TelemetryMetric],
-        unauthenticated: bool,
-    ) -> ExportOutcome {
         if metrics.is_empty() {
             return ExportOutcome::Empty;
         }
@@ -90,7 +68,7 @@ impl DatabricksTelemetryExporter {
             return ExportOutcome::Rejected;
         };
         let config = &self.ctx.config;
-        let authorization = if config.authenticated_export && !unauthenticated {
+        let authorization = if config.authenticated_export {
             tokio::time::timeout(config.export_timeout, self.ctx.authorization())
                 .await
                 .ok()

@@ -588,7 +588,6 @@ mod tests {
             http_status: None,
             terminal: false,
             retryable: true,
-            before_auth: false,
         });
         let v = serde_json::to_value(TelemetryFrontendLog::from_metric(&m, ctx(&sys, false)))
             .expect("serializable");

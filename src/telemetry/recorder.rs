@@ -8,8 +8,8 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -65,24 +65,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What one client reports through: its host's telemetry (taken at the first connection), the
-/// application's statement callback and chunk observer.
+/// What one client reports through: its host's telemetry (taken when its first session opens),
+/// the application's statement callback and chunk observer.
 pub(crate) struct ClientTelemetry {
     context: TelemetryContext,
     provider: TelemetryClientProvider,
-    handle: Mutex<Option<TelemetryHandle>>,
-    emitter: OnceLock<TelemetryEventEmitter>,
+    taken: Mutex<Taken>,
     on_statement: Option<StatementCallback>,
     chunk_observer: Option<Arc<dyn ChunkObserver>>,
-    /// A session was opened: the credentials have worked at least once.
-    authenticated: AtomicBool,
+}
+
+/// The references a client holds on its host's telemetry.
+#[derive(Debug, Default)]
+struct Taken {
+    /// The host's telemetry, with this client's credentials: taken when a session first opened
+    /// (the credentials work), so that credentials the workspace refuses never serve the host.
+    authenticated: Option<TelemetryHandle>,
+    /// The host's telemetry without credentials: taken when connecting failed before any
+    /// session opened; what it exports goes to `/telemetry-unauth`, with no ids or details.
+    unauthenticated: Option<TelemetryHandle>,
+    /// The client was closed: nothing is taken again.
+    closed: bool,
 }
 
 impl fmt::Debug for ClientTelemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTelemetry")
             .field("context", &self.context)
-            .field("handle", &*lock(&self.handle))
+            .field("taken", &*lock(&self.taken))
             .field("on_statement", &self.on_statement.is_some())
             .field("chunk_observer", &self.chunk_observer.is_some())
             .finish()
@@ -91,7 +101,7 @@ impl fmt::Debug for ClientTelemetry {
 
 impl ClientTelemetry {
     /// The telemetry of a client whose host's telemetry is described by `context` and shared
-    /// through `provider`. Takes nothing yet: that happens at the first [`emitter`](Self::emitter).
+    /// through `provider`. Takes nothing yet: that happens when a session opens (or fails to).
     pub(crate) fn new(
         context: TelemetryContext,
         provider: TelemetryClientProvider,
@@ -101,58 +111,65 @@ impl ClientTelemetry {
         ClientTelemetry {
             context,
             provider,
-            handle: Mutex::new(None),
-            emitter: OnceLock::new(),
+            taken: Mutex::new(Taken::default()),
             on_statement,
             chunk_observer,
-            authenticated: AtomicBool::new(false),
         }
     }
 
-    /// The client's emitter. The first call (a session being opened) takes a reference on the
-    /// host's telemetry, starting it when this is its first client; a disabled emitter when
+    /// A session opened: the emitter for it. The client's first session takes a reference on
+    /// the host's telemetry, starting it when this is its first client. A disabled emitter when
     /// telemetry is off or the client was closed.
-    pub(crate) fn emitter(&self) -> TelemetryEventEmitter {
-        if let Some(e) = self.emitter.get() {
-            return e.clone();
+    pub(crate) fn connected(&self) -> TelemetryEventEmitter {
+        let mut taken = lock(&self.taken);
+        if taken.closed {
+            return TelemetryEventEmitter::disabled();
         }
-        let mut handle = lock(&self.handle);
-        if let Some(e) = self.emitter.get() {
-            return e.clone();
-        }
-        let taken = self
-            .provider
-            .get_or_create(self.context.endpoint.base_url(), self.context.clone());
-        let emitter = taken.emitter();
-        *handle = Some(taken);
-        let _ = self.emitter.set(emitter.clone());
-        emitter
+        taken
+            .authenticated
+            .get_or_insert_with(|| {
+                self.provider
+                    .get_or_create(self.context.endpoint.base_url(), self.context.clone())
+            })
+            .emitter()
+    }
+
+    /// Opening a session failed with `error`: reported with the client's credentials once a
+    /// session has opened, and before that through the host's telemetry without credentials.
+    pub(crate) fn connect_failed(&self, error: &Error) {
+        let emitter = {
+            let mut taken = lock(&self.taken);
+            if taken.closed {
+                return;
+            }
+            let taken = &mut *taken;
+            match &taken.authenticated {
+                Some(handle) => handle.emitter(),
+                None => taken
+                    .unauthenticated
+                    .get_or_insert_with(|| {
+                        let mut context = self.context.clone();
+                        context.auth = None;
+                        let key = format!("{} without credentials", context.endpoint.base_url());
+                        self.provider.get_or_create(&key, context)
+                    })
+                    .emitter(),
+            }
+        };
+        emitter.emit_error(error, None, None);
     }
 
     /// Give the host's telemetry back; when this was its last client, its pending metrics are
-    /// flushed, waiting at most `close_timeout`. Never takes it again.
+    /// flushed, waiting at most `close_timeout`. Nothing is taken again afterwards.
     pub(crate) async fn close(&self) {
-        let taken = {
-            let mut handle = lock(&self.handle);
-            let _ = self.emitter.set(TelemetryEventEmitter::disabled());
-            handle.take()
+        let (authenticated, unauthenticated) = {
+            let mut taken = lock(&self.taken);
+            taken.closed = true;
+            (taken.authenticated.take(), taken.unauthenticated.take())
         };
-        if let Some(mut taken) = taken {
-            taken.close().await;
+        for mut handle in [authenticated, unauthenticated].into_iter().flatten() {
+            handle.close().await;
         }
-    }
-
-    /// A session was opened: the credentials work.
-    pub(crate) fn connected(&self) {
-        self.authenticated.store(true, Ordering::Relaxed);
-    }
-
-    /// Opening a session failed with `error`. An authentication failure before the
-    /// credentials ever worked is reported to the unauthenticated endpoint only.
-    pub(crate) fn connect_failed(&self, emitter: &TelemetryEventEmitter, error: &Error) {
-        let before_auth =
-            error.kind() == ErrorKind::Auth && !self.authenticated.load(Ordering::Relaxed);
-        emitter.emit_connect_error(error, before_auth);
     }
 
     /// The application's chunk observer, if it registered one.
@@ -160,19 +177,22 @@ impl ClientTelemetry {
         self.chunk_observer.as_ref()
     }
 
-    /// A statement of `operation_type` is about to be submitted: its measuring starts now.
-    /// `None` when nobody would read what is measured (telemetry off or not in effect, and no
-    /// statement callback), so that a statement then costs one branch per reporting point.
-    pub(crate) fn begin(&self, operation_type: OperationType) -> Option<PendingStatement> {
-        let emitter = self
-            .emitter
-            .get()
-            .filter(|e| e.is_enabled())
-            .cloned()
-            .unwrap_or_default();
-        if !emitter.is_enabled() && self.on_statement.is_none() {
+    /// A statement of `operation_type` is about to be submitted in a session reporting through
+    /// `emitter`: its measuring starts now. `None` when nobody would read what is measured
+    /// (telemetry off or not in effect, and no statement callback), so that a statement then
+    /// costs one branch per reporting point.
+    pub(crate) fn begin(
+        &self,
+        emitter: &TelemetryEventEmitter,
+        operation_type: OperationType,
+    ) -> Option<PendingStatement> {
+        let emitter = if emitter.is_enabled() {
+            emitter.clone()
+        } else if self.on_statement.is_some() {
+            TelemetryEventEmitter::disabled()
+        } else {
             return None;
-        }
+        };
         Some(PendingStatement {
             emitter,
             on_statement: self.on_statement.clone(),
@@ -313,7 +333,9 @@ impl StatementRecorder {
     pub(crate) fn error(&self, error: &Error) {
         {
             let mut st = lock(&self.state);
-            if st.done || st.last_error == Some(error.kind()) {
+            // Once a terminal error was reported, telemetry has closed the statement's record:
+            // anything more about it would open a second one.
+            if st.done || st.terminal_reported || st.last_error == Some(error.kind()) {
                 return;
             }
             st.last_error = Some(error.kind());
@@ -402,7 +424,7 @@ impl ChunkObserver for StatementRecorder {
     fn on_chunk(&self, stats: &ChunkStats) {
         let compressed = {
             let st = lock(&self.state);
-            if st.done {
+            if st.done || st.terminal_reported {
                 return;
             }
             st.compressed.unwrap_or(false)
@@ -438,7 +460,8 @@ pub struct StatementMetrics {
     pub result_format: Option<ResultFormat>,
     /// Whether the result was LZ4-compressed, once known.
     pub compressed: Option<bool>,
-    /// GetOperationStatus calls made while waiting for the statement.
+    /// GetOperationStatus calls made for the statement (while waiting for it, and by
+    /// [`Operation::status`](crate::Operation::status)).
     pub status_polls: u32,
     /// Their summed latency.
     pub status_poll_latency: Duration,

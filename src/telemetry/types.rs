@@ -551,10 +551,6 @@ pub(crate) struct ErrorDetails {
     pub terminal: bool,
     /// Retryable per the classifier: wait for the statement's completion.
     pub retryable: bool,
-    /// The error ended a connection attempt before the credentials had ever worked (a first
-    /// OpenSession answered 401, say): exported to `/telemetry-unauth` only, as credentials that
-    /// the workspace refused are no credentials to export with.
-    pub before_auth: bool,
 }
 
 /// What an event says, per type.
@@ -721,7 +717,7 @@ pub(crate) fn unix_millis() -> i64 {
 }
 
 /// A random number from the standard library's per-instance random hasher keys (seeded from
-/// the OS once per thread): cheap, with no system call, and never the same twice in a thread.
+/// the OS once per thread, then stepped per call): cheap, with no system call. Not for secrets.
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new()
@@ -729,8 +725,9 @@ pub(crate) fn random_u64() -> u64 {
         .finish()
 }
 
-/// A fresh version-4 UUID as text, from [`random_u64`]: ids of telemetry records, made without
-/// the system call per id that a cryptographic source costs.
+/// A version-4 UUID as text, from [`random_u64`]: ids of telemetry records, made without the
+/// system call per id that a cryptographic source costs (a clash is as unlikely as for any
+/// random UUID, not impossible).
 pub(crate) fn record_id() -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
