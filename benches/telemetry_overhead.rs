@@ -26,8 +26,8 @@
 //!
 //! Besides criterion's groups (`telemetry_overhead/select_one_x1000/{off,on}`,
 //! `telemetry_overhead/cloudfetch_2m/{off,on}`, which run every "off" sample before every "on"
-//! one), it runs a paired comparison that alternates off and on runs (15 pairs of
-//! `select_one_x1000`, 7 of `cloudfetch_2m`, after a warm-up; the order within a pair swaps
+//! one), it runs a paired comparison that alternates off and on runs (61 pairs of
+//! `select_one_x1000`, 31 of `cloudfetch_2m`, after a warm-up; the order within a pair swaps
 //! every pair) so that drift of the machine hits both alike, and prints one line per case to
 //! stderr: the median of each, the on/off ratio of the medians and the median of the per-pair
 //! ratios. With `-- --test` each case runs once and the comparison is one pair.
@@ -47,8 +47,8 @@ const GROUP: &str = "telemetry_overhead";
 const ROUND_TRIPS: usize = 1_000;
 const CLOUDFETCH_SQL: &str = "SELECT * FROM mock.rows(2000000)";
 const CLOUDFETCH_ROWS: u64 = 2_000_000;
-const SELECT_ONE_PAIRS: usize = 15;
-const CLOUDFETCH_PAIRS: usize = 7;
+const SELECT_ONE_PAIRS: usize = 61;
+const CLOUDFETCH_PAIRS: usize = 31;
 /// Set in the child process: serve the mock instead of benchmarking.
 const SERVER_ENV: &str = "DBSQL_TELEMETRY_BENCH_SERVER";
 /// What the parent writes to the mock's stdin to ask what telemetry it received.
@@ -325,37 +325,70 @@ fn bench(c: &mut Criterion) {
     drop(server);
 }
 
-/// Alternate `pairs` runs of `off` and `on` after one warm-up run of each; the summary line.
+/// Alternate `pairs` runs of `off` and `on` after one warm-up run of each; the summary line:
+/// wall-clock medians and ratios, and the client process's CPU time per run (all its threads,
+/// the telemetry task's included; the mock's process is not counted), where Linux tells it.
 fn compare(runtime: &Runtime, case: Case, pairs: usize, off: &Variant, on: &Variant) -> String {
     runtime.block_on(async {
         case.run(&off.session).await;
         case.run(&on.session).await;
     });
     let (mut offs, mut ons) = (Vec::new(), Vec::new());
+    let (mut off_cpu, mut on_cpu) = (Vec::new(), Vec::new());
+    let timed = |variant: &Variant| {
+        let cpu = process_cpu();
+        let wall = runtime.block_on(case.run(&variant.session));
+        let cpu = process_cpu().zip(cpu).map(|(after, before)| after - before);
+        (wall.as_secs_f64(), cpu)
+    };
     for pair in 0..pairs {
-        let (t_off, t_on) = runtime.block_on(async {
-            if pair % 2 == 0 {
-                let t_off = case.run(&off.session).await;
-                (t_off, case.run(&on.session).await)
-            } else {
-                let t_on = case.run(&on.session).await;
-                (case.run(&off.session).await, t_on)
-            }
-        });
-        offs.push(t_off.as_secs_f64());
-        ons.push(t_on.as_secs_f64());
+        let ((t_off, c_off), (t_on, c_on)) = if pair % 2 == 0 {
+            let off_run = timed(off);
+            (off_run, timed(on))
+        } else {
+            let on_run = timed(on);
+            (timed(off), on_run)
+        };
+        offs.push(t_off);
+        ons.push(t_on);
+        off_cpu.extend(c_off);
+        on_cpu.extend(c_on);
     }
     let ratios: Vec<f64> = ons.iter().zip(&offs).map(|(on, off)| on / off).collect();
     let (off_median, on_median) = (median(offs), median(ons));
+    let cpu = if off_cpu.len() == pairs && on_cpu.len() == pairs {
+        let (off_cpu, on_cpu) = (median(off_cpu), median(on_cpu));
+        format!(
+            "; client CPU per run: off median {:.1} ms, on median {:.1} ms, ratio {:.3}",
+            off_cpu * 1e3,
+            on_cpu * 1e3,
+            on_cpu / off_cpu
+        )
+    } else {
+        String::new()
+    };
     format!(
         "{GROUP} paired {}: off median {:.1} ms, on median {:.1} ms, ratio {:.3} \
-         (median of pair ratios {:.3}, {pairs} pairs)",
+         (median of pair ratios {:.3}, {pairs} pairs){cpu}",
         case.name(),
         off_median * 1e3,
         on_median * 1e3,
         on_median / off_median,
         median(ratios),
     )
+}
+
+/// CPU time used so far by every thread of this process, in seconds, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on CPU); `None` where that is not readable.
+/// Threads that ended are not counted, so only differences over a short span are meaningful.
+fn process_cpu() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total_ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e9)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -406,14 +406,24 @@ mod tests {
         let woken = || rx.wake().notified().now_or_never().is_some();
         e.emit_statement_start("s", "q", OperationType::ExecuteStatement, Instant::now());
         e.emit_statement_complete("s", "q", StatementCompletion::default());
-        e.emit_error(&Error::new(ErrorKind::Connect, "reset"), Some("s"), Some("q"));
-        assert!(!woken(), "a statement's events and a retryable error wait for the tick");
+        e.emit_error(
+            &Error::new(ErrorKind::Connect, "reset"),
+            Some("s"),
+            Some("q"),
+        );
+        assert!(
+            !woken(),
+            "a statement's events and a retryable error wait for the tick"
+        );
         e.emit_error(&Error::from_http_status(401, "refused"), Some("s"), None);
         assert!(woken(), "a terminal error wakes the task");
         for _ in 0..4 {
             e.emit_connection_open("s", Duration::ZERO);
         }
-        assert!(woken(), "eight waiting events (the wake-up mark) wake the task");
+        assert!(
+            woken(),
+            "eight waiting events (the wake-up mark) wake the task"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,50 +22,39 @@ pub(crate) struct TelemetryRequest {
     pub proto_logs: Vec<String>,
 }
 
-/// The JSON of a [`TelemetryRequest`] of `logs` sent at `upload_time`, written in one pass:
-/// each log is serialized straight into its JSON string (escaped as it is written), instead of
-/// into a string of its own that is then escaped again.
+/// The JSON of a [`TelemetryRequest`] of `logs` sent at `upload_time`, written straight into
+/// one buffer: each log is serialized into a scratch buffer reused from log to log, then copied
+/// into its JSON string with `"` and `\\` escaped (the only characters that JSON written by
+/// serde_json holds and a string must escape: control characters are already escaped).
 pub(crate) fn upload_body(
     upload_time: i64,
     logs: impl Iterator<Item = TelemetryFrontendLog>,
 ) -> serde_json::Result<Vec<u8>> {
     let (size, _) = logs.size_hint();
-    let mut body = Vec::with_capacity(64 + size.saturating_mul(1536));
+    let mut body = Vec::with_capacity(64 + size.saturating_mul(1024));
     body.extend_from_slice(
         format!(r#"{{"uploadTime":{upload_time},"items":[],"protoLogs":["#).as_bytes(),
     );
+    let mut scratch = Vec::with_capacity(1024);
     for (i, log) in logs.enumerate() {
         if i > 0 {
             body.push(b',');
         }
+        scratch.clear();
+        serde_json::to_writer(&mut scratch, &log)?;
         body.push(b'"');
-        serde_json::to_writer(JsonStringContent(&mut body), &log)?;
+        let mut rest = &scratch[..];
+        while let Some(at) = rest.iter().position(|b| matches!(b, b'"' | b'\\')) {
+            body.extend_from_slice(&rest[..at]);
+            body.push(b'\\');
+            body.push(rest[at]);
+            rest = &rest[at + 1..];
+        }
+        body.extend_from_slice(rest);
         body.push(b'"');
     }
     body.extend_from_slice(b"]}");
     Ok(body)
-}
-
-/// Writes JSON text as the content of a JSON string: `"` and `\` escaped. JSON that serde_json
-/// writes has no other character a string must escape (control characters are already escaped).
-struct JsonStringContent<'a>(&'a mut Vec<u8>);
-
-impl std::io::Write for JsonStringContent<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while let Some(at) = rest.iter().position(|b| matches!(b, b'"' | b'\\')) {
-            self.0.extend_from_slice(&rest[..at]);
-            self.0.push(b'\\');
-            self.0.push(rest[at]);
-            rest = &rest[at + 1..];
-        }
-        self.0.extend_from_slice(rest);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The answer of the telemetry endpoints.
