@@ -11,7 +11,7 @@ use crate::client::ClientInner;
 use crate::config::{EffectiveExecuteOptions, ExecuteOptions, SessionOptions};
 use crate::error::{Error, Result};
 use crate::operation::Operation;
-use crate::telemetry::{OperationType, StatementRecorder, TelemetryEventEmitter};
+use crate::telemetry::{OperationType, PendingStatement, StatementRecorder, TelemetryEventEmitter};
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::{counting_retries, ThriftClient};
 use crate::thrift::tcli::{
@@ -177,17 +177,26 @@ impl Session {
         self.inner.ensure_open()?;
         let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
         let req = self.execute_request(sql, &opts);
-        let client = &self.inner.client;
-        let pending = client
+        let call = self.inner.client.rpc.execute_statement(req);
+        let (resp, pending) = self.submit(OperationType::ExecuteStatement, call).await?;
+        Operation::from_execute(self.inner.clone(), resp, opts, pending)
+    }
+
+    /// Submit a statement or metadata call of `operation_type` with the RPC `call`: its
+    /// measuring starts now (when anything reads it), the RPC's retries are counted, and a
+    /// failure is reported as an error of the session.
+    async fn submit<T>(
+        &self,
+        operation_type: OperationType,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<(T, Option<PendingStatement>)> {
+        let pending = self
+            .inner
+            .client
             .telemetry
-            .begin(&self.inner.emitter, OperationType::ExecuteStatement);
-        let submitted = counting_retries(
-            pending.as_ref().map(|p| p.retries()),
-            client.rpc.execute_statement(req),
-        )
-        .await;
-        match submitted {
-            Ok(resp) => Operation::from_execute(self.inner.clone(), resp, opts, pending),
+            .begin(&self.inner.emitter, operation_type);
+        match counting_retries(pending.as_ref().map(|p| p.retries()), call).await {
+            Ok(reply) => Ok((reply, pending)),
             Err(e) => {
                 let e = e.with_session_id(&self.inner.id);
                 if let Some(pending) = pending {
@@ -539,22 +548,7 @@ impl Session {
         operation_type: OperationType,
         call: impl Future<Output = Result<(Option<TOperationHandle>, Option<TSparkDirectResults>)>>,
     ) -> Result<Operation> {
-        let pending = self
-            .inner
-            .client
-            .telemetry
-            .begin(&self.inner.emitter, operation_type);
-        let resp = counting_retries(pending.as_ref().map(|p| p.retries()), call).await;
-        let (handle, direct) = match resp {
-            Ok(reply) => reply,
-            Err(e) => {
-                let e = e.with_session_id(&self.inner.id);
-                if let Some(pending) = pending {
-                    pending.failed(&self.inner.id, &e);
-                }
-                return Err(e);
-            }
-        };
+        let ((handle, direct), pending) = self.submit(operation_type, call).await?;
         let options =
             EffectiveExecuteOptions::resolve(&self.inner.client.config, ExecuteOptions::default());
         Operation::from_parts(self.inner.clone(), rpc, handle, direct, options, pending)

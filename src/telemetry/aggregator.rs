@@ -326,10 +326,12 @@ impl MetricsAggregator {
         }
     }
 
-    /// Take in every event waiting in `events`, flushing to `sink` whenever a batch fills or
-    /// a terminal error arrives.
+    /// Take in the events waiting in `events` (at most a queue's worth, so that a steady stream
+    /// cannot keep the task here), flushing to `sink` whenever a batch fills or a terminal error
+    /// arrives.
     async fn take_in(&mut self, events: &mut EventReceiver, sink: &dyn MetricsSink) {
-        while let Ok(event) = events.try_recv() {
+        for _ in 0..events.capacity() {
+            let Ok(event) = events.try_recv() else { break };
             if self.process(event) {
                 self.flush(sink).await;
             }

@@ -130,6 +130,11 @@ impl EventReceiver {
         self.wake.clone()
     }
 
+    /// How many events the queue holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.rx.max_capacity()
+    }
+
     /// The next waiting event, if any; `Disconnected` once every sender is gone.
     pub(crate) fn try_recv(&mut self) -> Result<TelemetryEvent, mpsc::error::TryRecvError> {
         self.rx.try_recv()
