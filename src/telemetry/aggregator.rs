@@ -19,6 +19,11 @@ use super::types::{
     TelemetryConfiguration, TelemetryEvent, TelemetryMetric,
 };
 
+/// Statements the aggregator follows at once at most: beyond, the one heard of least recently
+/// is forgotten, so that statements whose completion never arrives (dropped from a full queue)
+/// cannot grow the map for `statement_ttl`.
+const MAX_OPEN_STATEMENTS: usize = 10_000;
+
 /// Where flushed metrics go (the exporter; a recorder in tests). Must not fail.
 #[async_trait]
 pub(crate) trait MetricsSink: Send + Sync + 'static {
@@ -207,6 +212,9 @@ impl MetricsAggregator {
         session_id: Option<String>,
         connection: Option<Arc<ConnectionParameters>>,
     ) -> &mut StatementState {
+        if self.statements.len() >= MAX_OPEN_STATEMENTS && !self.statements.contains_key(&id) {
+            self.forget_least_recent();
+        }
         let state = self.statements.entry(id).or_insert_with(|| StatementState {
             session_id: None,
             connection: None,
@@ -224,6 +232,19 @@ impl MetricsAggregator {
             state.connection = connection;
         }
         state
+    }
+
+    /// Forget the statement heard of least recently (its completion was lost, most likely).
+    fn forget_least_recent(&mut self) {
+        let oldest = self
+            .statements
+            .iter()
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = oldest {
+            self.statements.remove(&id);
+            tracing::debug!("telemetry: too many open statements, the least recent forgotten");
+        }
     }
 
     /// Finish statement `id`: its metric (carrying `terminal` when a terminal error ended it)
@@ -605,6 +626,25 @@ mod tests {
         assert_eq!(s.poll_count, 2);
         assert_eq!(s.compressed, Some(true));
         assert_eq!(a.open_statements(), 1, "q2 still open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn follows_at_most_a_bounded_number_of_open_statements() {
+        let mut a = MetricsAggregator::new(&config());
+        for i in 0..MAX_OPEN_STATEMENTS + 5 {
+            a.process(start(&format!("q{i}")));
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(a.open_statements(), MAX_OPEN_STATEMENTS);
+        a.process(complete("q0"));
+        let m = a.take_batch(10).remove(0);
+        assert!(
+            m.latency.is_none(),
+            "the oldest statement was forgotten: its completion starts afresh"
+        );
+        a.process(complete(&format!("q{}", MAX_OPEN_STATEMENTS + 4)));
+        let m = a.take_batch(10).remove(0);
+        assert!(m.latency.is_some(), "a recent statement is still followed");
     }
 
     #[tokio::test(start_paused = true)]
