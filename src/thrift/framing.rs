@@ -96,7 +96,6 @@ pub(crate) fn decode_reply<T: TSerializable>(method: &str, seq_id: i32, body: &[
 /// The undecoded arguments of a call read by [`decode_call`]: decode them with
 /// [`CallArgs::decode`] as the request type of the call's method.
 #[cfg(any(test, feature = "mock"))]
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // the server side: the mock warehouse's
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallArgs<'a> {
     /// The bytes after the message header: the `<method>_args` struct.
@@ -105,7 +104,6 @@ pub(crate) struct CallArgs<'a> {
 }
 
 #[cfg(any(test, feature = "mock"))]
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // the server side: the mock warehouse's
 impl CallArgs<'_> {
     /// Read field 1 of the `<method>_args` struct as a `T` (e.g. `TOpenSessionReq`). A call
     /// without field 1 is a protocol error.
@@ -123,7 +121,6 @@ impl CallArgs<'_> {
 /// Read the header of a call: its method name, sequence id, and arguments (not yet decoded).
 /// A message of another type than CALL (or ONEWAY) is a protocol error.
 #[cfg(any(test, feature = "mock"))]
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // the server side: the mock warehouse's
 pub(crate) fn decode_call(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)> {
     let malformed = |e: thrift::Error| Error::protocol(format!("the call is malformed: {e}"));
     let mut input = body;
@@ -150,7 +147,6 @@ pub(crate) fn decode_call(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)> {
 /// Encode the reply to the call of `method` with sequence id `seq_id`: a REPLY message whose
 /// `<method>_result` struct holds `resp` at field 0 (`success`).
 #[cfg(any(test, feature = "mock"))]
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // the server side: the mock warehouse's
 pub(crate) fn encode_reply<T: TSerializable>(
     method: &str,
     seq_id: i32,
@@ -165,7 +161,6 @@ pub(crate) fn encode_reply<T: TSerializable>(
 /// Encode a Thrift application exception answering the call of `method` with sequence id
 /// `seq_id` (e.g. [`thrift::ApplicationErrorKind::UnknownMethod`]).
 #[cfg(any(test, feature = "mock"))]
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // the server side: the mock warehouse's
 pub(crate) fn encode_exception(
     method: &str,
     seq_id: i32,

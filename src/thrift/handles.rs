@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+#[cfg(any(test, feature = "mock"))]
 use crate::thrift::tcli::THandleIdentifier;
 
 /// The text form of a handle's guid: UUID text (`01ef5c2a-...`) for 16 bytes, lowercase hex for
@@ -15,7 +16,7 @@ pub(crate) fn guid_to_string(guid: &[u8]) -> String {
 }
 
 /// A new random handle identifier: a version-4 UUID as guid and 16 random bytes as secret.
-#[cfg_attr(not(feature = "mock"), allow(dead_code))] // used by the mock warehouse
+#[cfg(any(test, feature = "mock"))]
 pub(crate) fn new_handle_identifier() -> THandleIdentifier {
     THandleIdentifier::new(
         Uuid::new_v4().as_bytes().to_vec(),
