@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::aggregator::MetricsSink;
 use super::circuit_breaker::CircuitBreaker;
 use super::classifier::ExceptionClassifier;
-use super::payload::{upload_body, LogContext, TelemetryFrontendLog, TelemetryResponse};
+use super::payload::{upload_body, LogContext, TelemetryResponse};
 use super::types::{
     random_u64, unix_millis, DriverConfiguration, TelemetryContext, TelemetryMetric,
 };
@@ -146,15 +146,7 @@ impl DatabricksTelemetryExporter {
             user_agent: &user_agent,
             authenticated,
         };
-        let logs = metrics
-            .iter()
-            .map(|m| TelemetryFrontendLog::from_metric(m, log_ctx));
-        let body = upload_body(unix_millis(), logs).map_err(|e| {
-            Error::new(
-                ErrorKind::Decode,
-                format!("telemetry batch not serializable: {e}"),
-            )
-        })?;
+        let body = upload_body(unix_millis(), metrics, log_ctx);
         let url = self.ctx.endpoint.export_url(authenticated);
         let uri: http::Uri = url
             .parse()

@@ -725,17 +725,14 @@ pub(crate) fn random_u64() -> u64 {
         .finish()
 }
 
-/// A version-4 UUID as text, from [`random_u64`]: ids of telemetry records, made without the
+/// A version-4 UUID from [`random_u64`]: ids of telemetry records, made without the
 /// system call per id that a cryptographic source costs (a clash is as unlikely as for any
 /// random UUID, not impossible).
-pub(crate) fn record_id() -> String {
+pub(crate) fn record_id() -> uuid::Uuid {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
     bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// A duration in whole milliseconds, saturating.
