@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::auth::{AuthProvider, TokenAuth};
+use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::error::{Error, Result};
 use crate::http::{is_loopback_host, user_agent, HttpTransport, HyperTransport, RetryPolicy};
@@ -150,11 +150,29 @@ impl DBSQLClient {
     }
 }
 
+/// How the client authenticates, as set on the builder; turned into a provider at build, once
+/// the workspace's address is known.
+enum AuthChoice {
+    Provider(Arc<dyn AuthProvider>),
+    M2M(OAuthM2M),
+    U2M(OAuthU2M),
+}
+
+impl std::fmt::Debug for AuthChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthChoice::Provider(p) => p.fmt(f),
+            AuthChoice::M2M(m) => m.fmt(f),
+            AuthChoice::U2M(u) => u.fmt(f),
+        }
+    }
+}
+
 /// Builds a [`DBSQLClient`]. Setters are grouped by topic; each says its default.
 #[must_use]
 pub struct ClientBuilder {
     config: ClientConfig,
-    auth: Option<Arc<dyn AuthProvider>>,
+    auth: Option<AuthChoice>,
     transport: Option<Arc<dyn HttpTransport>>,
     telemetry_enabled: Option<bool>,
     telemetry_provider: Option<TelemetryClientProvider>,
@@ -279,20 +297,46 @@ impl ClientBuilder {
         self
     }
 
-    // --- authentication ---
+    // --- authentication (the last one set wins) ---
 
     /// Authenticate with a personal access token (`Authorization: Bearer <token>`).
     pub fn token(mut self, token: impl AsRef<str>) -> Self {
         match TokenAuth::new(token.as_ref()) {
-            Ok(auth) => self.auth = Some(Arc::new(auth)),
+            Ok(auth) => self.auth = Some(AuthChoice::Provider(Arc::new(auth))),
             Err(e) => self.error = Some(e),
         }
         self
     }
 
+    /// Authenticate as a service principal with OAuth client credentials (machine to machine):
+    /// see [`OAuthM2M`] for its settings and defaults.
+    pub fn oauth_m2m(mut self, settings: OAuthM2M) -> Self {
+        self.auth = Some(AuthChoice::M2M(settings));
+        self
+    }
+
+    /// Authenticate a person with a browser login (OAuth user to machine): see [`OAuthU2M`]
+    /// for its settings and defaults. The first statement that needs a token starts the login
+    /// when no cached token can be used.
+    pub fn oauth_u2m(mut self, settings: OAuthU2M) -> Self {
+        self.auth = Some(AuthChoice::U2M(settings));
+        self
+    }
+
+    /// Authenticate with access tokens from the application's own async function (token
+    /// federation, a secrets manager...): each token is cached and renewed before it expires
+    /// (see [`TokenProviderAuth`]), and a 401 makes `fetch` be called again once.
+    pub fn token_provider<F, Fut>(self, fetch: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<AccessToken>> + Send + 'static,
+    {
+        self.auth_provider(Arc::new(TokenProviderAuth::new(fetch)))
+    }
+
     /// Authenticate with a custom provider of the `Authorization` header.
     pub fn auth_provider(mut self, provider: Arc<dyn AuthProvider>) -> Self {
-        self.auth = Some(provider);
+        self.auth = Some(AuthChoice::Provider(provider));
         self
     }
 
@@ -479,7 +523,9 @@ impl ClientBuilder {
             )));
         }
         let auth = self.auth.ok_or_else(|| {
-            Error::config("no credentials were given: set a token or an auth provider")
+            Error::config(
+                "no credentials were given: set a token, OAuth settings or an auth provider",
+            )
         })?;
         let scheme = if config.plain_http { "http" } else { "https" };
         let host_for_url = if config.host.contains(':') && !config.host.starts_with('[') {
@@ -501,12 +547,22 @@ impl ClientBuilder {
             Some(t) => t,
             None => Arc::new(HyperTransport::new(&config.http)?),
         };
+        // The workspace's own base URL: its OAuth and telemetry endpoints live below it.
+        let base_url = match (config.plain_http, config.port) {
+            (true, port) => format!("http://{host_for_url}:{port}"),
+            (false, 443) => format!("https://{host_for_url}"),
+            (false, port) => format!("https://{host_for_url}:{port}"),
+        };
+        let auth: Arc<dyn AuthProvider> = match auth {
+            AuthChoice::Provider(provider) => provider,
+            AuthChoice::M2M(settings) => {
+                Arc::new(settings.provider(&base_url, transport.clone(), config.retry.clone())?)
+            }
+            AuthChoice::U2M(settings) => {
+                Arc::new(settings.provider(&base_url, transport.clone(), config.retry.clone())?)
+            }
+        };
         let telemetry = {
-            let base_url = match (config.plain_http, config.port) {
-                (true, port) => format!("http://{host_for_url}:{port}"),
-                (false, 443) => format!("https://{host_for_url}"),
-                (false, port) => format!("https://{host_for_url}:{port}"),
-            };
             let mut settings = config.telemetry.clone();
             settings.enabled =
                 self.telemetry_enabled.unwrap_or(settings.enabled) && !disabled_by_env();

@@ -124,6 +124,14 @@ impl Error {
         Self::new(ErrorKind::Config, message)
     }
 
+    /// An [`ErrorKind::Auth`] error with `message`: what an application's own credential
+    /// source (a [`TokenProviderAuth`](crate::auth::TokenProviderAuth) function, an
+    /// [`AuthProvider`](crate::auth::AuthProvider)) returns when it has no credential to give.
+    /// The message must not contain the credential.
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Auth, message)
+    }
+
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Protocol, message)
     }
@@ -172,6 +180,12 @@ impl Error {
     }
 
     /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
+    /// The same error, reporting `status` as its HTTP status.
+    pub(crate) fn with_http_status(mut self, status: Option<u16>) -> Self {
+        self.inner.http_status = status;
+        self
+    }
+
     pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
         self.inner.message.push_str(suffix);
         self

@@ -1,10 +1,21 @@
-//! Authentication: providers of the `Authorization` header. A personal access token today;
-//! OAuth M2M/U2M providers implement the same trait.
+//! Authentication: providers of the `Authorization` header.
+//!
+//! Every request to the workspace (Thrift calls, telemetry, feature flags, OAuth discovery
+//! excepted) asks its provider for the header on each attempt, so a token refreshed meanwhile is
+//! the one sent; presigned CloudFetch URLs never get it.
+
+mod oauth;
+mod token;
+mod u2m;
 
 use async_trait::async_trait;
 use http::HeaderValue;
 
 use crate::error::{Error, Result};
+
+pub use oauth::{OAuthM2M, DEFAULT_SCOPE};
+pub use token::{AccessToken, TokenFuture, TokenProviderAuth, DEFAULT_REFRESH_MARGIN};
+pub use u2m::{OAuthU2M, DEFAULT_REDIRECT_PORT, DEFAULT_U2M_CLIENT_ID};
 
 /// Supplies the `Authorization` header for requests to the workspace (never for presigned URLs).
 #[async_trait]
@@ -13,6 +24,14 @@ pub trait AuthProvider: Send + Sync + std::fmt::Debug + 'static {
     async fn authorization(&self) -> Result<Option<HeaderValue>>;
     /// A short name of the method for telemetry, e.g. `pat`.
     fn auth_type(&self) -> &'static str;
+    /// The server answered HTTP 401 to a request sent with `rejected`. Return `true` when
+    /// [`authorization`](Self::authorization) may now give a header worth one more attempt
+    /// (a cached token was dropped and a fresh one can be had); the request is then sent once
+    /// more. Default `false`: a fixed credential that was refused stays refused.
+    fn rejected(&self, rejected: &HeaderValue) -> bool {
+        let _ = rejected;
+        false
+    }
 }
 
 /// A personal access token, sent as `Authorization: Bearer <token>`.

@@ -5,11 +5,12 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
-use http::header::RETRY_AFTER;
+use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
+use crate::auth::AuthProvider;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How failed HTTP requests are retried. Defaults follow the peer drivers (protocol.md section 6).
@@ -84,17 +85,73 @@ impl RetryPolicy {
         idempotent: bool,
         attempts: &mut u32,
     ) -> Result<HttpResponse> {
+        let mut call = Call::new(request, idempotent);
+        call.attempts = Some(attempts);
+        self.run(transport, call).await
+    }
+
+    /// [`send`](Self::send) with the `Authorization` header asked of `auth` before each attempt,
+    /// so that a token refreshed meanwhile is the one sent. When the server answers 401 and
+    /// `auth` says a fresh header may succeed ([`AuthProvider::rejected`]), the request is sent
+    /// once more at once with the fresh header (also a request that must not run twice: a
+    /// refused request did not run). Attempts are counted in `attempts` when given.
+    pub(crate) async fn send_authenticated(
+        &self,
+        transport: &dyn HttpTransport,
+        request: HttpRequest,
+        idempotent: bool,
+        auth: &dyn AuthProvider,
+        attempts: Option<&mut u32>,
+    ) -> Result<HttpResponse> {
+        let mut call = Call::new(request, idempotent);
+        call.auth = Some(auth);
+        call.attempts = attempts;
+        self.run(transport, call).await
+    }
+
+    /// [`send`](Self::send), except that a final answer with a status that is not retried (or
+    /// no longer: attempts or time are up) is returned as `Ok`, for callers that read the
+    /// body of a refusal (an OAuth token endpoint's error). Transport failures are still errors.
+    pub(crate) async fn send_returning_status(
+        &self,
+        transport: &dyn HttpTransport,
+        request: HttpRequest,
+        idempotent: bool,
+    ) -> Result<HttpResponse> {
+        let mut call = Call::new(request, idempotent);
+        call.return_status = true;
+        self.run(transport, call).await
+    }
+
+    /// The one retry loop.
+    async fn run(
+        &self,
+        transport: &dyn HttpTransport,
+        mut call: Call<'_, '_>,
+    ) -> Result<HttpResponse> {
         let started = Instant::now();
         let deadline = started + self.overall_timeout;
         let max_attempts = self.max_attempts.max(1);
         let mut jitter = Jitter::new();
         let mut attempt: u32 = 0;
+        // The 401 retry with a fresh credential is made at most once per request.
+        let mut reauthenticated = false;
         loop {
             attempt += 1;
-            *attempts = attempt;
+            if let Some(attempts) = call.attempts.as_deref_mut() {
+                *attempts = attempt;
+            }
+            let mut request = call.request.clone();
+            let mut sent_authorization = None;
+            if let Some(auth) = call.auth {
+                if let Some(value) = auth.authorization().await? {
+                    request.headers.insert(AUTHORIZATION, value.clone());
+                    sent_authorization = Some(value);
+                }
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::time::timeout(remaining, transport.send(request.clone())).await;
-            let failure = match outcome {
+            let outcome = tokio::time::timeout(remaining, transport.send(request)).await;
+            let (failure, response) = match outcome {
                 Err(_) => {
                     return Err(Error::new(
                         ErrorKind::Timeout,
@@ -106,30 +163,53 @@ impl RetryPolicy {
                     ));
                 }
                 Ok(Ok(response)) if response.status.is_success() => return Ok(response),
-                Ok(Ok(response)) => Failure::Status {
-                    status: response.status,
-                    retry_after: parse_retry_after(&response.headers, SystemTime::now()),
-                    reason: server_reason(&response.headers),
-                },
-                Ok(Err(error)) => Failure::Transport(error),
+                Ok(Ok(response)) => (
+                    Failure::Status {
+                        status: response.status,
+                        retry_after: parse_retry_after(&response.headers, SystemTime::now()),
+                        reason: server_reason(&response.headers),
+                    },
+                    Some(response),
+                ),
+                Ok(Err(error)) => (Failure::Transport(error), None),
             };
 
-            if !failure.is_retryable(idempotent) {
-                return Err(failure.into_error(attempts_note(attempt)));
+            if let (Some(auth), Some(rejected), Failure::Status { status, .. }) =
+                (call.auth, &sent_authorization, &failure)
+            {
+                if *status == StatusCode::UNAUTHORIZED
+                    && !reauthenticated
+                    && attempt < max_attempts
+                    && auth.rejected(rejected)
+                {
+                    reauthenticated = true;
+                    tracing::debug!(attempt, "HTTP 401: retrying once with a fresh credential");
+                    continue;
+                }
+            }
+            let give_up = |failure: Failure, note: String| match (call.return_status, response) {
+                (true, Some(response)) => Ok(response),
+                _ => Err(failure.into_error(note)),
+            };
+            if !failure.is_retryable(call.idempotent) {
+                return give_up(failure, attempts_note(attempt));
             }
             if attempt >= max_attempts {
-                return Err(failure.into_error(format!(" (gave up after {attempt} attempts)")));
+                return give_up(failure, format!(" (gave up after {attempt} attempts)"));
             }
             let wait = match failure.retry_after() {
                 Some(after) => after.min(self.max_backoff),
                 None => self.backoff(attempt, &mut jitter),
             };
             if Instant::now() + wait > deadline {
-                return Err(failure.into_error(format!(
-                    " (gave up after {attempt} attempts: the next retry would pass the overall \
-                     timeout of {})",
-                    fmt_duration(self.overall_timeout)
-                )));
+                return give_up(
+                    failure,
+                    format!(
+                        " (gave up after {attempt} attempts: the next retry would pass the \
+                         overall timeout of {})",
+                        fmt_duration(self.overall_timeout)
+                    ),
+                );
             }
             match &failure {
                 Failure::Status { status, .. } => tracing::debug!(
@@ -162,6 +242,30 @@ impl RetryPolicy {
             .min(self.max_backoff);
         let extra = base.mul_f64(jitter.next_fraction() / 4.0);
         (base + extra).min(self.max_backoff)
+    }
+}
+
+/// One request through [`RetryPolicy::run`] and how to send it.
+struct Call<'a, 'c> {
+    request: HttpRequest,
+    idempotent: bool,
+    /// Asked for the `Authorization` header before each attempt.
+    auth: Option<&'a dyn AuthProvider>,
+    /// Where the attempts made are counted.
+    attempts: Option<&'c mut u32>,
+    /// Return a final refusal's response instead of an error.
+    return_status: bool,
+}
+
+impl Call<'_, '_> {
+    fn new(request: HttpRequest, idempotent: bool) -> Self {
+        Call {
+            request,
+            idempotent,
+            auth: None,
+            attempts: None,
+            return_status: false,
+        }
     }
 }
 

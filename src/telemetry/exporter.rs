@@ -87,7 +87,14 @@ impl DatabricksTelemetryExporter {
         };
         let mut attempt = 0;
         loop {
-            let error = match self.send(request.clone()).await {
+            let mut request = request.clone();
+            if authenticated && attempt > 0 {
+                // Each attempt asks for the credential again: a token may have been renewed.
+                if let Some(value) = self.ctx.authorization().await {
+                    request.headers.insert(http::header::AUTHORIZATION, value);
+                }
+            }
+            let error = match self.send(request).await {
                 Ok(response) if response.status.is_success() => {
                     let accepted = self.accepted(&response, metrics.len());
                     tracing::debug!(

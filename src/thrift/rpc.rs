@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use thrift::protocol::TSerializable;
 
 use crate::auth::AuthProvider;
@@ -263,14 +263,15 @@ impl ThriftClient {
         let started = Instant::now();
         let mut attempts = 0;
         let result = async {
-            let request = self.build_request(Bytes::from(body)).await?;
+            let request = self.build_request(Bytes::from(body));
             let response = self
                 .retry
-                .send_counted(
+                .send_authenticated(
                     &*self.transport,
                     request,
                     idempotency == Idempotent,
-                    &mut attempts,
+                    &*self.auth,
+                    Some(&mut attempts),
                 )
                 .await?;
             let resp: Resp = framing::decode_reply(method, seq_id, &response.body)?;
@@ -308,17 +309,15 @@ impl ThriftClient {
         }
     }
 
-    /// The POST of one Thrift call: the only place that sets the Thrift request headers.
-    async fn build_request(&self, body: Bytes) -> Result<HttpRequest> {
+    /// The POST of one Thrift call: the only place that sets the Thrift request headers (the
+    /// retry policy adds `Authorization` at each attempt).
+    fn build_request(&self, body: Bytes) -> HttpRequest {
         let mut request = HttpRequest::new(http::Method::POST, self.endpoint.clone());
         let headers = &mut request.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(THRIFT_CONTENT_TYPE));
         headers.insert(ACCEPT, HeaderValue::from_static(THRIFT_CONTENT_TYPE));
-        if let Some(authorization) = self.auth.authorization().await? {
-            headers.insert(AUTHORIZATION, authorization);
-        }
         request.body = body;
-        Ok(request)
+        request
     }
 }
 
@@ -419,7 +418,10 @@ mod tests {
             assert_eq!(req.url.to_string(), ENDPOINT);
             assert_eq!(req.headers[CONTENT_TYPE], "application/x-thrift");
             assert_eq!(req.headers[ACCEPT], "application/x-thrift");
-            assert_eq!(req.headers[AUTHORIZATION], "Bearer dapi-secret-token");
+            assert_eq!(
+                req.headers[http::header::AUTHORIZATION],
+                "Bearer dapi-secret-token"
+            );
             let (method, seq, args) = framing::decode_call(&req.body).unwrap();
             assert_eq!(method, "OpenSession");
             let open: TOpenSessionReq = args.decode().unwrap();

@@ -1,0 +1,469 @@
+//! OAuth with the workspace's authorization server: endpoint discovery, the token endpoint's
+//! requests and answers, and machine-to-machine authentication ([`OAuthM2M`]: a service
+//! principal's client credentials).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::token::{AccessToken, CachedToken, TokenSource, DEFAULT_REFRESH_MARGIN};
+use crate::error::{redact_url, Error, ErrorKind, Result};
+use crate::http::{HttpRequest, HttpTransport, RetryPolicy};
+
+/// The scope Databricks workspaces grant for their APIs (SQL included).
+pub const DEFAULT_SCOPE: &str = "all-apis";
+
+/// Where a workspace publishes its OAuth endpoints, below its base URL.
+const DISCOVERY_PATH: &str = "/oidc/.well-known/oauth-authorization-server";
+
+/// The application id of Azure Databricks in Microsoft Entra: the scope `<id>/.default` asks
+/// Entra for a token that Azure Databricks workspaces accept.
+const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default";
+
+/// OAuth machine-to-machine settings: a service principal's client id and secret, exchanged
+/// at the token endpoint for access tokens (the `client_credentials` grant), which are cached
+/// and renewed before they expire.
+///
+/// ```
+/// use databricks_sql::auth::OAuthM2M;
+///
+/// let m2m = OAuthM2M::new("my-service-principal-id", "my-secret");
+/// let builder = databricks_sql::DBSQLClient::builder().oauth_m2m(m2m);
+/// ```
+///
+/// Defaults: the token endpoint is the workspace's own, found through its discovery document
+/// (`https://<host>/oidc/.well-known/oauth-authorization-server`); scope `all-apis`; the client
+/// authenticates with HTTP Basic; tokens are renewed 60 s (at most a quarter of their
+/// lifetime) before they expire. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct OAuthM2M {
+    client_id: String,
+    client_secret: String,
+    scopes: Vec<String>,
+    token_endpoint: Option<String>,
+    secret_in_body: bool,
+    refresh_margin: Duration,
+}
+
+impl OAuthM2M {
+    /// Client credentials `client_id` and `client_secret`, every other setting at its default.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        OAuthM2M {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            scopes: vec![DEFAULT_SCOPE.to_string()],
+            token_endpoint: None,
+            secret_in_body: false,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+        }
+    }
+
+    /// The scopes asked for. Default `all-apis`.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Use this token endpoint instead of the one the workspace's discovery document names.
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// Send the client id and secret in the request body (`client_secret_post`) instead of an
+    /// HTTP Basic header. Default false.
+    pub fn client_secret_in_body(mut self, on: bool) -> Self {
+        self.secret_in_body = on;
+        self
+    }
+
+    /// How long before a token expires it is renewed (at most a quarter of its lifetime).
+    /// Default 60 s.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// An Azure service principal of Microsoft Entra: tokens come from the authority
+    /// `authority` (e.g. `https://login.microsoftonline.com/<tenant id>`), with the scope of
+    /// Azure Databricks and the secret in the body, as Entra expects.
+    pub fn azure_entra(mut self, authority: &str) -> Self {
+        self.token_endpoint = Some(format!(
+            "{}/oauth2/v2.0/token",
+            authority.trim_end_matches('/')
+        ));
+        self.scopes = vec![AZURE_DATABRICKS_SCOPE.to_string()];
+        self.secret_in_body = true;
+        self
+    }
+
+    /// The provider for a workspace at `base_url` (`https://<host>`), talking through
+    /// `transport` with `retry`.
+    pub(crate) fn provider(
+        self,
+        base_url: &str,
+        transport: Arc<dyn HttpTransport>,
+        retry: RetryPolicy,
+    ) -> Result<CachedToken<ClientCredentials>> {
+        if self.client_id.trim().is_empty() {
+            return Err(Error::config("the OAuth client id is empty"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(Error::config("the OAuth client secret is empty"));
+        }
+        let margin = self.refresh_margin;
+        let server =
+            AuthorizationServer::new(base_url, transport, retry, self.token_endpoint.clone());
+        Ok(CachedToken::new(
+            ClientCredentials {
+                settings: self,
+                server,
+            },
+            margin,
+        ))
+    }
+}
+
+impl fmt::Debug for OAuthM2M {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthM2M")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_secret_in_body", &self.secret_in_body)
+            .field("refresh_margin", &self.refresh_margin)
+            .finish()
+    }
+}
+
+/// The `client_credentials` grant as a [`TokenSource`].
+pub(crate) struct ClientCredentials {
+    settings: OAuthM2M,
+    server: AuthorizationServer,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenSource for ClientCredentials {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let s = &self.settings;
+        let scope = s.scopes.join(" ");
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+        ];
+        let basic = if s.secret_in_body {
+            form.push(("client_id", s.client_id.as_str()));
+            form.push(("client_secret", s.client_secret.as_str()));
+            None
+        } else {
+            Some((s.client_id.as_str(), s.client_secret.as_str()))
+        };
+        let answer = self
+            .server
+            .token_request(&form, basic, true, &[&s.client_secret])
+            .await?;
+        Ok(answer.access_token())
+    }
+
+    fn auth_type(&self) -> &'static str {
+        "oauth-m2m"
+    }
+}
+
+/// The endpoints a workspace's discovery document names.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Endpoints {
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: String,
+}
+
+/// A workspace's OAuth authorization server: its discovery document (read once) and its token
+/// endpoint.
+pub(crate) struct AuthorizationServer {
+    base_url: String,
+    transport: Arc<dyn HttpTransport>,
+    retry: RetryPolicy,
+    /// A token endpoint given in the settings, which skips discovery for token requests.
+    token_endpoint: Option<String>,
+    endpoints: OnceCell<Endpoints>,
+}
+
+impl fmt::Debug for AuthorizationServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token endpoint's answer.
+#[derive(Deserialize)]
+pub(crate) struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+impl TokenAnswer {
+    pub(crate) fn access_token(&self) -> AccessToken {
+        AccessToken::new(
+            self.access_token.clone(),
+            self.expires_in.map(Duration::from_secs),
+        )
+    }
+}
+
+/// `expires_in` as a number or a numeric string (some servers send text).
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64))
+        }
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// An OAuth error answer (RFC 6749 section 5.2).
+#[derive(Deserialize)]
+struct OAuthErrorAnswer {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl AuthorizationServer {
+    pub(crate) fn new(
+        base_url: &str,
+        transport: Arc<dyn HttpTransport>,
+        retry: RetryPolicy,
+        token_endpoint: Option<String>,
+    ) -> Self {
+        AuthorizationServer {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            transport,
+            retry,
+            token_endpoint,
+            endpoints: OnceCell::new(),
+        }
+    }
+
+    /// The discovery document, fetched on first use.
+    pub(crate) async fn endpoints(&self) -> Result<&Endpoints> {
+        self.endpoints
+            .get_or_try_init(|| async {
+                let url = format!("{}{DISCOVERY_PATH}", self.base_url);
+                let mut request = HttpRequest::new(Method::GET, parse_url(&url)?);
+                request
+                    .headers
+                    .insert(ACCEPT, HeaderValue::from_static("application/json"));
+                let response = self
+                    .retry
+                    .send(&*self.transport, request, true)
+                    .await
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Auth,
+                            format!(
+                                "the workspace's OAuth discovery document ({}) could not be read: {}",
+                                redact_url(&url),
+                                e.message()
+                            ),
+                        )
+                        .with_http_status(e.http_status())
+                    })?;
+                serde_json::from_slice::<Endpoints>(&response.body).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "the workspace's OAuth discovery document ({}) is not what OAuth \
+                             servers publish (no token_endpoint?): {e}",
+                            redact_url(&url)
+                        ),
+                    )
+                })
+            })
+            .await
+    }
+
+    /// The token endpoint: the one in the settings, else the discovered one.
+    pub(crate) async fn token_endpoint(&self) -> Result<String> {
+        match &self.token_endpoint {
+            Some(url) => Ok(url.clone()),
+            None => Ok(self.endpoints().await?.token_endpoint.clone()),
+        }
+    }
+
+    /// POST `form` to the token endpoint (client authentication by HTTP Basic when `basic`
+    /// is given) and read the token it answers. A refusal is an [`ErrorKind::Auth`] error
+    /// quoting the server's OAuth error and description; none of `secrets` ever appears in it.
+    pub(crate) async fn token_request(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+        idempotent: bool,
+        secrets: &[&str],
+    ) -> Result<TokenAnswer> {
+        let url = self.token_endpoint().await?;
+        let shown = redact_url(&url);
+        let mut request = HttpRequest::new(Method::POST, parse_url(&url)?);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        request.body = Bytes::from(body);
+        let headers = &mut request.headers;
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some((id, secret)) = basic {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
+                Error::config(
+                    "the OAuth client id or secret contains characters not allowed in a header",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let response = self
+            .retry
+            .send_returning_status(&*self.transport, request, idempotent)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "the OAuth token endpoint {shown} could not be reached: {}",
+                        e.message()
+                    ),
+                )
+                .with_http_status(e.http_status())
+            })?;
+        let status = response.status.as_u16();
+        if !response.status.is_success() {
+            let detail = match serde_json::from_slice::<OAuthErrorAnswer>(&response.body) {
+                Ok(answer) => match answer.error_description {
+                    Some(d) if !d.trim().is_empty() => format!("{}: {}", answer.error, d.trim()),
+                    _ => answer.error,
+                },
+                Err(_) => "no OAuth error in the answer".to_string(),
+            };
+            let message = scrub(
+                format!("the OAuth token endpoint {shown} refused the request (HTTP {status}): {detail}"),
+                secrets,
+            );
+            return Err(Error::new(ErrorKind::Auth, message).with_http_status(Some(status)));
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&response.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "the OAuth token endpoint {shown} answered something that is not a token: {e}"
+                ),
+            )
+        })?;
+        if answer
+            .token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!("the OAuth token endpoint {shown} gave a token that is not a bearer token"),
+            ));
+        }
+        Ok(answer)
+    }
+}
+
+/// `url` as a URI, or a configuration error naming it (without its query).
+fn parse_url(url: &str) -> Result<http::Uri> {
+    url.parse()
+        .map_err(|_| Error::config(format!("not a valid URL: {}", redact_url(url))))
+}
+
+/// `message` with every occurrence of each of `secrets` replaced (a server echoing what it was
+/// sent must not put a secret into an error).
+fn scrub(mut message: String, secrets: &[&str]) -> String {
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        message = message.replace(secret, "<redacted>");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let m2m = OAuthM2M::new("id-1", "very-secret-value");
+        let text = format!("{m2m:?}");
+        assert!(text.contains("id-1"));
+        assert!(!text.contains("very-secret-value"), "{text}");
+    }
+
+    #[test]
+    fn azure_entra_sets_the_authority_scope_and_body_credentials() {
+        let m2m = OAuthM2M::new("id", "secret")
+            .azure_entra("https://login.microsoftonline.com/tenant-1/");
+        assert_eq!(
+            m2m.token_endpoint.as_deref(),
+            Some("https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token")
+        );
+        assert_eq!(m2m.scopes, vec![AZURE_DATABRICKS_SCOPE.to_string()]);
+        assert!(m2m.secret_in_body);
+    }
+
+    #[test]
+    fn scrub_replaces_secrets() {
+        assert_eq!(
+            scrub("bad secret s3cr3t!".into(), &["s3cr3t"]),
+            "bad secret <redacted>!"
+        );
+    }
+
+    #[test]
+    fn token_answers_accept_text_lifetimes() {
+        let a: TokenAnswer = serde_json::from_str(
+            r#"{"access_token":"x","token_type":"Bearer","expires_in":"3599"}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            a.access_token().expires_in(),
+            Some(Duration::from_secs(3599))
+        );
+        let b: TokenAnswer = serde_json::from_str(r#"{"access_token":"x"}"#).expect("parses");
+        assert_eq!(b.access_token().expires_in(), None);
+    }
+}
