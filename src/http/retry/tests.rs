@@ -414,3 +414,114 @@ async fn error_quotes_the_server_reason_header() {
         "{message}"
     );
 }
+
+/// A transport answering `script` in order and recording the `Authorization` header of each
+/// request.
+fn recording_auth(script: Vec<Result<HttpResponse>>) -> (MockHttpTransport, Arc<Mutex<Vec<String>>>) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&sent);
+    let count = script.len();
+    let script = Mutex::new(VecDeque::from(script));
+    let mut mock = MockHttpTransport::new();
+    mock.expect_send().times(count).returning(move |request: HttpRequest| {
+        let header = request
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        seen.lock().unwrap().push(header);
+        script.lock().unwrap().pop_front().unwrap()
+    });
+    (mock, sent)
+}
+
+/// Tokens `tok-1`, `tok-2`... : a new one after each 401.
+#[derive(Debug, Default)]
+struct Renewing {
+    generation: Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl AuthProvider for Renewing {
+    async fn authorization(&self) -> Result<Option<HeaderValue>> {
+        let n = *self.generation.lock().unwrap() + 1;
+        Ok(Some(HeaderValue::from_str(&format!("Bearer tok-{n}")).unwrap()))
+    }
+    fn auth_type(&self) -> &'static str {
+        "test"
+    }
+    fn rejected(&self, _: &HeaderValue) -> bool {
+        *self.generation.lock().unwrap() += 1;
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_with_a_renewable_token_is_sent_once_more_at_once_with_a_fresh_one() {
+    let (transport, sent) = recording_auth(vec![status(401), status(200)]);
+    let auth = Renewing::default();
+    let started = Instant::now();
+    let mut attempts = 0;
+    let response = RetryPolicy::default()
+        .send_authenticated(&transport, request(), NOT_IDEMPOTENT, &auth, Some(&mut attempts))
+        .await
+        .expect("the second attempt succeeds");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(*sent.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+    assert_eq!(attempts, 2);
+    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff before the fresh token");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_401_fails_with_an_auth_error() {
+    let (transport, sent) = recording_auth(vec![status(401), status(401)]);
+    let err = RetryPolicy::default()
+        .send_authenticated(&transport, request(), IDEMPOTENT, &Renewing::default(), None)
+        .await
+        .expect_err("refused twice");
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert_eq!(err.http_status(), Some(401));
+    assert_eq!(sent.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_with_a_personal_access_token_is_not_retried() {
+    let (transport, sent) = recording_auth(vec![status(401)]);
+    let pat = crate::auth::TokenAuth::new("dapi-pat").unwrap();
+    let err = RetryPolicy::default()
+        .send_authenticated(&transport, request(), IDEMPOTENT, &pat, None)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert_eq!(*sent.lock().unwrap(), ["Bearer dapi-pat"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_asks_for_the_header_again() {
+    // A provider whose token changes between attempts (renewed by another request).
+    let auth = Renewing::default();
+    let (transport, sent) = recording_auth(vec![status(503), status(200)]);
+    let policy = RetryPolicy::default();
+    let send = policy.send_authenticated(&transport, request(), IDEMPOTENT, &auth, None);
+    tokio::pin!(send);
+    // The first attempt goes out with tok-1 and is answered 503; renew while it backs off.
+    tokio::select! {
+        _ = &mut send => panic!("must back off first"),
+        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    *auth.generation.lock().unwrap() += 1;
+    let response = send.await.expect("succeeds");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(*sent.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_returning_status_hands_back_a_final_refusal() {
+    let (transport, _) = scripted(vec![status(500), status(400)]);
+    let response = RetryPolicy::default()
+        .send_returning_status(&transport, request(), IDEMPOTENT)
+        .await
+        .expect("a response");
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+}
