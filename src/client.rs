@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
 use crate::config::{ClientConfig, SessionOptions};
+use crate::settings::{AuthType, Settings};
 use crate::error::{Error, Result};
 use crate::http::{is_loopback_host, user_agent, HttpTransport, HyperTransport, RetryPolicy};
 use crate::results::cloudfetch::{BufferPool, ChunkObserver};
@@ -214,31 +215,102 @@ impl ClientBuilder {
         }
     }
 
-    /// A builder from the environment: `DATABRICKS_HOST` (a host name or an `https://` URL),
-    /// `DATABRICKS_HTTP_PATH`, `DATABRICKS_TOKEN`, and `DATABRICKS_PORT` when set. Settings made
-    /// afterwards on the builder win.
+    /// A builder from the Databricks unified configuration: `DATABRICKS_*` environment
+    /// variables (`DATABRICKS_HOST`, `DATABRICKS_HTTP_PATH`, `DATABRICKS_PORT`,
+    /// `DATABRICKS_TOKEN`, `DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`,
+    /// `DATABRICKS_AUTH_TYPE`), then for what they leave unset the profile
+    /// `DATABRICKS_CONFIG_PROFILE` (default `DEFAULT`) of `DATABRICKS_CONFIG_FILE` (default
+    /// `~/.databrickscfg`). Settings made afterwards on the builder win. The README's
+    /// configuration section has the whole table; a setting that cannot be read is reported by
+    /// [`build`](Self::build).
+    ///
+    /// Credentials: `auth_type` `pat` uses the token, `oauth-m2m` the client id and secret
+    /// ([`OAuthM2M`]), `oauth-u2m` a browser login ([`OAuthU2M`]); without an auth type, a token
+    /// means `pat` and a client id with a secret means `oauth-m2m`.
     pub fn from_env() -> Self {
-        let mut b = Self::new();
-        if let Ok(host) = std::env::var("DATABRICKS_HOST") {
-            b = b.host(host);
+        Self::new().resolved(Settings::default())
+    }
+
+    /// A builder from a connection URL, for tools that take one string:
+    /// `databricks://[token:<PAT>@]<host>[:<port>]/<http path>[?<key>=<value>&...]` with the
+    /// keys `catalog`, `schema`, `auth_type`, `client_id`, `client_secret`, `token` and
+    /// `oauth_redirect_port` (values percent-encoded). What the URL leaves unset comes from the
+    /// environment and profile as in [`from_env`](Self::from_env). Errors never quote the URL.
+    ///
+    /// ```
+    /// let builder = databricks_sql::ClientBuilder::from_url(
+    ///     "databricks://adb-123.4.azuredatabricks.net/sql/1.0/warehouses/abc?catalog=main",
+    /// );
+    /// ```
+    pub fn from_url(url: &str) -> Self {
+        match Settings::from_url(url) {
+            Ok(settings) => Self::new().resolved(settings),
+            Err(e) => Self::new().failed(e),
         }
-        if let Ok(path) = std::env::var("DATABRICKS_HTTP_PATH") {
-            b = b.http_path(path);
+    }
+
+    /// `explicit` over the process's environment and profile, applied to this builder.
+    fn resolved(self, explicit: Settings) -> Self {
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(std::path::PathBuf::from);
+        match Settings::resolve(explicit, |name| std::env::var(name).ok(), home.as_deref()) {
+            Ok(settings) => self.apply(settings),
+            Err(e) => self.failed(e),
         }
-        if let Ok(token) = std::env::var("DATABRICKS_TOKEN") {
-            b = b.token(token);
+    }
+
+    fn failed(mut self, error: Error) -> Self {
+        self.error.get_or_insert(error);
+        self
+    }
+
+    /// Set what `settings` holds.
+    fn apply(mut self, settings: Settings) -> Self {
+        if let Some(host) = settings.host {
+            self = self.host(host);
         }
-        if let Ok(port) = std::env::var("DATABRICKS_PORT") {
-            match port.trim().parse::<u16>() {
-                Ok(p) => b = b.port(p),
-                Err(_) => {
-                    b.error = Some(Error::config(format!(
-                        "DATABRICKS_PORT is not a port number: {port:?}"
-                    )))
+        if let Some(port) = settings.port {
+            self = self.port(port);
+        }
+        if let Some(path) = settings.http_path {
+            self = self.http_path(path);
+        }
+        if let Some(catalog) = settings.catalog {
+            self = self.catalog(catalog);
+        }
+        if let Some(schema) = settings.schema {
+            self = self.schema(schema);
+        }
+        let auth_type = settings.auth_type.or(match (&settings.token, &settings.client_id, &settings.client_secret) {
+            (Some(_), _, _) => Some(AuthType::Pat),
+            (None, Some(_), Some(_)) => Some(AuthType::OAuthM2M),
+            _ => None,
+        });
+        match auth_type {
+            Some(AuthType::Pat) => {
+                if let Some(token) = settings.token {
+                    self = self.token(token);
                 }
             }
+            Some(AuthType::OAuthM2M) => {
+                if let (Some(id), Some(secret)) = (settings.client_id, settings.client_secret) {
+                    self = self.oauth_m2m(OAuthM2M::new(id, secret));
+                }
+            }
+            Some(AuthType::OAuthU2M) => {
+                let mut u2m = OAuthU2M::new();
+                if let Some(id) = settings.client_id {
+                    u2m = u2m.client_id(id);
+                }
+                if let Some(port) = settings.oauth_redirect_port {
+                    u2m = u2m.redirect_port(port);
+                }
+                self = self.oauth_u2m(u2m);
+            }
+            None => {}
         }
-        b
+        self
     }
 
     /// Start from a whole configuration (authentication is set separately).
@@ -287,6 +359,20 @@ impl ClientBuilder {
     /// HTTP path of the warehouse, e.g. `/sql/1.0/warehouses/abc`. Required.
     pub fn http_path(mut self, path: impl Into<String>) -> Self {
         self.config.http_path = path.into();
+        self
+    }
+
+    /// The initial catalog of sessions opened with [`DBSQLClient::open_session`] (a
+    /// [`SessionOptions`] catalog wins). Default: the warehouse's.
+    pub fn catalog(mut self, catalog: impl Into<String>) -> Self {
+        self.config.catalog = Some(catalog.into());
+        self
+    }
+
+    /// The initial schema of sessions opened with [`DBSQLClient::open_session`] (a
+    /// [`SessionOptions`] schema wins). Default: the warehouse's.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.schema = Some(schema.into());
         self
     }
 

@@ -44,6 +44,12 @@ pub struct ClientConfig {
     pub max_poll_interval: Duration,
     /// Default query timeout for every statement (`None`: no timeout). Default `None`.
     pub query_timeout: Option<Duration>,
+    /// Initial catalog of sessions opened without one in their [`SessionOptions`]. Default
+    /// none (the warehouse's).
+    pub catalog: Option<String>,
+    /// Initial schema of sessions opened without one in their [`SessionOptions`]. Default
+    /// none (the warehouse's).
+    pub schema: Option<String>,
     /// Telemetry settings (see [`TelemetryConfiguration`] for each default): on, but in effect
     /// only when the workspace's feature flag for this driver is on.
     pub telemetry: TelemetryConfiguration,
@@ -67,6 +73,8 @@ impl Default for ClientConfig {
             min_poll_interval: Duration::from_millis(2),
             max_poll_interval: Duration::from_millis(200),
             query_timeout: None,
+            catalog: None,
+            schema: None,
             telemetry: TelemetryConfiguration::default(),
         }
     }

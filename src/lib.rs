@@ -37,8 +37,6 @@ pub mod mock;
 mod operation;
 pub(crate) mod results;
 mod session;
-// Resolved settings are read by the client builder; tests exercise them without it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod settings;
 pub mod telemetry;
 pub(crate) mod thrift;

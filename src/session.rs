@@ -96,11 +96,11 @@ pub(crate) async fn close_session_handle(
 
 impl Session {
     pub(crate) async fn open(client: Arc<ClientInner>, options: SessionOptions) -> Result<Session> {
-        let namespace = if options.catalog.is_some() || options.schema.is_some() {
-            Some(TNamespace::new(
-                options.catalog.clone(),
-                options.schema.clone(),
-            ))
+        // The session's own catalog and schema win over the client's.
+        let catalog = options.catalog.clone().or_else(|| client.config.catalog.clone());
+        let schema = options.schema.clone().or_else(|| client.config.schema.clone());
+        let namespace = if catalog.is_some() || schema.is_some() {
+            Some(TNamespace::new(catalog, schema))
         } else {
             None
         };
