@@ -15,9 +15,10 @@
 //!
 //! # Endpoints
 //! - `POST {http_path}` (default `/sql/1.0/warehouses/mock`): Thrift binary protocol. Requires
-//!   `Authorization: Bearer <token>` (else HTTP 401). Implements OpenSession, CloseSession,
-//!   ExecuteStatement, GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation,
-//!   CloseOperation, and the metadata RPCs GetInfo (server/DBMS name `Spark SQL`, version),
+//!   `Authorization: Bearer <token>` with the static token or an OAuth access token the mock
+//!   issued (else HTTP 401). Implements OpenSession, CloseSession, ExecuteStatement,
+//!   GetOperationStatus, GetResultSetMetadata, FetchResults, CancelOperation, CloseOperation,
+//!   and the metadata RPCs GetInfo (server/DBMS name `Spark SQL`, version),
 //!   GetCatalogs, GetSchemas, GetTables, GetTableTypes, GetColumns, GetPrimaryKeys,
 //!   GetCrossReference, GetFunctions and GetTypeInfo (column-based results with JDBC's `DatabaseMetaData` columns, from a small
 //!   fixed catalog: `hive_metastore.default`, `main.default`, `main.information_schema`,
@@ -31,6 +32,8 @@
 //! - `GET /cloudfetch/<statement id>/<file>?exp=..&nonce=..&sig=..`: CloudFetch files, reached
 //!   through the links the mock issues (see [CloudFetch](#cloudfetch)). No bearer token: the
 //!   link's own header instead.
+//! - `GET /oidc/.well-known/oauth-authorization-server`, `GET /oidc/v1/authorize` and
+//!   `POST /oidc/v1/token` (no bearer token): the workspace's OAuth server (see [OAuth](#oauth)).
 //! - Every other path answers 404.
 //!
 //! # Built-in statements
@@ -109,6 +112,44 @@
 //!   (GETs per file index, over every statement), `call_count(`[`endpoint::CLOUDFETCH_FILE`]`)`
 //!   (all file GETs), `call_count("FetchResults")` (link pages and refreshes).
 //!
+//! # OAuth
+//! The mock is also the workspace's OAuth server, for machine-to-machine (client credentials)
+//! and user-to-machine (authorization code with PKCE) authentication:
+//! - `GET /oidc/.well-known/oauth-authorization-server`: the metadata, `issuer`
+//!   `<base>/oidc`, `authorization_endpoint` `<base>/oidc/v1/authorize`, `token_endpoint`
+//!   `<base>/oidc/v1/token` (`<base>` is [`MockWarehouse::base_url`]), the grant types
+//!   `client_credentials`, `authorization_code` and `refresh_token`, PKCE method `S256`.
+//! - `GET /oidc/v1/authorize?response_type=code&client_id=..&redirect_uri=..&scope=..&state=..&code_challenge=..&code_challenge_method=S256`:
+//!   approved at once (no login page), answered `302 Found` to
+//!   `<redirect_uri>?code=<code>&state=<state>`. The client must be a public client
+//!   ([`oauth_u2m_client`](MockWarehouseBuilder::oauth_u2m_client), by default
+//!   [`DEFAULT_OAUTH_U2M_CLIENT_ID`]), the redirect URI `http://localhost:<port>...` or
+//!   `http://127.0.0.1:<port>...`, the challenge a base64url SHA-256 (43 characters), and
+//!   `state` present; else `400` with `{"error":"invalid_request",..}` and no redirect. A code
+//!   is valid for 60 s and consumed by the first token request presenting it.
+//! - `POST /oidc/v1/token` (form-encoded body):
+//!   - `grant_type=client_credentials` authenticated by HTTP Basic or by `client_id` and
+//!     `client_secret` in the body ([`oauth_client`](MockWarehouseBuilder::oauth_client), by
+//!     default [`DEFAULT_OAUTH_CLIENT_ID`] / [`DEFAULT_OAUTH_CLIENT_SECRET`]): an access token
+//!     with `scope` as asked (default `all-apis`), no refresh token. A wrong client or secret is
+//!     `401` `invalid_client`.
+//!   - `grant_type=authorization_code` with `code`, `redirect_uri` and `client_id` as at the
+//!     authorization request and a `code_verifier` whose S256 transform is the challenge: an
+//!     access token and a refresh token. Anything else is `400` `invalid_grant`.
+//!   - `grant_type=refresh_token` with `refresh_token` and `client_id`: a new access token and
+//!     a new refresh token (the old one stays valid), else `400` `invalid_grant`.
+//!   - another grant type is `400` `unsupported_grant_type`; a malformed request `400`
+//!     `invalid_request`.
+//! - Access tokens are 256 random bits, valid for
+//!   [`oauth_token_lifetime`](MockWarehouseBuilder::oauth_token_lifetime) (default one hour;
+//!   `expires_in` is it in whole seconds, at least 1) or until
+//!   [`MockWarehouse::revoke_oauth_access_tokens`]. Every route that wants a bearer token takes
+//!   one as it takes the static token; an expired, revoked or unknown one gets the usual 401.
+//! - Counters: [`MockWarehouse::oauth_requests`] (requests the endpoints answered, by grant
+//!   type, and refused token requests), and `call_count(`[`endpoint::OAUTH_TOKEN`]`)` (every
+//!   token request, those answered by an injected fault included). Tokens, codes, verifiers
+//!   and secrets are never logged nor recorded.
+//!
 //! # Fault injection
 //! [`MockWarehouse::inject`] queues a [`Fault`] for the next requests matching its target: an HTTP
 //! status (optionally with `Retry-After`), a delay, a dropped connection, a `200` with a garbage
@@ -129,6 +170,7 @@
 mod catalog;
 mod cloudfetch;
 mod fault;
+mod oauth;
 mod rowset;
 mod server;
 mod service;
@@ -147,12 +189,17 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 pub use fault::{Fault, FaultKind, FaultTarget};
+pub use oauth::{
+    OAuthRequestCounts, DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET,
+    DEFAULT_OAUTH_TOKEN_LIFETIME, DEFAULT_OAUTH_U2M_CLIENT_ID,
+};
 pub use telemetry::{
     FeatureFlagRequest, TelemetryRequest, DEFAULT_FEATURE_FLAG_TTL_SECONDS, TELEMETRY_FLAG_NAME,
 };
 
 use crate::error::Result;
 use cloudfetch::{CloudFetchSettings, LinkSigner};
+use oauth::{OAuthSettings, OAuthState};
 use server::ServerHandle;
 use source::BatchesSource;
 use state::{Config, Knobs, Registered, Shared, SqlError, State};
@@ -200,6 +247,12 @@ pub mod endpoint {
     pub const MALFORMED_THRIFT: &str = "malformed-thrift";
     /// `GET /cloudfetch/<statement>/<file>`: a CloudFetch file.
     pub const CLOUDFETCH_FILE: &str = "cloudfetch-file";
+    /// `GET /oidc/.well-known/oauth-authorization-server`: OAuth discovery.
+    pub const OAUTH_DISCOVERY: &str = "oauth-discovery";
+    /// `GET /oidc/v1/authorize`: the OAuth authorization endpoint.
+    pub const OAUTH_AUTHORIZE: &str = "oauth-authorize";
+    /// `POST /oidc/v1/token`: the OAuth token endpoint.
+    pub const OAUTH_TOKEN: &str = "oauth-token";
     /// Any other path or method (answered 404 or 405).
     pub const UNKNOWN: &str = "unknown";
 }
@@ -294,6 +347,7 @@ pub struct MockWarehouseBuilder {
     cloudfetch: CloudFetchSettings,
     knobs: Knobs,
     telemetry: TelemetryState,
+    oauth: OAuthSettings,
 }
 
 impl Default for MockWarehouseBuilder {
@@ -317,6 +371,7 @@ impl Default for MockWarehouseBuilder {
                 statement_delay: Duration::ZERO,
             },
             telemetry: TelemetryState::default(),
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -452,6 +507,38 @@ impl MockWarehouseBuilder {
         self
     }
 
+    // -- OAuth ----------------------------------------------------------------------------
+
+    /// Register a confidential OAuth client for the client credentials grant (machine to
+    /// machine), in addition to the others; registering an id again replaces its secret.
+    /// Default: [`DEFAULT_OAUTH_CLIENT_ID`] with [`DEFAULT_OAUTH_CLIENT_SECRET`] only.
+    pub fn oauth_client(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.oauth
+            .add_client(client_id.into(), client_secret.into());
+        self
+    }
+
+    /// Register a public OAuth client (no secret) for the authorization code grant with PKCE
+    /// (user to machine), in addition to the others.
+    /// Default: [`DEFAULT_OAUTH_U2M_CLIENT_ID`] (`databricks-cli`) only.
+    pub fn oauth_u2m_client(mut self, client_id: impl Into<String>) -> Self {
+        self.oauth.add_public_client(client_id.into());
+        self
+    }
+
+    /// How long an OAuth access token is valid after it is issued. The token reply's
+    /// `expires_in` is this in whole seconds, at least 1: a lifetime under a second (for tests
+    /// of expiry) is announced as 1 s but ends when configured.
+    /// Default: [`DEFAULT_OAUTH_TOKEN_LIFETIME`] (one hour).
+    pub fn oauth_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.oauth.set_token_lifetime(lifetime);
+        self
+    }
+
     /// Start serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockWarehouse> {
         let listener = server::bind(self.port).await?;
@@ -466,7 +553,8 @@ impl MockWarehouseBuilder {
             cloudfetch: self.cloudfetch,
             signer: LinkSigner::new(),
         };
-        let shared = Shared::new(config, State::new(self.knobs, self.telemetry));
+        let state = State::new(self.knobs, self.telemetry, OAuthState::new(self.oauth));
+        let shared = Shared::new(config, state);
         let server = ServerHandle::spawn(listener, shared.clone());
         tracing::debug!(port = addr.port(), "mock warehouse started");
         Ok(MockWarehouse {
@@ -553,8 +641,8 @@ impl MockWarehouse {
         &self.inner.shared.config.token
     }
 
-    /// The base URL, `http://127.0.0.1:<port>` (the telemetry and feature-flag endpoints hang
-    /// off it).
+    /// The base URL, `http://127.0.0.1:<port>` (the telemetry, feature-flag and OAuth endpoints
+    /// hang off it: OAuth discovery is `<base_url>/oidc/.well-known/oauth-authorization-server`).
     pub fn base_url(&self) -> String {
         format!("http://{}:{}", self.host(), self.port())
     }
@@ -821,6 +909,26 @@ impl MockWarehouse {
             .collect()
     }
 
+    // -- OAuth ----------------------------------------------------------------------------
+
+    /// Change [`MockWarehouseBuilder::oauth_token_lifetime`] for access tokens issued from now
+    /// on.
+    pub fn set_oauth_token_lifetime(&self, lifetime: Duration) {
+        self.inner.shared.lock().oauth.set_token_lifetime(lifetime);
+    }
+
+    /// Reject every OAuth access token issued so far (with 401, as an expired one); refresh
+    /// tokens stay valid and new access tokens are accepted. For tests of a client that gets a
+    /// fresh token after a 401.
+    pub fn revoke_oauth_access_tokens(&self) {
+        self.inner.shared.lock().oauth.revoke_access_tokens();
+    }
+
+    /// The requests the OAuth endpoints answered, by kind.
+    pub fn oauth_requests(&self) -> OAuthRequestCounts {
+        self.inner.shared.lock().oauth.counts.clone()
+    }
+
     // -- stopping -------------------------------------------------------------------------
 
     /// Stop the server: no new connections, open connections closed, every task ended when
@@ -839,5 +947,7 @@ mod thrift_tests;
 
 #[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod oauth_tests;
 #[cfg(test)]
 mod public_api_tests;

@@ -1,10 +1,11 @@
 //! The mock warehouse's HTTP/1.1 server: accepts connections on loopback, routes each request
-//! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, CloudFetch files, 404
-//! elsewhere), counts and records it, applies injected faults, checks the bearer token, and stops
-//! without leaving a task behind.
+//! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, CloudFetch files, the
+//! OAuth endpoints, 404 elsewhere), counts and records it, applies injected faults, checks the
+//! bearer token, and stops without leaving a task behind.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -20,6 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::cloudfetch::{self, Variant};
 use super::endpoint;
 use super::fault::{FaultKind, Injected, Occasion};
+use super::oauth;
 use super::service;
 use super::state::{push_bounded, Id, Shared};
 use super::telemetry::{feature_flag_path, FeatureFlagRequest, Upload};
@@ -164,6 +166,9 @@ enum Route {
     TelemetryExt,
     TelemetryUnauth,
     CloudFetchFile { op: Id, chunk: usize },
+    OAuthDiscovery,
+    OAuthAuthorize,
+    OAuthToken,
     WrongMethod(&'static str),
     NotFound,
 }
@@ -198,6 +203,14 @@ fn route(http_path: &str, method: &Method, path: &str) -> Route {
             None => Route::NotFound,
         };
     }
+    match path {
+        oauth::DISCOVERY_PATH if method == Method::GET => return Route::OAuthDiscovery,
+        oauth::AUTHORIZE_PATH if method == Method::GET => return Route::OAuthAuthorize,
+        oauth::TOKEN_PATH if post => return Route::OAuthToken,
+        oauth::DISCOVERY_PATH | oauth::AUTHORIZE_PATH => return Route::WrongMethod("GET"),
+        oauth::TOKEN_PATH => return Route::WrongMethod("POST"),
+        _ => {}
+    }
     if let Some((driver, version)) = feature_flag_path(path) {
         return if method == Method::GET {
             Route::FeatureFlags { driver, version }
@@ -208,18 +221,23 @@ fn route(http_path: &str, method: &Method, path: &str) -> Route {
     Route::NotFound
 }
 
-/// Whether `headers` carry `Authorization: Bearer <token>`.
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    match value.split_once(' ') {
-        Some((scheme, given)) => scheme.eq_ignore_ascii_case("bearer") && given.trim() == token,
+/// Whether `headers` carry `Authorization: Bearer <token>` with the mock's static token or an
+/// OAuth access token it issued that has neither expired nor been revoked.
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    match bearer(headers) {
+        Some(given) if given == shared.config.token => true,
+        Some(given) => shared.lock().oauth.accepts(given, Instant::now()),
         None => false,
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, given) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(given.trim())
 }
 
 /// The headers as `(lower-case name, value)` pairs, without `Authorization`.
@@ -292,6 +310,9 @@ async fn answer(
         Route::TelemetryExt => (endpoint::TELEMETRY_EXT.to_string(), false),
         Route::TelemetryUnauth => (endpoint::TELEMETRY_UNAUTH.to_string(), false),
         Route::CloudFetchFile { .. } => (endpoint::CLOUDFETCH_FILE.to_string(), false),
+        Route::OAuthDiscovery => (endpoint::OAUTH_DISCOVERY.to_string(), false),
+        Route::OAuthAuthorize => (endpoint::OAUTH_AUTHORIZE.to_string(), false),
+        Route::OAuthToken => (endpoint::OAUTH_TOKEN.to_string(), false),
         Route::WrongMethod(_) | Route::NotFound => (endpoint::UNKNOWN.to_string(), false),
     };
     let chunk = match &route {
@@ -379,7 +400,6 @@ async fn respond(
     is_rpc: bool,
     variant: Option<Variant>,
 ) -> Reply {
-    let token = shared.config.token.as_str();
     match route {
         Route::NotFound => text(StatusCode::NOT_FOUND, "Not Found"),
         Route::WrongMethod(allow) => {
@@ -401,7 +421,10 @@ async fn respond(
                 ),
             }
         }
-        _ if !matches!(route, Route::TelemetryUnauth) && !authorized(&parts.headers, token) => {
+        Route::OAuthDiscovery => oauth::discovery(shared),
+        Route::OAuthAuthorize => oauth::authorize(shared, parts.uri.query()),
+        Route::OAuthToken => oauth::token(shared, &parts.headers, &body),
+        _ if !matches!(route, Route::TelemetryUnauth) && !authorized(shared, &parts.headers) => {
             unauthorized()
         }
         Route::Thrift if !is_rpc => text(
@@ -454,26 +477,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_token_must_match_exactly() {
+    fn bearer_token_is_read_from_a_bearer_authorization_header_only() {
         let mut h = HeaderMap::new();
-        assert!(!authorized(&h, "t0k"));
+        assert_eq!(bearer(&h), None);
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer t0k"),
         );
-        assert!(authorized(&h, "t0k"));
+        assert_eq!(bearer(&h), Some("t0k"));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer t0k"),
         );
-        assert!(authorized(&h, "t0k"));
+        assert_eq!(bearer(&h), Some("t0k"));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer t0kX"),
         );
-        assert!(!authorized(&h, "t0k"));
+        assert_ne!(bearer(&h), Some("t0k"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic t0k"));
-        assert!(!authorized(&h, "t0k"));
+        assert_eq!(bearer(&h), None);
     }
 
     #[test]
@@ -508,6 +531,26 @@ mod tests {
         assert!(matches!(
             route(p, &Method::POST, "/telemetry-unauth"),
             Route::TelemetryUnauth
+        ));
+        assert!(matches!(
+            route(p, &Method::GET, oauth::DISCOVERY_PATH),
+            Route::OAuthDiscovery
+        ));
+        assert!(matches!(
+            route(p, &Method::GET, oauth::AUTHORIZE_PATH),
+            Route::OAuthAuthorize
+        ));
+        assert!(matches!(
+            route(p, &Method::POST, oauth::TOKEN_PATH),
+            Route::OAuthToken
+        ));
+        assert!(matches!(
+            route(p, &Method::GET, oauth::TOKEN_PATH),
+            Route::WrongMethod("POST")
+        ));
+        assert!(matches!(
+            route(p, &Method::POST, oauth::AUTHORIZE_PATH),
+            Route::WrongMethod("GET")
         ));
     }
 }

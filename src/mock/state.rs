@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::cloudfetch::{CloudFetchSettings, LinkSigner, ResultFiles};
 use super::fault::FaultQueue;
+use super::oauth::OAuthState;
 use super::source::RowSource;
 use super::telemetry::TelemetryState;
 use super::{RecordedRequest, SessionInfo, StatementInfo};
@@ -96,10 +97,12 @@ pub(crate) struct State {
     /// With `cloudfetch_keep_files`: the files of each CloudFetch result by normalized SQL text
     /// and wire format, kept after their operations close.
     pub(crate) kept_files: HashMap<(String, WireFormat), Arc<ResultFiles>>,
+    /// The OAuth server: clients, issued codes and tokens, counts.
+    pub(crate) oauth: OAuthState,
 }
 
 impl State {
-    pub(crate) fn new(knobs: Knobs, telemetry: TelemetryState) -> Self {
+    pub(crate) fn new(knobs: Knobs, telemetry: TelemetryState, oauth: OAuthState) -> Self {
         State {
             knobs,
             sessions: HashMap::new(),
@@ -114,6 +117,7 @@ impl State {
             cloudfetch_gets: BTreeMap::new(),
             cloudfetch_gets_with_authorization: 0,
             kept_files: HashMap::new(),
+            oauth,
         }
     }
 
@@ -404,6 +408,7 @@ mod tests {
                 statement_delay: Duration::ZERO,
             },
             TelemetryState::default(),
+            OAuthState::new(Default::default()),
         );
         let sid = new_id();
         st.sessions.insert(
