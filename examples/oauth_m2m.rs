@@ -35,7 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut mock = None;
     let (builder, run_for) = if real {
-        println!("Authenticating to DATABRICKS_HOST as the service principal DATABRICKS_CLIENT_ID.");
+        println!(
+            "Authenticating to DATABRICKS_HOST as the service principal DATABRICKS_CLIENT_ID."
+        );
         let id = std::env::var("DATABRICKS_CLIENT_ID")?;
         let secret = std::env::var("DATABRICKS_CLIENT_SECRET")?;
         let builder = ClientBuilder::from_env().oauth_m2m(OAuthM2M::new(id, secret));
@@ -55,7 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .port(m.port())
             .http_path(m.http_path())
             .plain_http(true)
-            .oauth_m2m(OAuthM2M::new(DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET));
+            .oauth_m2m(OAuthM2M::new(
+                DEFAULT_OAUTH_CLIENT_ID,
+                DEFAULT_OAUTH_CLIENT_SECRET,
+            ));
         mock = Some(m);
         (builder, Duration::from_secs(8))
     };
@@ -76,7 +81,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     session.close().await?;
     client.close().await?;
-    println!("{statements} statement(s) in {:.1} s, none refused.", started.elapsed().as_secs_f64());
+    println!(
+        "{statements} statement(s) in {:.1} s, none refused.",
+        started.elapsed().as_secs_f64()
+    );
     if let Some(m) = mock {
         let counts = m.oauth_requests();
         println!(

@@ -8,7 +8,17 @@ use std::time::Duration;
 
 use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
 use crate::config::{ClientConfig, SessionOptions};
-use crate::settings::{AuthType, Settings};
+use crate::settings::{
+    AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
+};
+
+/// The user's home directory, where `~/.databrickscfg` lives.
+fn home_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from)
+}
 use crate::error::{Error, Result};
 use crate::http::{is_loopback_host, user_agent, HttpTransport, HyperTransport, RetryPolicy};
 use crate::results::cloudfetch::{BufferPool, ChunkObserver};
@@ -231,6 +241,42 @@ impl ClientBuilder {
         Self::new().resolved(Settings::default())
     }
 
+    /// A builder from the profile `profile` of `DATABRICKS_CONFIG_FILE` (default
+    /// `~/.databrickscfg`), under the `DATABRICKS_*` environment variables as in
+    /// [`from_env`](Self::from_env) (which reads the profile `DATABRICKS_CONFIG_PROFILE`, else
+    /// `DEFAULT`). A profile that does not exist is reported by [`build`](Self::build).
+    pub fn from_profile(profile: &str) -> Self {
+        let home = home_dir();
+        let file = match std::env::var(CONFIG_FILE_VAR) {
+            Ok(f) if !f.trim().is_empty() => Some(std::path::PathBuf::from(f.trim())),
+            _ => home.as_ref().map(|h| h.join(DEFAULT_CONFIG_FILE)),
+        };
+        let Some(file) = file else {
+            return Self::new().failed(Error::config(format!(
+                "the profile [{profile}] was asked for, but there is no home directory to find \
+                 {DEFAULT_CONFIG_FILE} in (set {CONFIG_FILE_VAR})"
+            )));
+        };
+        match Settings::from_profile(&file, profile) {
+            Ok(from_profile) => {
+                let env = |name: &str| {
+                    (name != CONFIG_PROFILE_VAR && name != CONFIG_FILE_VAR)
+                        .then(|| std::env::var(name).ok())
+                        .flatten()
+                };
+                // The environment over the profile; no other profile is read.
+                let merged = Settings::from_environment(env, None)
+                    .map(|from_env| from_env.or(from_profile))
+                    .and_then(|merged| merged.validate().map(|()| merged));
+                match merged {
+                    Ok(settings) => Self::new().apply(settings),
+                    Err(e) => Self::new().failed(e),
+                }
+            }
+            Err(e) => Self::new().failed(e),
+        }
+    }
+
     /// A builder from a connection URL, for tools that take one string:
     /// `databricks://[token:<PAT>@]<host>[:<port>]/<http path>[?<key>=<value>&...]` with the
     /// keys `catalog`, `schema`, `auth_type`, `client_id`, `client_secret`, `token` and
@@ -251,9 +297,7 @@ impl ClientBuilder {
 
     /// `explicit` over the process's environment and profile, applied to this builder.
     fn resolved(self, explicit: Settings) -> Self {
-        let home = std::env::var_os("HOME")
-            .or_else(|| std::env::var_os("USERPROFILE"))
-            .map(std::path::PathBuf::from);
+        let home = home_dir();
         match Settings::resolve(explicit, |name| std::env::var(name).ok(), home.as_deref()) {
             Ok(settings) => self.apply(settings),
             Err(e) => self.failed(e),
@@ -282,11 +326,17 @@ impl ClientBuilder {
         if let Some(schema) = settings.schema {
             self = self.schema(schema);
         }
-        let auth_type = settings.auth_type.or(match (&settings.token, &settings.client_id, &settings.client_secret) {
-            (Some(_), _, _) => Some(AuthType::Pat),
-            (None, Some(_), Some(_)) => Some(AuthType::OAuthM2M),
-            _ => None,
-        });
+        let auth_type = settings.auth_type.or(
+            match (
+                &settings.token,
+                &settings.client_id,
+                &settings.client_secret,
+            ) {
+                (Some(_), _, _) => Some(AuthType::Pat),
+                (None, Some(_), Some(_)) => Some(AuthType::OAuthM2M),
+                _ => None,
+            },
+        );
         match auth_type {
             Some(AuthType::Pat) => {
                 if let Some(token) = settings.token {
@@ -714,6 +764,81 @@ impl ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn auth_of(settings: Settings) -> String {
+        format!("{:?}", ClientBuilder::new().apply(settings).auth)
+    }
+
+    #[test]
+    fn resolved_settings_choose_the_credentials() {
+        let s =
+            |token: Option<&str>, id: Option<&str>, secret: Option<&str>, t: Option<AuthType>| {
+                Settings {
+                    token: token.map(str::to_string),
+                    client_id: id.map(str::to_string),
+                    client_secret: secret.map(str::to_string),
+                    auth_type: t,
+                    ..Settings::default()
+                }
+            };
+        let cases = [
+            (s(Some("dapi-1"), None, None, None), "TokenAuth"),
+            (s(None, Some("id"), Some("sec-1"), None), "OAuthM2M"),
+            // A token means a PAT unless the auth type says otherwise.
+            (
+                s(Some("dapi-1"), Some("id"), Some("sec-1"), None),
+                "TokenAuth",
+            ),
+            (
+                s(
+                    Some("dapi-1"),
+                    Some("id"),
+                    Some("sec-1"),
+                    Some(AuthType::OAuthM2M),
+                ),
+                "OAuthM2M",
+            ),
+            (
+                s(None, Some("id"), None, Some(AuthType::OAuthU2M)),
+                "OAuthU2M",
+            ),
+            (s(None, Some("id"), None, None), "None"),
+        ];
+        for (settings, expected) in cases {
+            let shown = auth_of(settings.clone());
+            assert!(shown.contains(expected), "{settings:?}: {shown}");
+            assert!(
+                !shown.contains("dapi-1") && !shown.contains("sec-1"),
+                "{shown}"
+            );
+        }
+        let u2m = auth_of(Settings {
+            auth_type: Some(AuthType::OAuthU2M),
+            client_id: Some("my-app".into()),
+            oauth_redirect_port: Some(9000),
+            ..Settings::default()
+        });
+        assert!(u2m.contains("my-app") && u2m.contains("9000"), "{u2m}");
+    }
+
+    #[test]
+    fn settings_made_on_the_builder_win_over_resolved_ones() {
+        let b = ClientBuilder::new()
+            .apply(Settings {
+                host: Some("https://from-env.example:8443".into()),
+                http_path: Some("/sql/1.0/warehouses/env".into()),
+                catalog: Some("env_catalog".into()),
+                token: Some("dapi-env".into()),
+                ..Settings::default()
+            })
+            .http_path("/sql/1.0/warehouses/mine")
+            .oauth_m2m(OAuthM2M::new("id", "secret"));
+        assert_eq!(b.config.host, "from-env.example");
+        assert_eq!(b.config.port, 8443);
+        assert_eq!(b.config.http_path, "/sql/1.0/warehouses/mine");
+        assert_eq!(b.config.catalog.as_deref(), Some("env_catalog"));
+        assert!(format!("{:?}", b.auth).contains("OAuthM2M"));
+    }
 
     #[test]
     fn host_accepts_urls_and_ports() {

@@ -97,8 +97,14 @@ pub(crate) async fn close_session_handle(
 impl Session {
     pub(crate) async fn open(client: Arc<ClientInner>, options: SessionOptions) -> Result<Session> {
         // The session's own catalog and schema win over the client's.
-        let catalog = options.catalog.clone().or_else(|| client.config.catalog.clone());
-        let schema = options.schema.clone().or_else(|| client.config.schema.clone());
+        let catalog = options
+            .catalog
+            .clone()
+            .or_else(|| client.config.catalog.clone());
+        let schema = options
+            .schema
+            .clone()
+            .or_else(|| client.config.schema.clone());
         let namespace = if catalog.is_some() || schema.is_some() {
             Some(TNamespace::new(catalog, schema))
         } else {

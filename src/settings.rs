@@ -79,8 +79,6 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = ".databrickscfg";
 /// Where a setting came from, as error messages name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// A setter of the client builder.
-    Builder,
     /// The `DATABRICKS_*` environment variables.
     Environment,
     /// A profile (INI section) of a config file.
@@ -97,7 +95,6 @@ pub(crate) enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Builder => f.write_str("the client builder"),
             Source::Environment => f.write_str("the environment"),
             Source::Profile { file, profile } => {
                 write!(f, "profile [{profile}] of {}", file.display())
@@ -1462,10 +1459,10 @@ mod tests {
     }
 
     #[test]
-    fn builder_auth_type_wins_and_is_named_in_errors() {
+    fn url_auth_type_wins_and_is_named_in_errors() {
         let builder = Settings {
             auth_type: Some(AuthType::OAuthM2M),
-            auth_type_source: Some(Source::Builder),
+            auth_type_source: Some(Source::Url),
             client_id: Some("id".into()),
             ..Settings::default()
         };
@@ -1474,7 +1471,7 @@ mod tests {
         assert_config_error_without_secrets(&e);
         assert_eq!(
             e.message(),
-            "auth_type is oauth-m2m (set by the client builder), but client_secret is not set"
+            "auth_type is oauth-m2m (set by the connection URL), but client_secret is not set"
         );
     }
 

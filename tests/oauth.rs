@@ -36,7 +36,10 @@ fn m2m() -> OAuthM2M {
 }
 
 async fn select_one(session: &databricks_sql::Session) {
-    let mut op = session.execute_statement("SELECT 1").await.expect("execute");
+    let mut op = session
+        .execute_statement("SELECT 1")
+        .await
+        .expect("execute");
     let rows: usize = op
         .fetch_all()
         .await
@@ -76,7 +79,11 @@ impl Recording {
 impl HttpTransport for Recording {
     async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse> {
         let mut seen = Vec::new();
-        if let Some(v) = request.headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        if let Some(v) = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+        {
             if let Some(token) = v.strip_prefix("Bearer ") {
                 seen.push(token.to_string());
             }
@@ -85,7 +92,11 @@ impl HttpTransport for Recording {
         if token_request {
             let body = String::from_utf8_lossy(&request.body).into_owned();
             for (k, v) in url::form_urlencoded::parse(body.as_bytes()) {
-                if k == "code_verifier" || k == "code" || k == "refresh_token" || k == "client_secret" {
+                if k == "code_verifier"
+                    || k == "code"
+                    || k == "refresh_token"
+                    || k == "client_secret"
+                {
                     seen.push(v.into_owned());
                 }
             }
@@ -174,14 +185,21 @@ async fn fifty_concurrent_statements_at_expiry_ask_for_one_token() {
     for task in tasks {
         task.await.expect("statement");
     }
-    assert_eq!(mock.oauth_requests().client_credentials, 2, "one renewal for all 50");
+    assert_eq!(
+        mock.oauth_requests().client_credentials,
+        2,
+        "one renewal for all 50"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_secret_is_an_auth_error_quoting_the_token_endpoint() {
     let mock = MockWarehouse::start().await.expect("mock");
     let client = builder(&mock)
-        .oauth_m2m(OAuthM2M::new(DEFAULT_OAUTH_CLIENT_ID, "not-the-right-secret"))
+        .oauth_m2m(OAuthM2M::new(
+            DEFAULT_OAUTH_CLIENT_ID,
+            "not-the-right-secret",
+        ))
         .build()
         .expect("client");
     let err = client.open_session().await.expect_err("refused");
@@ -228,14 +246,23 @@ fn play_browser(edit: fn(String) -> String) -> impl Fn(&str) + Send + Sync + 'st
         tokio::spawn(async move {
             let http = HyperTransport::new(&HttpConfig::default()).expect("transport");
             let authorize = http
-                .send(HttpRequest::new(http::Method::GET, url.parse().expect("URL")))
+                .send(HttpRequest::new(
+                    http::Method::GET,
+                    url.parse().expect("URL"),
+                ))
                 .await
                 .expect("the authorization endpoint answers");
             assert_eq!(authorize.status.as_u16(), 302, "a redirect to the listener");
-            let location = authorize.headers["location"].to_str().expect("text").to_string();
+            let location = authorize.headers["location"]
+                .to_str()
+                .expect("text")
+                .to_string();
             let location = edit(location).replace("//localhost:", "//127.0.0.1:");
             let back = http
-                .send(HttpRequest::new(http::Method::GET, location.parse().expect("URL")))
+                .send(HttpRequest::new(
+                    http::Method::GET,
+                    location.parse().expect("URL"),
+                ))
                 .await
                 .expect("the listener answers");
             assert!(back.status.as_u16() == 200 || back.status.as_u16() == 400);
@@ -272,14 +299,20 @@ async fn u2m_logs_in_once_then_reuses_its_cached_tokens_without_a_browser() {
         .oauth_u2m(u2m(&cache).on_login_url(play_browser(|l| l)))
         .build()
         .expect("client");
-    let session = first.open_session().await.expect("session after a browser login");
+    let session = first
+        .open_session()
+        .await
+        .expect("session after a browser login");
     select_one(&session).await;
     session.close().await.expect("close");
     assert_eq!(mock.oauth_requests().authorization_code, 1);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&cache).expect("cache file").permissions().mode();
+        let mode = std::fs::metadata(&cache)
+            .expect("cache file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the token cache is private");
     }
 
@@ -314,7 +347,9 @@ async fn a_redirect_with_another_state_fails_the_login() {
 async fn a_tampered_pkce_verifier_is_refused_by_the_token_endpoint() {
     let mock = MockWarehouse::start().await.expect("mock");
     let cache = temp_cache("tokens.json");
-    let transport = Recording::new(Some(|body| body.replace("code_verifier=", "code_verifier=x")));
+    let transport = Recording::new(Some(|body| {
+        body.replace("code_verifier=", "code_verifier=x")
+    }));
     let client = builder(&mock)
         .transport(transport)
         .oauth_u2m(u2m(&cache).on_login_url(play_browser(|l| l)))
@@ -371,7 +406,9 @@ async fn no_secret_token_or_verifier_shows_in_logs_errors_or_telemetry() {
     select_one(&session).await;
     mock.revoke_oauth_access_tokens();
     select_one(&session).await;
-    let failing = session.execute_statement("SELECT * FROM no_such_table").await;
+    let failing = session
+        .execute_statement("SELECT * FROM no_such_table")
+        .await;
     if let Err(e) = failing {
         errors.push(e);
     }
@@ -409,19 +446,33 @@ async fn no_secret_token_or_verifier_shows_in_logs_errors_or_telemetry() {
     let mut secrets = transport.secrets();
     secrets.push(DEFAULT_OAUTH_CLIENT_SECRET.to_string());
     secrets.push("wrong-secret-value".to_string());
-    assert!(secrets.len() > 6, "tokens, codes and verifiers were seen: {}", secrets.len());
+    assert!(
+        secrets.len() > 6,
+        "tokens, codes and verifiers were seen: {}",
+        secrets.len()
+    );
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-    assert!(logs.contains("access token obtained"), "trace output was captured");
+    assert!(
+        logs.contains("access token obtained"),
+        "trace output was captured"
+    );
     let texts: Vec<String> = errors
         .iter()
         .flat_map(|e| [e.to_string(), format!("{e:?}")])
         .collect();
-    let telemetry: Vec<String> = mock.telemetry_requests().into_iter().map(|r| r.body).collect();
+    let telemetry: Vec<String> = mock
+        .telemetry_requests()
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
     assert!(!telemetry.is_empty(), "telemetry was exported");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret in the logs");
         for text in &texts {
-            assert!(!text.contains(secret.as_str()), "a secret in an error: {text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret in an error: {text}"
+            );
         }
         for body in &telemetry {
             assert!(!body.contains(secret.as_str()), "a secret in telemetry");

@@ -481,11 +481,13 @@ pub(crate) struct LogContext<'a> {
     pub authenticated: bool,
 }
 
+/// The `auth_mech` of an [`AuthProvider::auth_type`](crate::auth::AuthProvider::auth_type):
+/// `pat`, the OAuth methods (`oauth-m2m`, `oauth-u2m`), or anything else.
 fn auth_mech(auth_type: &str) -> &'static str {
     let t = auth_type.to_ascii_lowercase();
-    if t == "pat" || t.contains("token") {
+    if t == "pat" {
         "PAT"
-    } else if t.contains("oauth") {
+    } else if t.starts_with("oauth") {
         "DATABRICKS_OAUTH"
     } else {
         "OTHER"
@@ -868,6 +870,8 @@ mod tests {
     fn auth_mech_maps_auth_types() {
         assert_eq!(auth_mech("pat"), "PAT");
         assert_eq!(auth_mech("oauth-m2m"), "DATABRICKS_OAUTH");
+        assert_eq!(auth_mech("oauth-u2m"), "DATABRICKS_OAUTH");
+        assert_eq!(auth_mech("token-provider"), "OTHER");
         assert_eq!(auth_mech("custom"), "OTHER");
     }
 

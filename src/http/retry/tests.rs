@@ -417,22 +417,26 @@ async fn error_quotes_the_server_reason_header() {
 
 /// A transport answering `script` in order and recording the `Authorization` header of each
 /// request.
-fn recording_auth(script: Vec<Result<HttpResponse>>) -> (MockHttpTransport, Arc<Mutex<Vec<String>>>) {
+fn recording_auth(
+    script: Vec<Result<HttpResponse>>,
+) -> (MockHttpTransport, Arc<Mutex<Vec<String>>>) {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&sent);
     let count = script.len();
     let script = Mutex::new(VecDeque::from(script));
     let mut mock = MockHttpTransport::new();
-    mock.expect_send().times(count).returning(move |request: HttpRequest| {
-        let header = request
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        seen.lock().unwrap().push(header);
-        script.lock().unwrap().pop_front().unwrap()
-    });
+    mock.expect_send()
+        .times(count)
+        .returning(move |request: HttpRequest| {
+            let header = request
+                .headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            seen.lock().unwrap().push(header);
+            script.lock().unwrap().pop_front().unwrap()
+        });
     (mock, sent)
 }
 
@@ -446,7 +450,9 @@ struct Renewing {
 impl AuthProvider for Renewing {
     async fn authorization(&self) -> Result<Option<HeaderValue>> {
         let n = *self.generation.lock().unwrap() + 1;
-        Ok(Some(HeaderValue::from_str(&format!("Bearer tok-{n}")).unwrap()))
+        Ok(Some(
+            HeaderValue::from_str(&format!("Bearer tok-{n}")).unwrap(),
+        ))
     }
     fn auth_type(&self) -> &'static str {
         "test"
@@ -464,20 +470,36 @@ async fn a_401_with_a_renewable_token_is_sent_once_more_at_once_with_a_fresh_one
     let started = Instant::now();
     let mut attempts = 0;
     let response = RetryPolicy::default()
-        .send_authenticated(&transport, request(), NOT_IDEMPOTENT, &auth, Some(&mut attempts))
+        .send_authenticated(
+            &transport,
+            request(),
+            NOT_IDEMPOTENT,
+            &auth,
+            Some(&mut attempts),
+        )
         .await
         .expect("the second attempt succeeds");
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(*sent.lock().unwrap(), ["Bearer tok-1", "Bearer tok-2"]);
     assert_eq!(attempts, 2);
-    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff before the fresh token");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no backoff before the fresh token"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_second_401_fails_with_an_auth_error() {
     let (transport, sent) = recording_auth(vec![status(401), status(401)]);
     let err = RetryPolicy::default()
-        .send_authenticated(&transport, request(), IDEMPOTENT, &Renewing::default(), None)
+        .send_authenticated(
+            &transport,
+            request(),
+            IDEMPOTENT,
+            &Renewing::default(),
+            None,
+        )
         .await
         .expect_err("refused twice");
     assert_eq!(err.kind(), ErrorKind::Auth);
