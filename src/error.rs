@@ -266,11 +266,16 @@ impl Error {
     }
 
     /// Whether sending the same request again may succeed: connection failures, transport
-    /// timeouts, and HTTP 429, 500, 502, 503 and 504.
+    /// timeouts, and HTTP 408, 429 and 5xx except 501 (the driver's one table of retryable
+    /// statuses; whether the driver itself resends a request also depends on whether it may
+    /// run twice, see [`RetryPolicy`](crate::http::RetryPolicy)).
     pub fn is_retryable(&self) -> bool {
         match self.inner.kind {
             ErrorKind::Connect | ErrorKind::Timeout => true,
-            ErrorKind::Http => matches!(self.inner.http_status, Some(429 | 500 | 502 | 503 | 504)),
+            ErrorKind::Http => self.inner.http_status.is_some_and(|status| {
+                crate::http::backoff::status_retry(status, self.inner.retry_after.is_some())
+                    != crate::http::backoff::StatusRetry::Never
+            }),
             _ => false,
         }
     }

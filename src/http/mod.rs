@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub(crate) mod backoff;
 mod client;
 mod config;
 mod retry;

@@ -2,13 +2,13 @@
 //! between attempts (`Retry-After`, else exponential backoff with jitter), within an attempt
 //! limit and an overall deadline.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
-use http::header::{AUTHORIZATION, RETRY_AFTER};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+use super::backoff::{parse_retry_after, status_retry, Backoff, Jitter, StatusRetry};
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
 use crate::auth::AuthProvider;
 use crate::error::{Error, ErrorKind, Result};
@@ -133,6 +133,7 @@ impl RetryPolicy {
         let deadline = started + self.overall_timeout;
         let max_attempts = self.max_attempts.max(1);
         let mut jitter = Jitter::new();
+        let backoff = self.backoff();
         let mut attempt: u32 = 0;
         // The 401 retry with a fresh credential is made at most once per request.
         let mut reauthenticated = false;
@@ -197,10 +198,7 @@ impl RetryPolicy {
             if attempt >= max_attempts {
                 return give_up(failure, format!(" (gave up after {attempt} attempts)"));
             }
-            let wait = match failure.retry_after() {
-                Some(after) => after.min(self.max_backoff),
-                None => self.backoff(attempt, &mut jitter),
-            };
+            let wait = backoff.delay_or(attempt, failure.retry_after(), &mut jitter);
             if Instant::now() + wait > deadline {
                 return give_up(
                     failure,
@@ -229,19 +227,10 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait before retry number `retry` (1 for the first) when the server did not say how
-    /// long: `min_backoff · 2^(retry-1)` plus up to a quarter of that, capped at `max_backoff`.
-    fn backoff(&self, retry: u32, jitter: &mut Jitter) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        let base = self
-            .min_backoff
-            .checked_mul(factor)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff);
-        let extra = base.mul_f64(jitter.next_fraction() / 4.0);
-        (base + extra).min(self.max_backoff)
+    /// The policy's backoff: `min_backoff` doubling to `max_backoff`, up to a quarter more at
+    /// random.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.min_backoff, self.max_backoff)
     }
 }
 
@@ -288,12 +277,10 @@ impl Failure {
                 status,
                 retry_after,
                 ..
-            } => match status.as_u16() {
-                429 => true,
-                503 if retry_after.is_some() => true,
-                501 => false,
-                500..=599 => idempotent,
-                _ => false,
+            } => match status_retry(status.as_u16(), retry_after.is_some()) {
+                StatusRetry::NotRun => true,
+                StatusRetry::MayHaveRun => idempotent,
+                StatusRetry::Never => false,
             },
             Failure::Transport(error) => {
                 matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
@@ -342,17 +329,6 @@ fn attempts_note(attempt: u32) -> String {
     }
 }
 
-/// How long the server asks us to wait: `Retry-After` as delta seconds or as an HTTP date
-/// (a date in the past means now). `None` when absent or unreadable.
-fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// The server's own explanation of a failed request, from the Databricks reason headers,
 /// shortened and stripped of control characters.
 fn server_reason(headers: &HeaderMap) -> Option<String> {
@@ -373,32 +349,6 @@ fn server_reason(headers: &HeaderMap) -> Option<String> {
         clean.push('…');
     }
     Some(clean)
-}
-
-/// A small xorshift generator for backoff jitter, seeded from the process's random hasher keys
-/// and the clock. Not for anything that needs real randomness.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        hasher.write_u64(nanos);
-        Jitter(hasher.finish() | 1)
-    }
-
-    /// A number in `[0, 1)`.
-    fn next_fraction(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@ use crate::error::{Error, ErrorKind};
 
 /// HTTP statuses after which repeating the request cannot help.
 const TERMINAL_STATUSES: [u16; 4] = [400, 401, 403, 404];
-/// HTTP statuses after which a later attempt may succeed.
-const RETRYABLE_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 
 /// Classifies a driver [`Error`] for telemetry.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,11 +25,7 @@ impl ExceptionClassifier {
         if Self::is_terminal(error) {
             return false;
         }
-        matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
-            || error
-                .http_status()
-                .is_some_and(|s| RETRYABLE_STATUSES.contains(&s))
-            || error.is_retryable()
+        matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout) || error.is_retryable()
     }
 }
 

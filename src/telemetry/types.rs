@@ -716,22 +716,13 @@ pub(crate) fn unix_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// A random number from the standard library's per-instance random hasher keys (seeded from
-/// the OS once per thread, then stepped per call): cheap, with no system call. Not for secrets.
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
-/// A version-4 UUID from [`random_u64`]: ids of telemetry records, made without the
+/// A version-4 UUID from [`random_u64`](crate::http::backoff::random_u64): ids of telemetry records, made without the
 /// system call per id that a cryptographic source costs (a clash is as unlikely as for any
 /// random UUID, not impossible).
 pub(crate) fn record_id() -> uuid::Uuid {
     let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
-    bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
+    bytes[..8].copy_from_slice(&crate::http::backoff::random_u64().to_le_bytes());
+    bytes[8..].copy_from_slice(&crate::http::backoff::random_u64().to_le_bytes());
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 

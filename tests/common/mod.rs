@@ -55,3 +55,4 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+pub mod oauth;

@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
 
 use super::*;
+use crate::http::backoff::{parse_retry_after, Jitter, RandomSource};
 use crate::http::MockHttpTransport;
 
 const IDEMPOTENT: bool = true;
@@ -330,7 +331,10 @@ fn retry_after_header_forms() {
     let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
     let parse = |value: &str| {
         let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_str(value).unwrap(),
+        );
         parse_retry_after(&headers, now)
     };
     assert_eq!(parse("120"), Some(Duration::from_secs(120)));
@@ -360,7 +364,9 @@ fn backoff_grows_and_is_capped() {
     let policy = policy(20, 1, 10, 900);
     let mut jitter = Jitter::new();
     for _ in 0..100 {
-        let waits: Vec<Duration> = (1..=8).map(|n| policy.backoff(n, &mut jitter)).collect();
+        let waits: Vec<Duration> = (1..=8)
+            .map(|n| policy.backoff().delay(n, &mut jitter))
+            .collect();
         let bases = [1, 2, 4, 8, 10, 10, 10, 10].map(Duration::from_secs);
         for (wait, base) in waits.iter().zip(bases) {
             assert!(*wait >= base, "{waits:?}");
@@ -371,7 +377,10 @@ fn backoff_grows_and_is_capped() {
         }
     }
     // Far past the point where the doubling overflows, the wait stays at the cap.
-    assert_eq!(policy.backoff(200, &mut jitter), Duration::from_secs(10));
+    assert_eq!(
+        policy.backoff().delay(200, &mut jitter),
+        Duration::from_secs(10)
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,17 +4,17 @@
 //! safety margin, or the storage server refuses it (401/403/404). Attempts and refreshes are
 //! bounded; the final error names the chunk and says why.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use super::buffers::BufferPool;
 use super::links::{self, Chunk, LinkSource, ResultLink};
 use super::CloudFetchConfig;
 use crate::error::{redact_url, Error, ErrorKind, Result};
+use crate::http::backoff::{parse_retry_after, status_retry, Backoff, Jitter, StatusRetry};
 use crate::http::{HttpRequest, HttpResponse, HttpTransport};
 
 /// The largest `bytesNum` taken as a buffer size hint (64 MiB).
@@ -100,6 +100,7 @@ impl Downloader {
         let started = Instant::now();
         let max_attempts = self.config.download_attempts.max(1);
         let mut attempts = 0u32;
+        let mut jitter = Jitter::new();
         let mut refreshes = 0u32;
         let mut fresh = false;
         loop {
@@ -166,7 +167,9 @@ impl Downloader {
                     fresh = true;
                 }
                 Next::Retry(retry_after) => {
-                    tokio::time::sleep(self.backoff(attempts, retry_after)).await;
+                    let backoff =
+                        Backoff::new(self.config.retry_min_backoff, self.config.retry_max_backoff);
+                    tokio::time::sleep(backoff.delay_or(attempts, retry_after, &mut jitter)).await;
                 }
             }
         }
@@ -230,24 +233,6 @@ impl Downloader {
         link.expiry_time.saturating_sub(now_ms) <= margin_ms
     }
 
-    /// Backoff before retry number `attempt` (1 = the first retry): exponential from the minimum,
-    /// capped, with jitter between half and all of it; at least `Retry-After` (also capped).
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let max = self.config.retry_max_backoff;
-        let exp = self
-            .config
-            .retry_min_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(max);
-        let jitter = (std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish()
-            % 1000) as f64
-            / 1000.0;
-        let delay = exp.mul_f64(0.5 + 0.5 * jitter);
-        retry_after.map_or(delay, |ra| delay.max(ra.min(max)))
-    }
-
     fn gave_up(&self, chunk: &Chunk, attempts: u32, refreshes: u32, last: Error) -> Error {
         Error::new(
             ErrorKind::CloudFetch,
@@ -297,28 +282,20 @@ impl Downloader {
     }
 }
 
-/// What a non-2xx reply means for the download.
+/// What a non-2xx reply means for the download: a refused or missing file needs a fresh link;
+/// otherwise the one table of retryable statuses decides (a download is a GET: it may always
+/// be sent again).
 fn classify_status(resp: &HttpResponse) -> (Next, Error) {
     let status = resp.status.as_u16();
     let error =
         Error::from_http_status(status, format!("the storage server answered HTTP {status}"));
+    let retry_after = parse_retry_after(&resp.headers, SystemTime::now());
     let next = match status {
         401 | 403 | 404 => Next::Refresh,
-        408 | 429 | 500 | 502..=599 => Next::Retry(retry_after(resp)),
-        _ => Next::Fail,
+        _ => match status_retry(status, retry_after.is_some()) {
+            StatusRetry::NotRun | StatusRetry::MayHaveRun => Next::Retry(retry_after),
+            StatusRetry::Never => Next::Fail,
+        },
     };
     (next, error)
-}
-
-/// `Retry-After` in seconds, when the reply has one.
-fn retry_after(resp: &HttpResponse) -> Option<Duration> {
-    let secs: u64 = resp
-        .headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
 }

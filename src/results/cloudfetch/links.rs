@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::pipeline::Step;
 use super::stats::SummaryCounters;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::backoff::{Backoff, Jitter};
 
 /// One presigned link to a result file (the Thrift `TSparkArrowResultLink`).
 pub(crate) use crate::thrift::tcli::TSparkArrowResultLink as ResultLink;
@@ -134,6 +135,7 @@ impl LinkFeed {
         let mut page = first_links;
         let mut has_more = more_links;
         let mut empty_pages = 0u32;
+        let mut jitter = Jitter::new();
         loop {
             for link in page.drain(..) {
                 if let Err(e) = coverage.accept(&link) {
@@ -150,10 +152,8 @@ impl LinkFeed {
                 return;
             }
             if empty_pages > 0 {
-                let backoff = EMPTY_PAGE_MIN_BACKOFF
-                    .saturating_mul(1 << (empty_pages - 1).min(8))
-                    .min(EMPTY_PAGE_MAX_BACKOFF);
-                tokio::time::sleep(backoff).await;
+                let backoff = Backoff::new(EMPTY_PAGE_MIN_BACKOFF, EMPTY_PAGE_MAX_BACKOFF);
+                tokio::time::sleep(backoff.delay(empty_pages, &mut jitter)).await;
             }
             match source.fetch_links(coverage.next_offset).await {
                 Ok((links, more)) => {
