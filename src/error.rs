@@ -85,6 +85,19 @@ struct Inner {
     /// The request never reached the server (no connection was made), so sending it again
     /// cannot run anything twice.
     never_sent: bool,
+    /// Why no connection could be made, when the reason decides about retrying.
+    connect_failure: Option<ConnectFailure>,
+}
+
+/// Why a connection could not be made, where that decides whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// The host name does not resolve (no such host): never retried.
+    HostNotFound,
+    /// Nothing listens on the port: retried only briefly.
+    Refused,
+    /// The TLS handshake failed (an untrusted certificate, no common protocol): never retried.
+    Tls,
 }
 
 impl Error {
@@ -103,6 +116,7 @@ impl Error {
                 statement_id: None,
                 source: None,
                 never_sent: false,
+                connect_failure: None,
             }),
         }
     }
@@ -118,6 +132,17 @@ impl Error {
     /// even a request that must not run twice (ExecuteStatement) may be sent again.
     pub(crate) fn was_never_sent(&self) -> bool {
         self.inner.never_sent
+    }
+
+    /// The same error, saying why no connection could be made.
+    pub(crate) fn with_connect_failure(mut self, failure: Option<ConnectFailure>) -> Self {
+        self.inner.connect_failure = failure;
+        self
+    }
+
+    /// Why no connection could be made, when known.
+    pub(crate) fn connect_failure(&self) -> Option<ConnectFailure> {
+        self.inner.connect_failure
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -265,13 +290,18 @@ impl Error {
         )
     }
 
-    /// Whether sending the same request again may succeed: connection failures, transport
-    /// timeouts, and HTTP 408, 429 and 5xx except 501 (the driver's one table of retryable
+    /// Whether sending the same request again may succeed: connection failures (except a host
+    /// name that does not resolve and a failed TLS handshake), transport timeouts, and HTTP
+    /// 408, 429 and 5xx except 501 (the driver's one table of retryable
     /// statuses; whether the driver itself resends a request also depends on whether it may
     /// run twice, see [`RetryPolicy`](crate::http::RetryPolicy)).
     pub fn is_retryable(&self) -> bool {
         match self.inner.kind {
-            ErrorKind::Connect | ErrorKind::Timeout => true,
+            ErrorKind::Connect => !matches!(
+                self.inner.connect_failure,
+                Some(ConnectFailure::HostNotFound | ConnectFailure::Tls)
+            ),
+            ErrorKind::Timeout => true,
             ErrorKind::Http => self.inner.http_status.is_some_and(|status| {
                 crate::http::backoff::status_retry(status, self.inner.retry_after.is_some())
                     != crate::http::backoff::StatusRetry::Never

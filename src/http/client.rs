@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::config::{user_agent, HttpConfig, TlsRoots};
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
-use crate::error::{redact_url, Error, ErrorKind, Result};
+use crate::error::{redact_url, ConnectFailure, Error, ErrorKind, Result};
 
 /// The most [`HttpTransport::send_into`] allocates up front from a reply's `Content-Length`
 /// (64 MiB); a longer body grows the buffer as it arrives.
@@ -201,10 +201,21 @@ impl HyperTransport {
     /// Maps a failure to send the request or read the response head. A failure to connect
     /// (refused, unreachable, connect timeout, TLS handshake) is marked as never sent.
     fn request_error(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
-        // A TLS failure (an untrusted certificate, a protocol mismatch) will not heal by
-        // itself: not worth resending a request that must not run twice.
-        let connect = e.is_connect() && !has_tls_error(&e);
-        let error = self.request_error_kind(e, url);
+        // A TLS failure (an untrusted certificate, a protocol mismatch) or a host name that
+        // does not resolve will not heal by itself: never retried.
+        let failure = if has_tls_error(&e) {
+            Some(ConnectFailure::Tls)
+        } else if e.is_connect() && is_host_not_found(&e) {
+            Some(ConnectFailure::HostNotFound)
+        } else if e.is_connect() && has_io_error(&e, std::io::ErrorKind::ConnectionRefused) {
+            Some(ConnectFailure::Refused)
+        } else {
+            None
+        };
+        let connect = e.is_connect() && failure != Some(ConnectFailure::Tls);
+        let error = self
+            .request_error_kind(e, url)
+            .with_connect_failure(failure);
         if connect {
             error.never_sent()
         } else {
@@ -438,9 +449,26 @@ fn has_tls_error(e: &(dyn StdError + 'static)) -> bool {
 
 /// Whether an I/O error of kind `TimedOut` is in the chain (the connect timeout elapsed).
 fn has_timed_out_io(e: &(dyn StdError + 'static)) -> bool {
+    has_io_error(e, std::io::ErrorKind::TimedOut)
+}
+
+/// Whether an I/O error of `kind` is in the chain.
+fn has_io_error(e: &(dyn StdError + 'static), kind: std::io::ErrorKind) -> bool {
     causes(e).any(|err| {
         err.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            .is_some_and(|io| io.kind() == kind)
+    })
+}
+
+/// Whether name resolution answered that the host does not exist (the system resolver's
+/// "Name or service not known" / "No address associated with hostname", or "nodename nor
+/// servname provided" on BSDs), as opposed to a temporary failure worth retrying.
+fn is_host_not_found(e: &(dyn StdError + 'static)) -> bool {
+    causes(e).any(|err| {
+        let text = err.to_string();
+        text.contains("failed to lookup address information")
+            && !text.contains("Temporary failure")
+            && !text.contains("try again")
     })
 }
 

@@ -11,17 +11,22 @@ use tokio::time::Instant;
 use super::backoff::{parse_retry_after, status_retry, Backoff, Jitter, StatusRetry};
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
 use crate::auth::AuthProvider;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConnectFailure, Error, ErrorKind, Result};
 
 /// How failed HTTP requests are retried. Defaults follow the peer drivers (protocol.md section 6).
 ///
 /// What is retried:
-/// - every request: HTTP 429, 503 with a `Retry-After` (the server says it did not run it), and
-///   a failure to connect (the request never left);
+/// - every request: HTTP 408, 429, 503 with a `Retry-After` (the server says it did not run
+///   it), and a failure to connect (the request never left);
 /// - idempotent requests also: other 5xx except 501, connections lost after the request was
 ///   sent, and transport timeouts.
 ///
-/// HTTP 401/403 fail at once with [`ErrorKind::Auth`]. Before a retry the policy waits what
+/// What is not: a host name that does not resolve and a failed TLS handshake (certificate,
+/// protocol) fail at once; a refused connection (nothing listens on the port) is retried at
+/// most twice, 100 ms and 200 ms later, so that a wrong port fails within about half a second.
+/// HTTP 401/403 fail at once with [`ErrorKind::Auth`] (except one resend with a fresh OAuth
+/// token, see [`AuthProvider::rejected`](crate::auth::AuthProvider::rejected)). An error after
+/// the last attempt says how many attempts were made over how long, and the last cause. Before a retry the policy waits what
 /// `Retry-After` asks (capped at `max_backoff`), otherwise `min_backoff · 2^(n-1)` for the n-th
 /// retry plus up to a quarter of that at random, never more than `max_backoff`. It stops after
 /// `max_attempts`, or when the next wait would end past `overall_timeout`; an attempt still
@@ -137,6 +142,7 @@ impl RetryPolicy {
         let mut attempt: u32 = 0;
         // The 401 retry with a fresh credential is made at most once per request.
         let mut reauthenticated = false;
+        let mut refusals = 0;
         loop {
             attempt += 1;
             if let Some(attempts) = call.attempts.as_deref_mut() {
@@ -195,10 +201,24 @@ impl RetryPolicy {
             if !failure.is_retryable(call.idempotent) {
                 return give_up(failure, attempts_note(attempt));
             }
-            if attempt >= max_attempts {
-                return give_up(failure, format!(" (gave up after {attempt} attempts)"));
+            let refused = failure.connect_failure() == Some(ConnectFailure::Refused);
+            if refused {
+                refusals += 1;
             }
-            let wait = backoff.delay_or(attempt, failure.retry_after(), &mut jitter);
+            if attempt >= max_attempts || refusals > REFUSED_RETRIES {
+                return give_up(
+                    failure,
+                    format!(
+                        " (gave up after {attempt} attempts over {})",
+                        fmt_duration(started.elapsed())
+                    ),
+                );
+            }
+            let wait = if refused {
+                REFUSED_BACKOFF.delay(refusals, &mut jitter)
+            } else {
+                backoff.delay_or(attempt, failure.retry_after(), &mut jitter)
+            };
             if Instant::now() + wait > deadline {
                 return give_up(
                     failure,
@@ -233,6 +253,13 @@ impl RetryPolicy {
         Backoff::new(self.min_backoff, self.max_backoff)
     }
 }
+
+/// How often a refused connection (nothing listens on the port) is retried, whatever the
+/// attempt limit: twice, 100 ms and then 200 ms (up to a quarter more) later, so that a wrong
+/// port fails within about half a second while a server restarting its listener gets a chance.
+const REFUSED_RETRIES: u32 = 2;
+const REFUSED_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
 
 /// One request through [`RetryPolicy::run`] and how to send it.
 struct Call<'a, 'c> {
@@ -283,9 +310,15 @@ impl Failure {
                 StatusRetry::Never => false,
             },
             Failure::Transport(error) => {
-                matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout)
-                    && (idempotent || error.was_never_sent())
+                error.is_retryable() && (idempotent || error.was_never_sent())
             }
+        }
+    }
+
+    fn connect_failure(&self) -> Option<ConnectFailure> {
+        match self {
+            Failure::Status { .. } => None,
+            Failure::Transport(error) => error.connect_failure(),
         }
     }
 
