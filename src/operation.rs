@@ -688,10 +688,20 @@ impl Operation {
         };
         let shared = self.shared.clone();
         let max_rows = self.options.max_rows_per_fetch;
+        let from = self.next_offset();
         self.prefetch = Some(AbortOnDrop(tokio::spawn(async move {
-            let resp = fetch_page(&shared, max_rows, None).await?;
+            let resp = fetch_page(&shared, max_rows, from).await?;
             Page::decode(&decoder, resp).map_err(|e| shared.err(e))
         })));
+    }
+
+    /// The row offset the next page must start at, asked for explicitly (`startRowOffset`) so
+    /// that a FetchResults resent after its reply was lost gets the same rows again instead of
+    /// the page after them. `None` on a plain HiveServer2 server (no such field: the next page).
+    fn next_offset(&self) -> Option<i64> {
+        self.session
+            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1)
+            .then_some(self.rows_received)
     }
 
     /// The next page: the one prefetched, or one fetched now.
@@ -704,7 +714,8 @@ impl Operation {
                 )))),
             },
             None => {
-                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch, None).await?;
+                let from = self.next_offset();
+                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch, from).await?;
                 let decoder = self.decoder.as_ref().ok_or_else(|| {
                     self.shared
                         .err(Error::protocol("rows arrived before metadata"))
@@ -878,15 +889,23 @@ impl LinkSource for OperationLinks {
     }
 }
 
+/// CloseOperation. An operation the server no longer knows is closed: an earlier attempt whose
+/// reply was lost may have closed it, or the server dropped it.
 async fn close_operation(shared: &OpShared) -> Result<()> {
-    shared
+    let result = shared
         .counted(
             shared
                 .rpc
                 .close_operation(TCloseOperationReq::new(shared.handle.clone())),
         )
-        .await
-        .map(|_| ())
+        .await;
+    match result {
+        Err(e) if e.kind() == ErrorKind::InvalidHandle => {
+            tracing::debug!(statement_id = %shared.id, "CloseOperation: the server no longer knows the operation; it is closed");
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 impl Drop for Operation {

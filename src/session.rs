@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::client::ClientInner;
 use crate::config::{EffectiveExecuteOptions, ExecuteOptions, SessionOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::operation::Operation;
 use crate::telemetry::{OperationType, PendingStatement, StatementRecorder, TelemetryEventEmitter};
 use crate::thrift::handles::guid_to_string;
@@ -86,12 +86,23 @@ pub(crate) async fn close_session_handle(
     session_id: &str,
 ) -> Result<()> {
     let started = Instant::now();
-    let result = rpc.close_session(TCloseSessionReq::new(handle)).await;
+    let result = match rpc.close_session(TCloseSessionReq::new(handle)).await {
+        // A session the server no longer knows is closed: an earlier attempt whose reply was
+        // lost may have closed it, or the server expired it.
+        Err(e) if e.kind() == ErrorKind::InvalidHandle => {
+            tracing::debug!(
+                session_id,
+                "CloseSession: the server no longer knows the session; it is closed"
+            );
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    };
     match &result {
         Ok(_) => emitter.emit_connection_close(session_id, started.elapsed()),
         Err(e) => emitter.emit_error(e, Some(session_id), None),
     }
-    result.map(|_| ())
+    result
 }
 
 impl Session {

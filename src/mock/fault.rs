@@ -23,6 +23,9 @@ pub enum FaultKind {
     },
     /// Close the connection without writing any reply; the request is not run.
     DropConnection,
+    /// Run the request, then close the connection without writing its reply: the client
+    /// cannot tell this from [`DropConnection`](Self::DropConnection), but the request ran.
+    DropConnectionAfterRun,
     /// Answer `200 OK` with a body that is neither Thrift nor JSON; the request is not run.
     CorruptBody,
     /// Run the request normally (after the fault's delay, if any).
@@ -158,6 +161,11 @@ impl Fault {
     /// Close the connection without a reply.
     pub fn drop_connection() -> Self {
         Self::new(FaultKind::DropConnection)
+    }
+
+    /// Run the request, then close the connection without its reply.
+    pub fn drop_connection_after_run() -> Self {
+        Self::new(FaultKind::DropConnectionAfterRun)
     }
 
     /// Answer `200 OK` with a garbage body.

@@ -355,6 +355,7 @@ async fn answer(
     };
     let mut truncate = false;
     let mut variant = None;
+    let mut drop_after_run = false;
     if let Some(Injected { kind, delay }) = injected {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -382,10 +383,14 @@ async fn answer(
                 return Ok((reply(StatusCode::OK, content_type, GARBAGE_BODY), false));
             }
             FaultKind::TruncatedBody => truncate = true,
+            FaultKind::DropConnectionAfterRun => drop_after_run = true,
             other => variant = cloudfetch::variant_of(&other),
         }
     }
     let out = respond(&shared, route, &parts, headers, body, is_rpc, variant).await;
+    if drop_after_run {
+        return Err(DropConnection);
+    }
     Ok((out, truncate))
 }
 
