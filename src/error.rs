@@ -328,9 +328,6 @@ impl fmt::Display for Error {
         } else if let Some(id) = &i.session_id {
             write!(f, " (session {id})")?;
         }
-        if let Some(source) = &i.source {
-            write!(f, ": {source}")?;
-        }
         Ok(())
     }
 }
@@ -423,6 +420,18 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cause_is_in_source_not_repeated_in_display() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused-by-peer");
+        let e = Error::new(ErrorKind::Connect, "could not connect to https://h/x").with_source(io);
+        assert_eq!(
+            e.to_string(),
+            "connection failed: could not connect to https://h/x"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "refused-by-peer");
+    }
 
     #[test]
     fn redact_url_drops_query_and_user_info() {

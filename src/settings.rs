@@ -555,10 +555,10 @@ fn read_profile(file: &Path, profile: &str) -> Result<ProfileLookup> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileLookup::NoFile),
         Err(e) => {
-            return Err(
-                Error::config(format!("the config file {} cannot be read", file.display()))
-                    .with_source(e),
-            )
+            return Err(Error::config(format!(
+                "the config file {} cannot be read: {e}",
+                file.display()
+            )))
         }
     };
     // Backslashes are literal, as in the Databricks CLI's parser; quoted values are unquoted.

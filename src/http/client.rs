@@ -122,7 +122,7 @@ impl HyperTransport {
         }
         let hyper_request = builder
             .body(Full::new(request.body))
-            .map_err(|e| Error::config(format!("invalid HTTP request to {url}")).with_source(e))?;
+            .map_err(|e| Error::config(format!("invalid HTTP request to {url}: {e}")))?;
 
         let response = inner
             .client
@@ -393,7 +393,7 @@ fn tls_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config("the TLS configuration is invalid").with_source(e))?;
+        .map_err(|e| Error::config(format!("the TLS configuration is invalid: {e}")))?;
     let builder = match (custom, roots) {
         (Some(store), _) => builder.with_root_certificates(store),
         (None, TlsRoots::Webpki) => builder.with_webpki_roots(),

@@ -107,7 +107,7 @@ pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// A duration for messages: `250 ms`, `30 s`.
-fn fmt_duration(d: Duration) -> String {
+pub(crate) fn fmt_duration(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{} s", d.as_secs())
     } else {

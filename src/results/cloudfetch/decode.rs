@@ -94,7 +94,7 @@ impl DecodePool {
                 .spawn(move || worker.run(&queue, alive))
                 .map_err(|e| {
                     live.fetch_sub(1, Ordering::SeqCst);
-                    Error::config("could not start a CloudFetch decode thread").with_source(e)
+                    Error::config(format!("could not start a CloudFetch decode thread: {e}"))
                 })?;
         }
         Ok(DecodePool {
@@ -217,8 +217,11 @@ impl Worker {
     fn decode_file(&self, chunk: &Chunk, body: Vec<u8>) -> Result<(VecDeque<RecordBatch>, usize)> {
         let context = &self.context;
         let data = if context.lz4 {
-            let not_lz4 = |e| {
-                Error::decode(format!("{chunk}: the file is not a valid LZ4 frame")).with_source(e)
+            let not_lz4 = |e: Error| {
+                Error::decode(format!(
+                    "{chunk}: the file is not a valid LZ4 frame ({})",
+                    e.message()
+                ))
             };
             let mut out = match decompressed_bound(&body) {
                 Ok(bound) => context.buffers.take(bound),
@@ -242,9 +245,10 @@ impl Worker {
         let mut decoder = StreamDecoder::new();
         let mut batches = VecDeque::new();
         let mut rows = 0i64;
-        let invalid = |e| {
-            Error::decode(format!("{chunk}: the file is not a valid Arrow IPC stream"))
-                .with_source(e)
+        let invalid = |e: arrow_schema::ArrowError| {
+            Error::decode(format!(
+                "{chunk}: the file is not a valid Arrow IPC stream ({e})"
+            ))
         };
         while !buffer.is_empty() {
             if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
@@ -281,9 +285,8 @@ impl Worker {
         RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)
             .map_err(|e| {
                 Error::decode(format!(
-                    "{chunk}: the file's columns do not match the result's schema"
+                    "{chunk}: the file's columns do not match the result's schema ({e})"
                 ))
-                .with_source(e)
             })
     }
 }

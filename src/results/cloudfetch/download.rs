@@ -110,6 +110,7 @@ impl Downloader {
                         &chunk,
                         attempts,
                         refreshes,
+                        started,
                         Error::new(ErrorKind::CloudFetch, "its link has expired"),
                     ));
                 }
@@ -154,12 +155,12 @@ impl Downloader {
                 "CloudFetch download attempt failed"
             );
             match next {
-                Next::Fail => return Err(self.gave_up(&chunk, attempts, refreshes, error)),
+                Next::Fail => return Err(self.gave_up(&chunk, attempts, refreshes, started, error)),
                 _ if attempts >= max_attempts => {
-                    return Err(self.gave_up(&chunk, attempts, refreshes, error))
+                    return Err(self.gave_up(&chunk, attempts, refreshes, started, error))
                 }
                 Next::Refresh if refreshes >= self.config.max_link_refreshes => {
-                    return Err(self.gave_up(&chunk, attempts, refreshes, error))
+                    return Err(self.gave_up(&chunk, attempts, refreshes, started, error))
                 }
                 Next::Refresh => {
                     link = links::refresh(self.links.as_ref(), &chunk).await?;
@@ -233,14 +234,25 @@ impl Downloader {
         link.expiry_time.saturating_sub(now_ms) <= margin_ms
     }
 
-    fn gave_up(&self, chunk: &Chunk, attempts: u32, refreshes: u32, last: Error) -> Error {
+    /// The download's final error: the attempts, link refreshes and time it took, and the last
+    /// cause (whose HTTP status it keeps).
+    fn gave_up(
+        &self,
+        chunk: &Chunk,
+        attempts: u32,
+        refreshes: u32,
+        started: Instant,
+        last: Error,
+    ) -> Error {
         Error::new(
             ErrorKind::CloudFetch,
             format!(
-                "{chunk} could not be downloaded ({attempts} attempts, {refreshes} link refreshes)"
+                "{chunk} could not be downloaded ({attempts} attempts over {}, {refreshes} link \
+                 refreshes); the last one failed with {last}",
+                crate::http::fmt_duration(started.elapsed())
             ),
         )
-        .with_source(last)
+        .with_http_status(last.http_status())
     }
 
     fn log_download(

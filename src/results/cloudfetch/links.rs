@@ -192,9 +192,9 @@ pub(crate) async fn refresh(source: &dyn LinkSource, chunk: &Chunk) -> Result<Re
         .map_err(|e| {
             Error::new(
                 ErrorKind::CloudFetch,
-                format!("{chunk}: fetching a fresh link failed"),
+                format!("{chunk}: fetching a fresh link failed: {e}"),
             )
-            .with_source(e)
+            .with_http_status(e.http_status())
         })?;
     let link = links
         .into_iter()
