@@ -12,6 +12,78 @@ use crate::settings::{
     AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
 };
 
+/// A host as [`ClientBuilder::host`] takes it.
+#[derive(Debug, PartialEq)]
+struct ParsedHost {
+    /// The host name or IP address (an IPv6 address without brackets).
+    host: String,
+    /// The port, when one was given.
+    port: Option<u16>,
+    /// An `http://` URL.
+    plain_http: bool,
+}
+
+fn parse_host(input: &str) -> Result<ParsedHost> {
+    let text = input.trim();
+    // Credentials must not end up in an error message.
+    let shown = if text.contains('@') {
+        "the host".to_string()
+    } else {
+        format!("the host {text:?}")
+    };
+    if text.is_empty() {
+        return Err(Error::config("the host is empty"));
+    }
+    if let Ok(ip) = text.parse::<std::net::Ipv6Addr>() {
+        return Ok(ParsedHost {
+            host: ip.to_string(),
+            port: None,
+            plain_http: false,
+        });
+    }
+    let url_text = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("https://{text}")
+    };
+    let url = url::Url::parse(&url_text)
+        .map_err(|e| Error::config(format!("{shown} is not a host name or URL: {e}")))?;
+    let plain_http = match url.scheme() {
+        "https" => false,
+        "http" => true,
+        other => {
+            return Err(Error::config(format!(
+                "{shown} has the scheme {other}://: only https:// (or http:// for a loopback host) is possible"
+            )))
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(
+            "the host must not contain credentials: set a token or OAuth settings instead",
+        ));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(Error::config(format!(
+            "{shown} has a path ({}): give the warehouse's path with http_path",
+            url.path()
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::config(format!("{shown} has a query or fragment")));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(Error::config(format!("{shown} names no host"))),
+    };
+    Ok(ParsedHost {
+        host,
+        port: url.port(),
+        plain_http,
+    })
+}
+
 /// The user's home directory, where `~/.databrickscfg` lives.
 fn home_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME")
@@ -371,33 +443,26 @@ impl ClientBuilder {
 
     // --- where ---
 
-    /// Workspace host: `adb-123.4.azuredatabricks.net`, or a URL such as `https://host:443/`
-    /// (the scheme and port are taken from it). Required.
+    /// Workspace host: `adb-123.4.azuredatabricks.net`, `host:8443`, an IP address (IPv6 bare
+    /// or in brackets), or a URL such as `https://host:8443/` (scheme in any case; its port is
+    /// taken, an `http://` URL means [`plain_http`](Self::plain_http)). Required. Anything else
+    /// (another scheme, a path, credentials, a query) is reported by [`build`](Self::build) as a
+    /// configuration error naming what is wrong.
     pub fn host(mut self, host: impl Into<String>) -> Self {
-        let host = host.into();
-        let mut rest = host.trim();
-        if let Some(r) = rest.strip_prefix("https://") {
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix("http://") {
-            rest = r;
-            self.config.plain_http = true;
-            self.config.port = 80;
-        }
-        let rest = rest.split('/').next().unwrap_or_default();
-        // host:port (but not a bare IPv6 literal)
-        let (name, port) = match rest.rsplit_once(':') {
-            Some((n, p))
-                if !n.is_empty() && !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) =>
-            {
-                (n, p.parse::<u16>().ok())
+        match parse_host(&host.into()) {
+            Ok(parsed) => {
+                self.config.host = parsed.host;
+                if parsed.plain_http {
+                    self.config.plain_http = true;
+                    self.config.port = 80;
+                }
+                if let Some(port) = parsed.port {
+                    self.config.port = port;
+                }
+                self
             }
-            _ => (rest, None),
-        };
-        self.config.host = name.to_string();
-        if let Some(p) = port {
-            self.config.port = p;
+            Err(e) => self.failed(e),
         }
-        self
     }
 
     /// TCP port. Default 443.
@@ -838,6 +903,56 @@ mod tests {
         assert_eq!(b.config.http_path, "/sql/1.0/warehouses/mine");
         assert_eq!(b.config.catalog.as_deref(), Some("env_catalog"));
         assert!(format!("{:?}", b.auth).contains("OAuthM2M"));
+    }
+
+    #[test]
+    fn hosts_are_parsed_as_urls() {
+        let ok = |input: &str, host: &str, port: Option<u16>, plain: bool| {
+            assert_eq!(
+                parse_host(input).expect(input),
+                ParsedHost {
+                    host: host.to_string(),
+                    port,
+                    plain_http: plain
+                },
+                "{input}"
+            );
+        };
+        ok(
+            "adb-1.2.azuredatabricks.net",
+            "adb-1.2.azuredatabricks.net",
+            None,
+            false,
+        );
+        ok("  ADB-1.Example.NET  ", "adb-1.example.net", None, false);
+        ok("HTTPS://HOST:8443/", "host", Some(8443), false);
+        ok("https://host:443", "host", None, false);
+        ok("host:9000", "host", Some(9000), false);
+        ok("http://127.0.0.1:5000", "127.0.0.1", Some(5000), true);
+        ok("::1", "::1", None, false);
+        ok("[::1]:8080", "::1", Some(8080), false);
+        ok("https://[2001:db8::1]/", "2001:db8::1", None, false);
+        for (bad, names) in [
+            ("", "empty"),
+            ("ftp://host", "ftp://"),
+            ("https://host/sql/1.0/warehouses/x", "/sql/1.0/warehouses/x"),
+            ("https://host?o=1", "query"),
+            ("host:99999", "not a host name or URL"),
+            ("https://", "not a host name or URL"),
+        ] {
+            let e = parse_host(bad).expect_err(bad);
+            assert_eq!(e.kind(), crate::ErrorKind::Config);
+            assert!(e.to_string().contains(names), "{bad}: {e}");
+        }
+        let e = parse_host("https://token:dapi-secret@host").expect_err("credentials");
+        assert!(!e.to_string().contains("dapi-secret"), "{e}");
+        let built = ClientBuilder::new()
+            .host("gopher://h")
+            .http_path("/p")
+            .token("t")
+            .build()
+            .expect_err("bad scheme");
+        assert!(built.to_string().contains("gopher://"), "{built}");
     }
 
     #[test]
