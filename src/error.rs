@@ -16,12 +16,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// The client was configured with invalid or missing settings (host, path, token...). Not retried.
     Config,
-    /// The server refused the credentials (HTTP 401/403) or an auth provider failed. Not retried.
+    /// The server refused the credentials (HTTP 401/403), an auth provider failed, or an HTTP
+    /// proxy wants other credentials (407). Not retried.
     Auth,
     /// The server answered with an HTTP status other than 200 that no other kind covers.
     /// Retried when the status is 429, 500, 502, 503 or 504.
     Http,
-    /// The connection could not be made or broke (refused, reset, DNS, TLS). Retried.
+    /// The connection could not be made or broke (refused, reset, DNS, TLS, a proxy that
+    /// refused the tunnel). Retried.
     Connect,
     /// A connect or request timeout of the transport elapsed. Retried.
     Timeout,
