@@ -543,7 +543,7 @@ impl ClientBuilder {
 
     // --- transport ---
 
-    /// Timeout for establishing a connection (TCP + TLS). Default 30 s.
+    /// Timeout for establishing a connection (TCP, a proxy tunnel, TLS). Default 30 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.http.connect_timeout = timeout;
         self
@@ -558,6 +558,56 @@ impl ClientBuilder {
     /// Text added to the `User-Agent` header in parentheses, e.g. your application's name.
     pub fn user_agent_entry(mut self, entry: impl Into<String>) -> Self {
         self.config.http.user_agent_entry = Some(entry.into());
+        self
+    }
+
+    /// Trust the certificate authorities of `pem` (one or more `CERTIFICATE` blocks) in addition
+    /// to the default roots, e.g. the private CA of a TLS-inspecting corporate gateway; may be
+    /// called again to add more. A file that cannot be read or holds no certificate makes
+    /// [`build`](Self::build) fail with a [`Config`](crate::ErrorKind::Config) error naming it.
+    /// Default: none (Mozilla's roots only, see [`TlsRoots`](crate::http::TlsRoots)).
+    ///
+    /// ```no_run
+    /// use databricks_sql::http::Pem;
+    /// let builder = databricks_sql::DBSQLClient::builder()
+    ///     .add_root_certificates(Pem::from_file("/etc/ssl/certs/corporate-ca.pem"));
+    /// ```
+    pub fn add_root_certificates(mut self, pem: crate::http::Pem) -> Self {
+        self.config.http.extra_root_certificates.push(pem);
+        self
+    }
+
+    /// Present this client certificate chain and private key (PEM) to servers that ask for
+    /// one (mutual TLS). Default: none.
+    pub fn client_certificate(mut self, chain: crate::http::Pem, key: crate::http::Pem) -> Self {
+        self.config.http.client_certificate = Some(crate::http::ClientCertificate::new(chain, key));
+        self
+    }
+
+    /// Accept any server certificate (expired, self-signed, for another host). **For
+    /// development only**: anyone on the network path can then read and change the traffic,
+    /// tokens included. A warning is logged once when the client is built. Default false.
+    pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
+        self.config.http.danger_accept_invalid_certificates = accept;
+        self
+    }
+
+    /// The HTTP proxy of every request of the client (Thrift, CloudFetch downloads, telemetry,
+    /// feature flags, OAuth): a [`Proxy`](crate::http::Proxy), [`ProxyConfig::None`](crate::http::ProxyConfig::None)
+    /// or [`ProxyConfig::FromEnvironment`](crate::http::ProxyConfig::FromEnvironment). Default:
+    /// from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, read at
+    /// [`build`](Self::build); never for loopback hosts).
+    ///
+    /// ```no_run
+    /// # fn demo() -> databricks_sql::Result<()> {
+    /// use databricks_sql::http::Proxy;
+    /// let builder = databricks_sql::DBSQLClient::builder().proxy(
+    ///     Proxy::new("http://proxy.corp.example:3128")?.basic_auth("alice", "s3cret"),
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, proxy: impl Into<crate::http::ProxyConfig>) -> Self {
+        self.config.http.proxy = proxy.into();
         self
     }
 
@@ -744,9 +794,15 @@ impl ClientBuilder {
                 "the host and HTTP path do not form a valid URL: {e}"
             ))
         })?;
-        let transport: Arc<dyn HttpTransport> = match self.transport {
-            Some(t) => t,
-            None => Arc::new(HyperTransport::new(&config.http)?),
+        // Whether a proxy applies to the workspace host, as telemetry reports it (unknown, so
+        // false, for a transport given to the builder).
+        let (transport, use_proxy): (Arc<dyn HttpTransport>, bool) = match self.transport {
+            Some(t) => (t, false),
+            None => {
+                let t = HyperTransport::new(&config.http)?;
+                let use_proxy = t.uses_proxy(&endpoint);
+                (Arc::new(t), use_proxy)
+            }
         };
         // The workspace's own base URL: its OAuth and telemetry endpoints live below it.
         let base_url = match (config.plain_http, config.port) {
@@ -791,7 +847,7 @@ impl ClientBuilder {
                 host_url: base_url,
                 port: config.port,
                 auth_type: auth.auth_type().to_string(),
-                use_proxy: false,
+                use_proxy,
                 enable_arrow: config.arrow,
                 enable_direct_results: config.direct_results,
                 socket_timeout_ms: u64::try_from(config.http.request_timeout.as_millis()).ok(),

@@ -16,12 +16,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// The client was configured with invalid or missing settings (host, path, token...). Not retried.
     Config,
-    /// The server refused the credentials (HTTP 401/403) or an auth provider failed. Not retried.
+    /// The server refused the credentials (HTTP 401/403), an auth provider failed, or an HTTP
+    /// proxy wants other credentials (407). Not retried.
     Auth,
     /// The server answered with an HTTP status other than 200 that no other kind covers.
     /// Retried when the status is 429, 500, 502, 503 or 504.
     Http,
-    /// The connection could not be made or broke (refused, reset, DNS, TLS). Retried.
+    /// The connection could not be made or broke (refused, reset, DNS, TLS, a proxy that
+    /// refused the tunnel). Retried.
     Connect,
     /// A connect or request timeout of the transport elapsed. Retried.
     Timeout,
@@ -209,6 +211,12 @@ impl Error {
     pub(crate) fn with_http_status(mut self, status: Option<u16>) -> Self {
         self.inner.http_status = status;
         self
+    }
+
+    /// The same error with `: <cause>` appended to its message: for causes whose text is all
+    /// that matters (no `source()` then, so that the cause is told once).
+    pub(crate) fn with_cause(self, cause: &dyn fmt::Display) -> Self {
+        self.with_message_suffix(&format!(": {cause}"))
     }
 
     pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {

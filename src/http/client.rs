@@ -1,5 +1,6 @@
-//! [`HyperTransport`]: the real [`HttpTransport`], a pooled hyper client over rustls (ring crypto,
-//! verification always on), HTTP/1.1, with connect and per-request timeouts and a response size cap.
+//! [`HyperTransport`]: the real [`HttpTransport`], a pooled hyper client over rustls (ring
+//! crypto), HTTP/1.1, through the configured proxy, with connect and per-request timeouts and a
+//! response size cap.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -11,14 +12,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, USER_AGENT};
+use http::header::{HeaderValue, CONTENT_LENGTH, PROXY_AUTHORIZATION, USER_AGENT};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::config::{user_agent, HttpConfig, TlsRoots};
+use super::config::{user_agent, HttpConfig};
+use super::proxy::connector::{ProxyConnector, ProxyError};
+use super::proxy::{ProxyRoute, ProxyRules};
+use super::tls;
 use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
 use crate::error::{redact_url, ConnectFailure, Error, ErrorKind, Result};
 
@@ -26,14 +30,19 @@ use crate::error::{redact_url, ConnectFailure, Error, ErrorKind, Result};
 /// (64 MiB); a longer body grows the buffer as it arrives.
 const MAX_PRESIZE: usize = 64 << 20;
 
-type HyperClient = Client<TimedConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>;
+type HyperClient = Client<TimedConnector<HttpsConnector<ProxyConnector>>, Full<Bytes>>;
 
 /// The driver's HTTP transport: a pooled hyper 1 client over rustls with the `ring` crypto
-/// provider, HTTP/1.1, TLS verification always on.
+/// provider, HTTP/1.1, TLS 1.2 or 1.3 with certificate verification (see [`HttpConfig`] for
+/// extra root certificates, a client certificate and the option to turn verification off),
+/// through the proxy of [`HttpConfig::proxy`].
 ///
-/// Plain `http://` is accepted only for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`), which
-/// is what the mock warehouse uses; any other `http://` URL is a [`ErrorKind::Config`] error before
-/// any network traffic. Cheap to clone: clones share one connection pool.
+/// The TLS settings and the proxy decision (the environment read, for the default
+/// [`ProxyConfig::FromEnvironment`](super::ProxyConfig::FromEnvironment)) are fixed when the
+/// transport is built. Plain `http://` is accepted only for loopback hosts (`127.0.0.0/8`,
+/// `::1`, `localhost`), which is what the mock warehouse uses; any other `http://` URL is a
+/// [`ErrorKind::Config`] error before any network traffic. Cheap to clone: clones share one
+/// connection pool.
 #[derive(Clone)]
 pub struct HyperTransport {
     inner: Arc<Inner>,
@@ -41,6 +50,7 @@ pub struct HyperTransport {
 
 struct Inner {
     client: HyperClient,
+    proxies: Arc<ProxyRules>,
     user_agent: HeaderValue,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -54,21 +64,26 @@ impl std::fmt::Debug for HyperTransport {
             .field("connect_timeout", &self.inner.connect_timeout)
             .field("request_timeout", &self.inner.request_timeout)
             .field("max_response_bytes", &self.inner.max_response_bytes)
+            .field("proxies", &self.inner.proxies)
             .finish_non_exhaustive()
     }
 }
 
 impl HyperTransport {
     /// A transport with the given settings. Fails with [`ErrorKind::Config`] when a setting is
-    /// invalid (see [`HttpConfig`]) or the trusted roots cannot be loaded.
+    /// invalid (see [`HttpConfig`]), a certificate or key cannot be read, the trusted roots
+    /// cannot be loaded, or a proxy variable of the environment is not a usable proxy URL.
     pub fn new(config: &HttpConfig) -> Result<Self> {
-        Self::build(config, None)
+        Self::with_env(config, |name| std::env::var(name).ok())
     }
 
-    /// Builds the transport; `roots` replaces the roots of `config.tls_roots` (tests trust their
-    /// own certificate authority this way).
-    fn build(config: &HttpConfig, roots: Option<rustls::RootCertStore>) -> Result<Self> {
+    /// [`new`](Self::new), reading environment variables through `env`.
+    pub(crate) fn with_env(
+        config: &HttpConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         config.validate()?;
+        let proxies = Arc::new(ProxyRules::resolve(&config.proxy, env)?);
         let user_agent = HeaderValue::from_str(&user_agent(config.user_agent_entry.as_deref()))
             .map_err(|_| Error::config("the user agent entry is not a valid HTTP header value"))?;
 
@@ -77,12 +92,20 @@ impl HyperTransport {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
 
+        let tls = tls::client_config(config)?;
+        if config.danger_accept_invalid_certificates {
+            tracing::warn!(
+                "TLS certificate verification is off (danger_accept_invalid_certificates): any \
+                 server is trusted, and anyone on the network path can read and change the \
+                 traffic, credentials included; for development only"
+            );
+        }
         let connector = TimedConnector {
             inner: hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls_config(config.tls_roots, roots)?)
+                .with_tls_config(tls)
                 .https_or_http()
                 .enable_http1()
-                .wrap_connector(http),
+                .wrap_connector(ProxyConnector::new(http, proxies.clone())),
             timeout: config.connect_timeout,
         };
 
@@ -95,12 +118,18 @@ impl HyperTransport {
         Ok(HyperTransport {
             inner: Arc::new(Inner {
                 client,
+                proxies,
                 user_agent,
                 connect_timeout: config.connect_timeout,
                 request_timeout: config.request_timeout,
                 max_response_bytes: config.max_response_bytes,
             }),
         })
+    }
+
+    /// Whether requests to `url` go through a proxy.
+    pub(crate) fn uses_proxy(&self, url: &http::Uri) -> bool {
+        self.inner.proxies.route(url).is_some()
     }
 
     /// Sends `request` and returns the response head and its unread body (size-checked against
@@ -111,6 +140,15 @@ impl HyperTransport {
         url: &str,
     ) -> Result<(http::response::Parts, hyper::body::Incoming)> {
         let inner = &self.inner;
+        let route = inner.proxies.route(&request.url).cloned();
+        // A plain-http request goes to the proxy itself (in absolute form), which wants the
+        // credentials on the request; through a tunnel they were on the CONNECT.
+        let forwarded = route.as_ref().filter(|_| {
+            request
+                .url
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+        });
         let mut builder = hyper::Request::builder()
             .method(request.method)
             .uri(request.url);
@@ -118,6 +156,9 @@ impl HyperTransport {
             *headers = request.headers;
             if !headers.contains_key(USER_AGENT) {
                 headers.insert(USER_AGENT, inner.user_agent.clone());
+            }
+            if let Some(value) = forwarded.and_then(|r| r.authorization()) {
+                headers.insert(PROXY_AUTHORIZATION, value.clone());
             }
         }
         let hyper_request = builder
@@ -128,7 +169,7 @@ impl HyperTransport {
             .client
             .request(hyper_request)
             .await
-            .map_err(|e| self.request_error(e, url))?;
+            .map_err(|e| self.request_error(e, url, route.as_deref()))?;
         let (parts, body) = response.into_parts();
         if let Some(length) = content_length(&parts.headers) {
             if length > inner.max_response_bytes as u64 {
@@ -198,9 +239,15 @@ impl HyperTransport {
         })
     }
 
-    /// Maps a failure to send the request or read the response head. A failure to connect
-    /// (refused, unreachable, connect timeout, TLS handshake) is marked as never sent.
-    fn request_error(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
+    /// Maps a failure to send the request or read the response head (`proxy`: the proxy the
+    /// request went through). A failure to connect (refused, unreachable, connect timeout, a
+    /// proxy that refused) is marked as never sent.
+    fn request_error(
+        &self,
+        e: hyper_util::client::legacy::Error,
+        url: &str,
+        proxy: Option<&ProxyRoute>,
+    ) -> Error {
         // A TLS failure (an untrusted certificate, a protocol mismatch) or a host name that
         // does not resolve will not heal by itself: never retried.
         let failure = if has_tls_error(&e) {
@@ -214,7 +261,7 @@ impl HyperTransport {
         };
         let connect = e.is_connect() && failure != Some(ConnectFailure::Tls);
         let error = self
-            .request_error_kind(e, url)
+            .request_error_kind(e, url, proxy)
             .with_connect_failure(failure);
         if connect {
             error.never_sent()
@@ -223,19 +270,42 @@ impl HyperTransport {
         }
     }
 
-    fn request_error_kind(&self, e: hyper_util::client::legacy::Error, url: &str) -> Error {
+    fn request_error_kind(
+        &self,
+        e: hyper_util::client::legacy::Error,
+        url: &str,
+        proxy: Option<&ProxyRoute>,
+    ) -> Error {
         let cause = root_cause(&e);
-        if has_timed_out_io(&e) {
+        let through = proxy
+            .map(|p| format!(" through the proxy {}", p.authority()))
+            .unwrap_or_default();
+        let timed_out = has_timed_out_io(&e);
+        let refused = causes(&e)
+            .find_map(|err| err.downcast_ref::<ProxyError>())
+            .map(|refused| {
+                let kind = if timed_out {
+                    ErrorKind::Timeout
+                } else {
+                    refused.kind()
+                };
+                (kind, format!("{refused}{}", root_cause(refused)))
+            });
+        if let Some((kind, refused)) = refused {
+            return Error::new(kind, format!("could not connect to {url}: {refused}"))
+                .with_source(e);
+        }
+        if timed_out {
             let after = fmt_duration(self.inner.connect_timeout);
             Error::new(
                 ErrorKind::Timeout,
-                format!("could not connect to {url} within {after}{cause}"),
+                format!("could not connect to {url}{through} within {after}{cause}"),
             )
             .with_source(e)
         } else if e.is_connect() {
             Error::new(
                 ErrorKind::Connect,
-                format!("could not connect to {url}{cause}"),
+                format!("could not connect to {url}{through}{cause}"),
             )
             .with_source(e)
         } else {
@@ -302,7 +372,8 @@ fn cut_short(url: &str, e: Box<dyn StdError + Send + Sync>) -> Error {
     .with_source(e)
 }
 
-/// A connector whose whole connect (DNS, TCP and the TLS handshake) is bounded by a timeout:
+/// A connector whose whole connect (DNS, TCP, the proxy's `CONNECT` exchange and the TLS
+/// handshake) is bounded by a timeout:
 /// `HttpConnector`'s own timeout covers the TCP connect only, so a server that accepts the
 /// connection but never completes the handshake would hold a request until its request timeout.
 #[derive(Clone)]
@@ -335,7 +406,7 @@ where
                 // TimedOut in the chain is what `request_error` reports as a connect timeout.
                 Err(_) => Err(Box::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "the connection (TCP and TLS handshake) was not established in time",
+                    "the connection (TCP, proxy tunnel and TLS handshake) was not established in time",
                 )) as Box<dyn StdError + Send + Sync>),
             }
         })
@@ -383,48 +454,6 @@ fn check_scheme_and_host(uri: &http::Uri, url: &str) -> Result<()> {
             "the URL {url} is not an https:// URL"
         ))),
     }
-}
-
-/// The TLS settings: ring chosen explicitly, safe default protocol versions, no client auth.
-fn tls_config(
-    roots: TlsRoots,
-    custom: Option<rustls::RootCertStore>,
-) -> Result<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config(format!("the TLS configuration is invalid: {e}")))?;
-    let builder = match (custom, roots) {
-        (Some(store), _) => builder.with_root_certificates(store),
-        (None, TlsRoots::Webpki) => builder.with_webpki_roots(),
-        #[cfg(feature = "native-roots")]
-        (None, TlsRoots::Native) => builder.with_root_certificates(native_roots()?),
-    };
-    Ok(builder.with_no_client_auth())
-}
-
-/// The operating system's trusted roots; an error when none can be loaded.
-#[cfg(feature = "native-roots")]
-fn native_roots() -> Result<rustls::RootCertStore> {
-    let loaded = rustls_native_certs::load_native_certs();
-    let mut store = rustls::RootCertStore::empty();
-    let (added, ignored) = store.add_parsable_certificates(loaded.certs);
-    if added == 0 {
-        return Err(Error::config(format!(
-            "no usable root certificate in the operating system's store \
-             ({ignored} unparsable, {} load errors)",
-            loaded.errors.len()
-        )));
-    }
-    if ignored > 0 || !loaded.errors.is_empty() {
-        tracing::debug!(
-            added,
-            ignored,
-            errors = loaded.errors.len(),
-            "loaded native root certificates"
-        );
-    }
-    Ok(store)
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {

@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+use super::proxy::ProxyConfig;
+use super::tls::{ClientCertificate, Pem};
 use crate::error::{Error, Result};
 
-/// Which certificate authorities the transport trusts. TLS verification itself is always on.
+/// Which certificate authorities the transport trusts (with
+/// [`HttpConfig::extra_root_certificates`] added to them). Certificates are verified unless
+/// [`HttpConfig::danger_accept_invalid_certificates`] is set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TlsRoots {
@@ -33,8 +37,8 @@ pub enum TlsRoots {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {
-    /// How long establishing a connection may take: DNS, TCP connect and the TLS handshake.
-    /// Default 30 s.
+    /// How long establishing a connection may take: DNS, TCP connect, the `CONNECT` exchange
+    /// with a proxy and the TLS handshake. Default 30 s.
     pub connect_timeout: Duration,
     /// How long one attempt of a request may take, from sending it to having read the whole
     /// response body (a request's own [`HttpRequest::timeout`](super::HttpRequest::timeout)
@@ -49,8 +53,24 @@ pub struct HttpConfig {
     /// `my-app/1.2` gives `databricks-sql-rust/<version> (my-app/1.2)`. Must not contain control
     /// characters. Default `None`.
     pub user_agent_entry: Option<String>,
-    /// Which certificate authorities are trusted. Default [`TlsRoots::Webpki`].
+    /// Which certificate authorities are trusted. Default [`TlsRoots::Webpki`]. TLS 1.2 and 1.3
+    /// are spoken, nothing older (rustls implements no older version).
     pub tls_roots: TlsRoots,
+    /// Certificate authorities trusted in addition to [`tls_roots`](Self::tls_roots), e.g. the
+    /// private CA of a TLS-inspecting corporate gateway: each [`Pem`] holds one or more
+    /// `CERTIFICATE` blocks. A file that cannot be read, or that holds no certificate, is a
+    /// [`Config`](crate::ErrorKind::Config) error when the transport is built. Default none.
+    pub extra_root_certificates: Vec<Pem>,
+    /// The certificate and key presented when a server asks for one (mutual TLS). Default none.
+    pub client_certificate: Option<ClientCertificate>,
+    /// Accept any server certificate: expired, self-signed, for another name. **For development
+    /// only**: anyone on the network path can then read and change the traffic, tokens included.
+    /// A transport built with it logs a warning (`tracing`, level WARN) once. Default false.
+    pub danger_accept_invalid_certificates: bool,
+    /// Which HTTP proxy requests go through: see [`ProxyConfig`]. Default
+    /// [`ProxyConfig::FromEnvironment`] (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, read when the
+    /// transport is built; loopback hosts are never proxied from the environment).
+    pub proxy: ProxyConfig,
     /// The largest response body the transport reads, in bytes; a larger one is a protocol error.
     /// A guard against a broken server, not a limit on results (those come in many replies).
     /// Default 1 GiB.
@@ -66,6 +86,10 @@ impl Default for HttpConfig {
             pool_max_idle_per_host: 32,
             user_agent_entry: None,
             tls_roots: TlsRoots::Webpki,
+            extra_root_certificates: Vec::new(),
+            client_certificate: None,
+            danger_accept_invalid_certificates: false,
+            proxy: ProxyConfig::FromEnvironment,
             max_response_bytes: 1 << 30,
         }
     }
@@ -166,6 +190,10 @@ mod tests {
         assert_eq!(c.pool_max_idle_per_host, 32);
         assert_eq!(c.user_agent_entry, None);
         assert_eq!(c.tls_roots, TlsRoots::Webpki);
+        assert!(c.extra_root_certificates.is_empty());
+        assert!(c.client_certificate.is_none());
+        assert!(!c.danger_accept_invalid_certificates);
+        assert!(matches!(c.proxy, ProxyConfig::FromEnvironment));
         assert_eq!(c.max_response_bytes, 1 << 30);
         assert!(c.validate().is_ok());
     }

@@ -1,8 +1,11 @@
-//! The HTTP transport: a pooled hyper 1 client over rustls (TLS verification always on), with
-//! connect and request timeouts and the one retry policy of the driver.
+//! The HTTP transport: a pooled hyper 1 client over rustls, with connect and request timeouts,
+//! proxies and TLS settings, and the one retry policy of the driver.
 //!
 //! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
 //! [`HyperTransport`] is the real one; [`RetryPolicy::send`] wraps any transport with retries.
+//! A client builds one transport and sends everything through it (Thrift calls, CloudFetch
+//! downloads, telemetry, feature flags, OAuth), so its proxy ([`ProxyConfig`]) and TLS settings
+//! ([`HttpConfig`]: extra root certificates, client certificate) apply to every request.
 //!
 //! ```no_run
 //! use databricks_sql::http::{HttpConfig, HttpRequest, HttpTransport, HyperTransport, RetryPolicy};
@@ -25,13 +28,17 @@
 pub(crate) mod backoff;
 mod client;
 mod config;
+mod proxy;
 mod retry;
+mod tls;
 pub use client::HyperTransport;
 // For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
 pub(crate) use client::is_loopback_host;
 pub(crate) use config::user_agent;
 pub use config::{HttpConfig, TlsRoots};
+pub use proxy::{Proxy, ProxyConfig};
 pub use retry::RetryPolicy;
+pub use tls::{ClientCertificate, Pem};
 
 use std::time::Duration;
 

@@ -93,7 +93,8 @@
 //!   for the same offset gives the same files with fresh signatures and expiry (a link refresh).
 //!   Direct results never close a CloudFetch operation (its links are refreshed through it).
 //! - Each `TSparkArrowResultLink`: `fileLink`
-//!   `http://127.0.0.1:<port>/cloudfetch/<statement>/<k>?exp=<ms>&nonce=<random>&sig=<keyed hash>`,
+//!   `<base_url>/cloudfetch/<statement>/<k>?exp=<ms>&nonce=<random>&sig=<keyed hash>`
+//!   (`<base_url>` is [`MockWarehouse::base_url`], `http://127.0.0.1:<port>` by default),
 //!   `expiryTime` (ms since the epoch: issue time plus
 //!   [`cloudfetch_link_lifetime`](MockWarehouseBuilder::cloudfetch_link_lifetime), default 15
 //!   minutes), `startRowOffset`, `rowCount`, `bytesNum` (the exact size served; files are
@@ -166,11 +167,31 @@
 //! | `Fault::wrong_row_count().on_chunk(k)` | the next GET serves a valid file with one row fewer than its link says |
 //! | `Fault::expired_link().on_chunk(k)` | the next link issued for file `k` has already expired (its GET would answer 403) |
 //! | `Fault::http_status(403).on_chunk(k)` | the next GET is refused, as a storage service refuses a link (403 on first use) |
+//!
+//! # HTTPS
+//! With [`tls(true)`](MockWarehouseBuilder::tls) the mock serves HTTPS (TLS 1.2 and 1.3) instead
+//! of plain HTTP: at start it makes a certificate authority and a server certificate signed by
+//! it for `localhost`, `127.0.0.1` and its [`host_name`](MockWarehouseBuilder::host_name)
+//! (rcgen; nothing is stored). [`MockWarehouse::ca_certificate_pem`] gives the authority's
+//! certificate, which a client must trust ([`MockWarehouse::client_builder`] does);
+//! [`base_url`](MockWarehouse::base_url), [`url`](MockWarehouse::url), CloudFetch links and the
+//! OAuth metadata are `https://`. With
+//! [`require_client_certificate`](MockWarehouseBuilder::require_client_certificate) the
+//! handshake fails for a client that presents no certificate signed by the given authority.
+//!
+//! # Test proxy
+//! [`TestProxy`] is an HTTP proxy on loopback for tests of the driver's proxy support: it
+//! tunnels `CONNECT` requests, forwards plain-http requests in absolute form, records each
+//! target and can require basic credentials. A mock started with a
+//! [`host_name`](MockWarehouseBuilder::host_name) that resolves nowhere is reachable only
+//! through a proxy that maps that name to it ([`TestProxyBuilder::resolve`]): proxies from the
+//! environment skip loopback hosts, so that is how tests reach the mock through one.
 
 mod catalog;
 mod cloudfetch;
 mod fault;
 mod oauth;
+mod proxy;
 mod rowset;
 mod server;
 mod service;
@@ -178,6 +199,7 @@ mod source;
 mod sql;
 mod state;
 mod telemetry;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -193,9 +215,12 @@ pub use oauth::{
     OAuthRequestCounts, DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET,
     DEFAULT_OAUTH_TOKEN_LIFETIME, DEFAULT_OAUTH_U2M_CLIENT_ID,
 };
+pub use proxy::{ProxiedRequest, TestProxy, TestProxyBuilder};
 pub use telemetry::{
     FeatureFlagRequest, TelemetryRequest, DEFAULT_FEATURE_FLAG_TTL_SECONDS, TELEMETRY_FLAG_NAME,
 };
+#[cfg(test)]
+pub(crate) use tls::pem_encode;
 
 use crate::error::Result;
 use cloudfetch::{CloudFetchSettings, LinkSigner};
@@ -207,6 +232,9 @@ use telemetry::{TelemetryState, Upload};
 
 /// The token the mock accepts unless [`MockWarehouseBuilder::token`] sets another.
 pub const DEFAULT_TOKEN: &str = "dapi-mock-token";
+
+/// The host name of the mock unless [`MockWarehouseBuilder::host_name`] sets another.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 /// The HTTP path the mock serves Thrift on unless [`MockWarehouseBuilder::http_path`] sets another.
 pub const DEFAULT_HTTP_PATH: &str = "/sql/1.0/warehouses/mock";
@@ -348,6 +376,10 @@ pub struct MockWarehouseBuilder {
     knobs: Knobs,
     telemetry: TelemetryState,
     oauth: OAuthSettings,
+    tls: bool,
+    /// PEM of the authority client certificates must be signed by.
+    client_ca: Option<Vec<u8>>,
+    host_name: String,
 }
 
 impl Default for MockWarehouseBuilder {
@@ -355,6 +387,9 @@ impl Default for MockWarehouseBuilder {
         MockWarehouseBuilder {
             token: DEFAULT_TOKEN.to_string(),
             port: 0,
+            tls: false,
+            client_ca: None,
+            host_name: DEFAULT_HOST.to_string(),
             http_path: DEFAULT_HTTP_PATH.to_string(),
             server_protocol_version: protocol_version::SPARK_V8,
             direct_results: true,
@@ -388,6 +423,34 @@ impl MockWarehouseBuilder {
     /// The port to listen on, on 127.0.0.1. Default: 0 (an ephemeral port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Serve HTTPS with a certificate made at start (see [HTTPS](self#https)) instead of plain
+    /// HTTP. Default: false (plain HTTP, which the Python and Node.js drivers use).
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// Require clients to present a certificate signed by a certificate of `ca_pem` (PEM text):
+    /// the TLS handshake of a client without one fails. Implies [`tls(true)`](Self::tls).
+    /// A PEM without a certificate makes [`start`](Self::start) fail. Default: no client
+    /// certificate asked for.
+    pub fn require_client_certificate(mut self, ca_pem: impl Into<Vec<u8>>) -> Self {
+        self.client_ca = Some(ca_pem.into());
+        self.tls = true;
+        self
+    }
+
+    /// The host name the mock goes by: what [`MockWarehouse::host`] returns, what its URLs
+    /// (CloudFetch links, OAuth metadata) and certificate name. It still listens on
+    /// 127.0.0.1 only, so a name other than `127.0.0.1` or `localhost` is reached through a
+    /// proxy that maps it to the mock ([`TestProxyBuilder::resolve`]); use it with
+    /// [`tls(true)`](Self::tls), since the driver speaks plain HTTP to loopback hosts only.
+    /// Default: [`DEFAULT_HOST`] (`127.0.0.1`).
+    pub fn host_name(mut self, name: impl Into<String>) -> Self {
+        self.host_name = name.into();
         self
     }
 
@@ -541,27 +604,50 @@ impl MockWarehouseBuilder {
 
     /// Start serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockWarehouse> {
+        let tls = if self.tls {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            if !names.contains(&self.host_name) {
+                names.push(self.host_name.clone());
+            }
+            Some(tls::server(&names, self.client_ca.as_deref())?)
+        } else {
+            None
+        };
         let listener = server::bind(self.port).await?;
         let addr = server::local_addr(&listener)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let config = Config {
+            host: self.host_name.clone(),
             token: self.token,
             http_path: self.http_path,
             server_protocol_version: self.server_protocol_version,
             direct_results: self.direct_results,
             arrow_batch_rows: self.arrow_batch_rows,
-            base_url: format!("http://127.0.0.1:{}", addr.port()),
+            base_url: format!("{scheme}://{}:{}", self.host_name, addr.port()),
             cloudfetch: self.cloudfetch,
             signer: LinkSigner::new(),
         };
         let state = State::new(self.knobs, self.telemetry, OAuthState::new(self.oauth));
         let shared = Shared::new(config, state);
-        let server = ServerHandle::spawn(listener, shared.clone());
-        tracing::debug!(port = addr.port(), "mock warehouse started");
+        let (acceptor, ca_pem) = match tls {
+            Some(t) => (Some(t.acceptor), Some(t.ca_pem)),
+            None => (None, None),
+        };
+        let served = shared.clone();
+        let server = ServerHandle::spawn(listener, move |stream| {
+            server::serve_connection(stream, served.clone(), acceptor.clone())
+        });
+        tracing::debug!(
+            port = addr.port(),
+            https = ca_pem.is_some(),
+            "mock warehouse started"
+        );
         Ok(MockWarehouse {
             inner: Arc::new(Inner {
                 shared,
                 addr,
                 server,
+                ca_pem,
             }),
         })
     }
@@ -597,6 +683,8 @@ struct Inner {
     shared: Arc<Shared>,
     addr: SocketAddr,
     server: ServerHandle,
+    /// The certificate authority's PEM, when serving HTTPS.
+    ca_pem: Option<String>,
 }
 
 impl fmt::Debug for MockWarehouse {
@@ -604,6 +692,7 @@ impl fmt::Debug for MockWarehouse {
         f.debug_struct("MockWarehouse")
             .field("addr", &self.inner.addr)
             .field("http_path", &self.http_path())
+            .field("https", &self.inner.ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -621,14 +710,26 @@ impl MockWarehouse {
 
     // -- where it is ----------------------------------------------------------------------
 
-    /// The host to connect to: `127.0.0.1`.
+    /// The host to connect to: `127.0.0.1`, or the
+    /// [`host_name`](MockWarehouseBuilder::host_name) it was given.
     pub fn host(&self) -> &str {
-        "127.0.0.1"
+        &self.inner.shared.config.host
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.inner.addr.port()
+    }
+
+    /// The address it listens on: 127.0.0.1 and [`port`](Self::port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The certificate (PEM) of the authority that signed its server certificate, when it
+    /// serves HTTPS ([`MockWarehouseBuilder::tls`]); `None` for plain HTTP.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.inner.ca_pem.as_deref()
     }
 
     /// The HTTP path of the Thrift endpoint, e.g. `/sql/1.0/warehouses/mock`.
@@ -641,19 +742,22 @@ impl MockWarehouse {
         &self.inner.shared.config.token
     }
 
-    /// The base URL, `http://127.0.0.1:<port>` (the telemetry, feature-flag and OAuth endpoints
-    /// hang off it: OAuth discovery is `<base_url>/oidc/.well-known/oauth-authorization-server`).
+    /// The base URL, `http://127.0.0.1:<port>` (`https://` when it serves HTTPS, and its
+    /// [`host_name`](MockWarehouseBuilder::host_name) when it has one): the telemetry,
+    /// feature-flag and OAuth endpoints hang off it (OAuth discovery is
+    /// `<base_url>/oidc/.well-known/oauth-authorization-server`).
     pub fn base_url(&self) -> String {
-        format!("http://{}:{}", self.host(), self.port())
+        self.inner.shared.config.base_url.clone()
     }
 
-    /// The full URL of the Thrift endpoint, `http://127.0.0.1:<port><http_path>`.
+    /// The full URL of the Thrift endpoint, `<base_url><http_path>`.
     pub fn url(&self) -> String {
         format!("{}{}", self.base_url(), self.http_path())
     }
 
     /// A [`DBSQLClient`](crate::DBSQLClient) builder already pointed at this mock: host, port,
-    /// HTTP path, token, and plain HTTP (loopback only). Other settings are at their defaults.
+    /// HTTP path, token, and plain HTTP (loopback only), or for a mock serving HTTPS its
+    /// certificate authority added to the trusted roots. Other settings are at their defaults.
     ///
     /// ```no_run
     /// # async fn demo() -> databricks_sql::Result<()> {
@@ -663,12 +767,15 @@ impl MockWarehouse {
     /// # Ok(()) }
     /// ```
     pub fn client_builder(&self) -> crate::ClientBuilder {
-        crate::DBSQLClient::builder()
+        let builder = crate::DBSQLClient::builder()
             .host(self.host())
             .port(self.port())
             .http_path(self.http_path())
-            .token(self.token())
-            .plain_http(true)
+            .token(self.token());
+        match self.ca_certificate_pem() {
+            Some(ca) => builder.add_root_certificates(crate::http::Pem::from_bytes(ca)),
+            None => builder.plain_http(true),
+        }
     }
 
     // -- results --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-//! The mock warehouse's HTTP/1.1 server: accepts connections on loopback, routes each request
+//! The mock warehouse's HTTP/1.1 server: accepts connections on loopback (over TLS when the
+//! mock serves HTTPS), routes each request
 //! (Thrift on the HTTP path, the feature-flag and telemetry endpoints, CloudFetch files, the
 //! OAuth endpoints, 404 elsewhere), counts and records it, applies injected faults, checks the
 //! bearer token, and stops without leaving a task behind.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -38,13 +40,14 @@ pub(crate) async fn bind(port: u16) -> Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
         Error::new(
             ErrorKind::Config,
-            format!("the mock warehouse could not listen on 127.0.0.1:{port}"),
+            format!("the mock server could not listen on 127.0.0.1:{port}"),
         )
         .with_source(e)
     })
 }
 
-/// The running server: its accept task and the signal that stops it.
+/// A running server (the mock warehouse, the test proxy): its accept task and the signal that
+/// stops it.
 #[derive(Debug)]
 pub(crate) struct ServerHandle {
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -52,10 +55,15 @@ pub(crate) struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Start serving `listener` on the current tokio runtime.
-    pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Self {
+    /// Start serving `listener` on the current tokio runtime, each connection in a task of its
+    /// own running `serve`.
+    pub(crate) fn spawn<F, Fut>(listener: TcpListener, serve: F) -> Self
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, shared, rx));
+        let task = tokio::spawn(accept_loop(listener, serve, rx));
         ServerHandle {
             stop: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
@@ -89,18 +97,22 @@ impl Drop for ServerHandle {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn accept_loop<F, Fut>(listener: TcpListener, serve: F, mut stop: oneshot::Receiver<()>)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, shared.clone()));
+                    connections.spawn(serve(stream));
                 }
                 Err(e) => {
                     // e.g. too many open files: back off a little instead of spinning.
-                    tracing::debug!(error = %e, "mock warehouse: accept failed");
+                    tracing::debug!(error = %e, "mock server: accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
             },
@@ -111,15 +123,34 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
     connections.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+/// Serves one connection of the mock warehouse, after a TLS handshake when `tls` is set.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_http(TokioIo::new(stream), shared).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => serve_http(TokioIo::new(stream), shared).await,
+            // An untrusted server certificate, a missing client certificate...
+            Err(e) => tracing::debug!(error = %e, "mock warehouse: TLS handshake failed"),
+        },
+    }
+}
+
+async fn serve_http<I>(io: I, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { handle(shared, req).await }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(io, service)
         .await
     {
         tracing::debug!(error = %e, "mock warehouse: connection ended");
@@ -471,7 +502,7 @@ pub(crate) fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
     listener.local_addr().map_err(|e| {
         Error::new(
             ErrorKind::Config,
-            "the mock warehouse's listening address is unknown",
+            "the mock server's listening address is unknown",
         )
         .with_source(e)
     })

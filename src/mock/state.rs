@@ -32,12 +32,15 @@ pub(crate) fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
 /// Settings fixed when the mock starts.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The host name the mock goes by (`127.0.0.1` unless set).
+    pub(crate) host: String,
     pub(crate) token: String,
     pub(crate) http_path: String,
     pub(crate) server_protocol_version: i32,
     pub(crate) direct_results: bool,
     pub(crate) arrow_batch_rows: usize,
-    /// `http://127.0.0.1:<port>`: CloudFetch links point here.
+    /// `http://127.0.0.1:<port>` (`https://` and the host name when set): CloudFetch links
+    /// point here.
     pub(crate) base_url: String,
     pub(crate) cloudfetch: CloudFetchSettings,
     /// Signs CloudFetch links and holds the header value file GETs must carry.

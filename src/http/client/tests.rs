@@ -577,13 +577,31 @@ async fn tls_server_with_a_trusted_certificate_is_accepted() {
     // The control for the test above: the same server works once its certificate is trusted,
     // so the rejection there is the certificate check and nothing else.
     let (port, cert) = tls_server().await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let transport = HyperTransport::build(&HttpConfig::default(), Some(roots)).unwrap();
+    let config = HttpConfig {
+        extra_root_certificates: vec![crate::http::Pem::from_bytes(crate::mock::pem_encode(
+            "CERTIFICATE",
+            &cert,
+        ))],
+        ..HttpConfig::default()
+    };
+    let transport = HyperTransport::new(&config).unwrap();
     let url = format!("https://127.0.0.1:{port}/").parse().unwrap();
     let response = transport.send(get(url)).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.body, Bytes::from_static(b"world"));
+}
+
+#[tokio::test]
+async fn tls_server_with_any_certificate_is_accepted_with_verification_off() {
+    let (port, _) = tls_server().await;
+    let config = HttpConfig {
+        danger_accept_invalid_certificates: true,
+        ..HttpConfig::default()
+    };
+    let transport = HyperTransport::new(&config).unwrap();
+    let url = format!("https://127.0.0.1:{port}/").parse().unwrap();
+    let response = transport.send(get(url)).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
 }
 
 #[test]
@@ -653,4 +671,272 @@ fn transport_is_cheap_to_clone_send_and_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<HyperTransport>();
     let _: Arc<dyn HttpTransport> = Arc::new(transport());
+}
+
+// -- proxies ------------------------------------------------------------------------------
+
+use crate::http::{Proxy, ProxyConfig};
+use crate::mock::TestProxy;
+
+fn through(proxy: Proxy) -> HttpConfig {
+    HttpConfig {
+        proxy: ProxyConfig::Explicit(proxy),
+        ..HttpConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn https_goes_through_a_connect_tunnel_with_end_to_end_tls() {
+    let (port, cert) = tls_server().await;
+    let proxy = TestProxy::start().await.unwrap();
+    let config = HttpConfig {
+        extra_root_certificates: vec![crate::http::Pem::from_bytes(crate::mock::pem_encode(
+            "CERTIFICATE",
+            &cert,
+        ))],
+        ..through(Proxy::new(&proxy.url()).unwrap())
+    };
+    let transport = HyperTransport::new(&config).unwrap();
+    let url: http::Uri = format!("https://127.0.0.1:{port}/x?sig=1").parse().unwrap();
+    assert!(transport.uses_proxy(&url));
+    for _ in 0..2 {
+        let response = transport.send(get(url.clone())).await.unwrap();
+        assert_eq!(response.body, Bytes::from_static(b"world"));
+    }
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 1, "one tunnel, reused: {requests:?}");
+    assert_eq!(requests[0].method, "CONNECT");
+    assert_eq!(requests[0].target, format!("127.0.0.1:{port}"));
+    assert_eq!(requests[0].path, None);
+}
+
+#[tokio::test]
+async fn plain_http_is_forwarded_in_absolute_form_with_the_proxy_credentials() {
+    let mut server = TestServer::start(ok_reply).await;
+    let proxy = TestProxy::builder()
+        .basic_auth("alice", "s3cret")
+        .start()
+        .await
+        .unwrap();
+    let transport = HyperTransport::new(&through(
+        Proxy::new(&proxy.url())
+            .unwrap()
+            .basic_auth("alice", "s3cret"),
+    ))
+    .unwrap();
+    let response = transport.send(get(server.url("/a/b?q=1"))).await.unwrap();
+    assert_eq!(response.body, Bytes::from_static(b"world"));
+    let seen = server.seen.recv().await.unwrap();
+    assert_eq!(seen.uri, "/a/b?q=1");
+    assert!(
+        seen.headers.get("proxy-authorization").is_none(),
+        "the proxy keeps its credentials"
+    );
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].target, format!("127.0.0.1:{}", server.port));
+    assert_eq!(requests[0].path.as_deref(), Some("/a/b"));
+    assert!(!requests[0].refused);
+}
+
+#[tokio::test]
+async fn a_proxy_wanting_credentials_is_an_auth_error_without_the_password() {
+    let (port, _) = tls_server().await;
+    let proxy = TestProxy::builder()
+        .basic_auth("alice", "s3cret")
+        .start()
+        .await
+        .unwrap();
+    let url: http::Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
+    let authority = proxy.local_addr().to_string();
+
+    let none = HyperTransport::new(&through(Proxy::new(&proxy.url()).unwrap())).unwrap();
+    let err = none.send(get(url.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("the proxy {authority} requires authentication")),
+        "{text}"
+    );
+
+    let wrong = Proxy::new(&proxy.url())
+        .unwrap()
+        .basic_auth("alice", "hunter2-wrong");
+    let err = HyperTransport::new(&through(wrong))
+        .unwrap()
+        .send(get(url))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains(&format!("the proxy {authority} refused the credentials")),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("aHVudGVy"), "{shown}");
+    assert_eq!(proxy.requests().iter().filter(|r| r.refused).count(), 2);
+}
+
+#[tokio::test]
+async fn a_proxy_refusing_the_tunnel_is_a_connect_error_naming_it_and_the_status() {
+    // The proxy answers 502: nothing listens on the target port.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = listener.local_addr().unwrap().port();
+    drop(listener);
+    let proxy = TestProxy::start().await.unwrap();
+    let transport = HyperTransport::new(&through(Proxy::new(&proxy.url()).unwrap())).unwrap();
+    let url = format!("https://127.0.0.1:{closed}/").parse().unwrap();
+    let err = transport.send(get(url)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert!(err.was_never_sent());
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "the proxy {} refused a tunnel to 127.0.0.1:{closed}: HTTP 502",
+            proxy.local_addr()
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_proxy_is_a_connect_error_naming_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let transport = HyperTransport::new(&through(
+        Proxy::new(&format!("http://127.0.0.1:{port}")).unwrap(),
+    ))
+    .unwrap();
+    let err = transport
+        .send(get("https://adb-1.example.invalid/sql".parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert!(err.was_never_sent());
+    assert!(
+        err.to_string()
+            .contains(&format!("the proxy 127.0.0.1:{port} could not be reached")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_connect_timeout_covers_the_connect_exchange_with_the_proxy() {
+    // A proxy that accepts connections and never answers CONNECT.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let config = HttpConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..through(Proxy::new(&format!("http://127.0.0.1:{port}")).unwrap())
+    };
+    let err = HyperTransport::new(&config)
+        .unwrap()
+        .send(get("https://adb-1.example.invalid/".parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("through the proxy 127.0.0.1:{port} within 200 ms")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn environment_proxies_apply_to_remote_hosts_and_skip_loopback_ones() {
+    let (tls_port, _) = tls_server().await;
+    let proxy = TestProxy::builder()
+        .resolve(
+            "warehouse.example.invalid",
+            std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut server = TestServer::start(ok_reply).await;
+    let vars = [
+        ("HTTPS_PROXY", proxy.url()),
+        ("HTTP_PROXY", proxy.url()),
+        ("NO_PROXY", "bypassed.example.invalid".to_string()),
+    ];
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let config = HttpConfig {
+        danger_accept_invalid_certificates: true,
+        ..HttpConfig::default()
+    };
+    let transport = HyperTransport::with_env(&config, env).unwrap();
+    let remote: http::Uri = format!("https://warehouse.example.invalid:{tls_port}/")
+        .parse()
+        .unwrap();
+    assert!(transport.uses_proxy(&remote));
+    assert!(!transport.uses_proxy(&"https://bypassed.example.invalid/".parse().unwrap()));
+    let response = transport.send(get(remote)).await.unwrap();
+    assert_eq!(response.body, Bytes::from_static(b"world"));
+    // Loopback: straight to the server.
+    transport.send(get(server.url("/direct"))).await.unwrap();
+    assert_eq!(server.seen.recv().await.unwrap().uri, "/direct");
+    assert_eq!(
+        proxy.targets(),
+        vec![format!("warehouse.example.invalid:{tls_port}")]
+    );
+}
+
+/// The lines a subscriber at level INFO writes while `f` runs on this thread.
+fn logged_while(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn turning_verification_off_is_logged_once_at_warn_when_the_transport_is_built() {
+    let config = HttpConfig {
+        danger_accept_invalid_certificates: true,
+        ..HttpConfig::default()
+    };
+    let logged = logged_while(|| {
+        let transport = HyperTransport::new(&config).unwrap();
+        let _clone = transport.clone();
+    });
+    assert_eq!(logged.matches("WARN").count(), 1, "{logged}");
+    assert!(
+        logged.contains("danger_accept_invalid_certificates"),
+        "{logged}"
+    );
+    let quiet = logged_while(|| {
+        HyperTransport::new(&HttpConfig::default()).unwrap();
+    });
+    assert!(!quiet.contains("WARN"), "{quiet}");
 }
