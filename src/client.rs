@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::settings::{
-    AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
+    expand_home, AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
 };
 
 /// A host as [`ClientBuilder::host`] takes it.
@@ -68,9 +68,8 @@ fn parse_host(input: &str) -> Result<ParsedHost> {
             url.path()
         )));
     }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(format!("{shown} has a query or fragment")));
-    }
+    // A workspace URL copied from a browser (`https://<host>/?o=<workspace id>#...`): only its
+    // scheme, host and port matter.
     let host = match url.host() {
         Some(url::Host::Domain(d)) => d.to_string(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -308,7 +307,8 @@ impl ClientBuilder {
     ///
     /// Credentials: `auth_type` `pat` uses the token, `oauth-m2m` the client id and secret
     /// ([`OAuthM2M`]), `oauth-u2m` a browser login ([`OAuthU2M`]); without an auth type, a token
-    /// means `pat` and a client id with a secret means `oauth-m2m`.
+    /// means `pat` and a client id with a secret means `oauth-m2m` (both at once, from whatever
+    /// levels, is a configuration error: set the auth type).
     pub fn from_env() -> Self {
         Self::new().resolved(Settings::default())
     }
@@ -320,7 +320,7 @@ impl ClientBuilder {
     pub fn from_profile(profile: &str) -> Self {
         let home = home_dir();
         let file = match std::env::var(CONFIG_FILE_VAR) {
-            Ok(f) if !f.trim().is_empty() => Some(std::path::PathBuf::from(f.trim())),
+            Ok(f) if !f.trim().is_empty() => Some(expand_home(f.trim(), home.as_deref())),
             _ => home.as_ref().map(|h| h.join(DEFAULT_CONFIG_FILE)),
         };
         let Some(file) = file else {
@@ -398,17 +398,24 @@ impl ClientBuilder {
         if let Some(schema) = settings.schema {
             self = self.schema(schema);
         }
-        let auth_type = settings.auth_type.or(
-            match (
-                &settings.token,
-                &settings.client_id,
-                &settings.client_secret,
-            ) {
-                (Some(_), _, _) => Some(AuthType::Pat),
-                (None, Some(_), Some(_)) => Some(AuthType::OAuthM2M),
-                _ => None,
-            },
-        );
+        let auth_type = match (
+            settings.auth_type,
+            &settings.token,
+            &settings.client_id,
+            &settings.client_secret,
+        ) {
+            (Some(t), ..) => Some(t),
+            (None, Some(_), Some(_), Some(_)) => {
+                return self.failed(Error::config(
+                    "more than one authentication method is configured (a token and OAuth \
+                     client credentials): choose one with auth_type (DATABRICKS_AUTH_TYPE, \
+                     or auth_type in the profile or URL)",
+                ))
+            }
+            (None, Some(_), ..) => Some(AuthType::Pat),
+            (None, None, Some(_), Some(_)) => Some(AuthType::OAuthM2M),
+            _ => None,
+        };
         match auth_type {
             Some(AuthType::Pat) => {
                 if let Some(token) = settings.token {
@@ -446,7 +453,7 @@ impl ClientBuilder {
     /// Workspace host: `adb-123.4.azuredatabricks.net`, `host:8443`, an IP address (IPv6 bare
     /// or in brackets), or a URL such as `https://host:8443/` (scheme in any case; its port is
     /// taken, an `http://` URL means [`plain_http`](Self::plain_http)). Required. Anything else
-    /// (another scheme, a path, credentials, a query) is reported by [`build`](Self::build) as a
+    /// (another scheme, a path, credentials) is reported by [`build`](Self::build) as a
     /// configuration error naming what is wrong.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         match parse_host(&host.into()) {
@@ -905,9 +912,15 @@ mod tests {
         let cases = [
             (s(Some("dapi-1"), None, None, None), "TokenAuth"),
             (s(None, Some("id"), Some("sec-1"), None), "OAuthM2M"),
-            // A token means a PAT unless the auth type says otherwise.
+            // A token and client credentials without an auth type: ambiguous, an error.
+            (s(Some("dapi-1"), Some("id"), Some("sec-1"), None), "None"),
             (
-                s(Some("dapi-1"), Some("id"), Some("sec-1"), None),
+                s(
+                    Some("dapi-1"),
+                    Some("id"),
+                    Some("sec-1"),
+                    Some(AuthType::Pat),
+                ),
                 "TokenAuth",
             ),
             (
@@ -988,11 +1001,11 @@ mod tests {
         ok("::1", "::1", None, false);
         ok("[::1]:8080", "::1", Some(8080), false);
         ok("https://[2001:db8::1]/", "2001:db8::1", None, false);
+        ok("https://adb-1.net/?o=123#job/1", "adb-1.net", None, false);
         for (bad, names) in [
             ("", "empty"),
             ("ftp://host", "ftp://"),
             ("https://host/sql/1.0/warehouses/x", "/sql/1.0/warehouses/x"),
-            ("https://host?o=1", "query"),
             ("host:99999", "not a host name or URL"),
             ("https://", "not a host name or URL"),
         ] {

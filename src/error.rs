@@ -206,7 +206,6 @@ impl Error {
         self
     }
 
-    /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
     /// The same error, reporting `status` as its HTTP status.
     pub(crate) fn with_http_status(mut self, status: Option<u16>) -> Self {
         self.inner.http_status = status;
@@ -219,6 +218,7 @@ impl Error {
         self.with_message_suffix(&format!(": {cause}"))
     }
 
+    /// Append `suffix` to the message (e.g. how many attempts were made), keeping everything else.
     pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
         self.inner.message.push_str(suffix);
         self

@@ -633,7 +633,7 @@ fn read_profile(file: &Path, profile: &str) -> Result<ProfileLookup> {
 }
 
 /// `file` with a leading `~` or `~/` replaced by the home directory, when it is known.
-fn expand_home(file: &str, home: Option<&Path>) -> PathBuf {
+pub(crate) fn expand_home(file: &str, home: Option<&Path>) -> PathBuf {
     match home {
         Some(home) if file == "~" => home.to_path_buf(),
         Some(home) => match file.strip_prefix("~/") {

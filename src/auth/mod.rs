@@ -14,7 +14,7 @@ use http::HeaderValue;
 use crate::error::{Error, Result};
 
 pub use oauth::{OAuthM2M, DEFAULT_SCOPE};
-pub use token::{AccessToken, TokenFuture, TokenProviderAuth, DEFAULT_REFRESH_MARGIN};
+pub use token::{AccessToken, TokenProviderAuth, DEFAULT_REFRESH_MARGIN};
 pub use u2m::{OAuthU2M, DEFAULT_REDIRECT_PORT, DEFAULT_U2M_CLIENT_ID};
 
 /// Supplies the `Authorization` header for requests to the workspace (never for presigned URLs).
@@ -31,6 +31,17 @@ pub trait AuthProvider: Send + Sync + std::fmt::Debug + 'static {
     fn rejected(&self, rejected: &HeaderValue) -> bool {
         let _ = rejected;
         false
+    }
+    /// Whether getting a credential may need a person (a browser login). Background requests
+    /// (telemetry, feature flags) then use only [`cached_authorization`](Self::cached_authorization),
+    /// so that they never start a login. Default `false`.
+    fn interactive(&self) -> bool {
+        false
+    }
+    /// A credential at hand now, without any network round trip or interaction (`None`: none).
+    /// Default `None`.
+    fn cached_authorization(&self) -> Option<HeaderValue> {
+        None
     }
 }
 

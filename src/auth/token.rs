@@ -77,6 +77,10 @@ pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
     async fn fetch(&self) -> Result<AccessToken>;
     /// The method's name for telemetry.
     fn auth_type(&self) -> &'static str;
+    /// Whether a fetch may need a person (a browser login).
+    fn interactive(&self) -> bool {
+        false
+    }
 }
 
 /// The cached header and when to renew it.
@@ -99,6 +103,31 @@ pub(crate) struct CachedToken<S> {
     cached: Mutex<Option<Cached>>,
     /// Held while a new token is fetched: one fetch at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// Fetches finished so far, and the error of the last one when it failed: requests that
+    /// waited for a fetch that failed get its error instead of each fetching in turn.
+    outcome: Mutex<(u64, Option<SharedFailure>)>,
+}
+
+/// A failed fetch, as the requests that waited for it report it.
+#[derive(Clone)]
+struct SharedFailure {
+    kind: crate::ErrorKind,
+    message: String,
+    http_status: Option<u16>,
+}
+
+impl SharedFailure {
+    fn of(e: &Error) -> Self {
+        SharedFailure {
+            kind: e.kind(),
+            message: e.message().to_string(),
+            http_status: e.http_status(),
+        }
+    }
+
+    fn error(&self) -> Error {
+        Error::new(self.kind, self.message.clone()).with_http_status(self.http_status)
+    }
 }
 
 impl<S: TokenSource> CachedToken<S> {
@@ -108,6 +137,7 @@ impl<S: TokenSource> CachedToken<S> {
             margin,
             cached: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            outcome: Mutex::new((0, None)),
         }
     }
 
@@ -133,13 +163,44 @@ impl<S: TokenSource> CachedToken<S> {
             .then(|| c.header.clone())
     }
 
+    fn outcome(&self) -> MutexGuard<'_, (u64, Option<SharedFailure>)> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Renew the token: one fetch at a time. While another request renews it, a token that
+    /// has not expired is sent at once; a request that waited for a fetch that failed gets
+    /// that fetch's error (or the still-valid token) instead of fetching again itself.
     async fn renew(&self) -> Result<HeaderValue> {
-        let _one_at_a_time = self.refreshing.lock().await;
+        let seen = self.outcome().0;
+        let _one_at_a_time = match self.refreshing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(header) = self.unexpired(Instant::now()) {
+                    return Ok(header);
+                }
+                self.refreshing.lock().await
+            }
+        };
         // Another request may have renewed it while this one waited.
         if let Some(header) = self.fresh(Instant::now()) {
             return Ok(header);
         }
-        match self.source.fetch().await {
+        {
+            let outcome = self.outcome();
+            if let (true, Some(failure)) = (outcome.0 != seen, &outcome.1) {
+                return match self.unexpired(Instant::now()) {
+                    Some(header) => Ok(header),
+                    None => Err(failure.error()),
+                };
+            }
+        }
+        let fetched = self.source.fetch().await;
+        {
+            let mut outcome = self.outcome();
+            outcome.0 += 1;
+            outcome.1 = fetched.as_ref().err().map(SharedFailure::of);
+        }
+        match fetched {
             Ok(token) => {
                 let header = token.bearer()?;
                 let now = Instant::now();
@@ -198,6 +259,14 @@ impl<S: TokenSource> AuthProvider for CachedToken<S> {
         self.source.auth_type()
     }
 
+    fn interactive(&self) -> bool {
+        self.source.interactive()
+    }
+
+    fn cached_authorization(&self) -> Option<HeaderValue> {
+        self.unexpired(Instant::now())
+    }
+
     fn rejected(&self, rejected: &HeaderValue) -> bool {
         let mut cached = self.cached();
         if cached.as_ref().is_some_and(|c| c.header == *rejected) {
@@ -208,7 +277,7 @@ impl<S: TokenSource> AuthProvider for CachedToken<S> {
 }
 
 /// The future an application's token function returns.
-pub type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>>;
+pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>>;
 
 /// An application's function giving access tokens (token federation, a secrets manager...),
 /// as an [`AuthProvider`]: its tokens are cached and renewed like OAuth tokens, and a 401 makes
@@ -362,19 +431,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn many_waiting_requests_share_one_renewal() {
+    async fn many_waiting_requests_share_one_fetch_and_one_renewal() {
         let (auth, fetches, _) = counting(Some(Duration::from_secs(60)));
+        let auth = Arc::new(auth);
+        let fifty = |auth: &Arc<CachedToken<Counting>>| -> Vec<_> {
+            (0..50)
+                .map(|_| {
+                    let auth = auth.clone();
+                    tokio::spawn(async move { header(&*auth).await })
+                })
+                .collect()
+        };
+        for task in fifty(&auth) {
+            assert_eq!(task.await.expect("task"), "Bearer t1");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // Past the renewal point: one renewal; the others send the still-valid token at once.
+        tokio::time::advance(Duration::from_secs(46)).await;
+        for task in fifty(&auth) {
+            let sent = task.await.expect("task");
+            assert!(sent == "Bearer t1" || sent == "Bearer t2", "{sent}");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(header(&*auth).await, "Bearer t2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_that_waited_for_a_failed_fetch_share_its_error() {
+        let (auth, fetches, fail) = counting(None);
+        fail.store(true, Ordering::SeqCst);
         let auth = Arc::new(auth);
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let auth = auth.clone();
-                tokio::spawn(async move { header(&*auth).await })
+                tokio::spawn(async move { auth.authorization().await })
             })
             .collect();
         for task in tasks {
-            assert_eq!(task.await.expect("task"), "Bearer t1");
+            let err = task.await.expect("task").expect_err("refused");
+            assert_eq!(err.kind(), crate::ErrorKind::Auth);
+            assert!(err.to_string().contains("refused"), "{err}");
         }
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one fetch for all fifty");
+        // A later request tries again.
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(header(&*auth).await, "Bearer t2");
     }
 
     #[tokio::test(start_paused = true)]

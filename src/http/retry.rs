@@ -136,7 +136,7 @@ impl RetryPolicy {
     ) -> Result<HttpResponse> {
         let started = Instant::now();
         let deadline = started + self.overall_timeout;
-        let max_attempts = self.max_attempts.max(1);
+        let mut max_attempts = self.max_attempts.max(1);
         let mut jitter = Jitter::new();
         let backoff = self.backoff();
         let mut attempt: u32 = 0;
@@ -186,10 +186,11 @@ impl RetryPolicy {
             {
                 if *status == StatusCode::UNAUTHORIZED
                     && !reauthenticated
-                    && attempt < max_attempts
                     && auth.rejected(rejected)
                 {
+                    // The resend with a fresh credential does not count against the attempts.
                     reauthenticated = true;
+                    max_attempts = max_attempts.saturating_add(1);
                     tracing::debug!(attempt, "HTTP 401: retrying once with a fresh credential");
                     continue;
                 }

@@ -1031,6 +1031,12 @@ impl MockWarehouse {
         self.inner.shared.lock().oauth.revoke_access_tokens();
     }
 
+    /// How many requests were answered 401 because their bearer token was missing, unknown,
+    /// expired or revoked.
+    pub fn unauthorized_requests(&self) -> usize {
+        self.inner.shared.lock().unauthorized
+    }
+
     /// The requests the OAuth endpoints answered, by kind.
     pub fn oauth_requests(&self) -> OAuthRequestCounts {
         self.inner.shared.lock().oauth.counts.clone()

@@ -461,6 +461,7 @@ async fn respond(
         Route::OAuthAuthorize => oauth::authorize(shared, parts.uri.query()),
         Route::OAuthToken => oauth::token(shared, &parts.headers, &body),
         _ if !matches!(route, Route::TelemetryUnauth) && !authorized(shared, &parts.headers) => {
+            shared.lock().unauthorized += 1;
             unauthorized()
         }
         Route::Thrift if !is_rpc => text(

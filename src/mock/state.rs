@@ -97,6 +97,8 @@ pub(crate) struct State {
     pub(crate) cloudfetch_gets: BTreeMap<usize, usize>,
     /// CloudFetch file GETs that carried an `Authorization` header (all rejected with 400).
     pub(crate) cloudfetch_gets_with_authorization: usize,
+    /// Requests answered 401 because their bearer token was missing, unknown, expired or revoked.
+    pub(crate) unauthorized: usize,
     /// With `cloudfetch_keep_files`: the files of each CloudFetch result by normalized SQL text
     /// and wire format, kept after their operations close.
     pub(crate) kept_files: HashMap<(String, WireFormat), Arc<ResultFiles>>,
@@ -119,6 +121,7 @@ impl State {
             telemetry,
             cloudfetch_gets: BTreeMap::new(),
             cloudfetch_gets_with_authorization: 0,
+            unauthorized: 0,
             kept_files: HashMap::new(),
             oauth,
         }

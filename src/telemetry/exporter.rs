@@ -85,14 +85,17 @@ impl DatabricksTelemetryExporter {
             }
         };
         let mut attempt = 0;
+        let mut fresh_credential = false;
         loop {
             let mut request = request.clone();
-            if authenticated && attempt > 0 {
+            if authenticated && (attempt > 0 || fresh_credential) {
                 // Each attempt asks for the credential again: a token may have been renewed.
-                if let Some(value) = self.ctx.authorization().await {
+                let again = tokio::time::timeout(config.export_timeout, self.ctx.authorization());
+                if let Ok(Some(value)) = again.await {
                     request.headers.insert(http::header::AUTHORIZATION, value);
                 }
             }
+            let sent_credential = request.headers.get(http::header::AUTHORIZATION).cloned();
             let error = match self.send(request).await {
                 Ok(response) if response.status.is_success() => {
                     let accepted = self.accepted(&response, metrics.len());
@@ -107,6 +110,16 @@ impl DatabricksTelemetryExporter {
                 }
                 Ok(response) => {
                     let status = response.status.as_u16();
+                    // A refused OAuth token is dropped and the export sent once more with a
+                    // fresh one (like every request of the driver).
+                    if status == 401 && !fresh_credential {
+                        if let (Some(auth), Some(sent)) = (&self.ctx.auth, &sent_credential) {
+                            if auth.rejected(sent) {
+                                fresh_credential = true;
+                                continue;
+                            }
+                        }
+                    }
                     Error::from_http_status(
                         status,
                         format!("telemetry export answered HTTP {status}"),

@@ -159,9 +159,19 @@ async fn fetch_once(ctx: &TelemetryContext) -> Result<(bool, Duration)> {
         .parse()
         .map_err(|_| Error::config("the telemetry endpoint is not a valid URL"))?;
     let mut request = HttpRequest::new(http::Method::GET, uri);
-    request.headers = ctx.headers(ctx.authorization().await, false);
+    let credential = ctx.authorization().await;
+    request.headers = ctx.headers(credential.clone(), false);
     request.timeout = Some(ctx.config.export_timeout);
-    let response = ctx.transport.send(request).await?;
+    let mut response = ctx.transport.send(request.clone()).await?;
+    // A refused OAuth token is dropped and the request sent once more with a fresh one.
+    if response.status.as_u16() == 401 {
+        if let (Some(auth), Some(sent)) = (&ctx.auth, &credential) {
+            if auth.rejected(sent) {
+                request.headers = ctx.headers(ctx.authorization().await, false);
+                response = ctx.transport.send(request).await?;
+            }
+        }
+    }
     if !response.status.is_success() {
         let status = response.status.as_u16();
         return Err(Error::from_http_status(

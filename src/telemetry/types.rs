@@ -228,8 +228,14 @@ impl TelemetryContext {
 
     /// The `Authorization` value for a telemetry request, or `None` when there are no
     /// credentials or they cannot be had now (logged at debug; the caller goes unauthenticated).
+    /// With a provider that may need a person (a browser login), only a credential already at
+    /// hand is used.
     pub(crate) async fn authorization(&self) -> Option<HeaderValue> {
         let auth = self.auth.as_ref()?;
+        if auth.interactive() {
+            // Telemetry never starts a login: only a credential already at hand is used.
+            return auth.cached_authorization();
+        }
         match auth.authorization().await {
             Ok(value) => value,
             Err(e) => {

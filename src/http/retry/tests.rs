@@ -556,3 +556,24 @@ async fn send_returning_status_hands_back_a_final_refusal() {
         .expect("a response");
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_resend_with_a_fresh_credential_does_not_count_against_the_attempts() {
+    let (transport, sent) = recording_auth(vec![status(401), status(200)]);
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let response = policy
+        .send_authenticated(
+            &transport,
+            request(),
+            IDEMPOTENT,
+            &Renewing::default(),
+            None,
+        )
+        .await
+        .expect("the resend succeeds");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(sent.lock().unwrap().len(), 2);
+}
