@@ -20,12 +20,16 @@ pub enum ErrorKind {
     /// proxy wants other credentials (407). Not retried.
     Auth,
     /// The server answered with an HTTP status other than 200 that no other kind covers.
-    /// Retried when the status is 429, 500, 502, 503 or 504.
+    /// Retried on 408, 429 and 503 with `Retry-After` (the request did not run); on other 5xx
+    /// except 501 only when the request may run twice (not ExecuteStatement or OpenSession).
     Http,
     /// The connection could not be made or broke (refused, reset, DNS, TLS, a proxy that
-    /// refused the tunnel). Retried.
+    /// refused the tunnel). Retried when no connection was made, or when the request may run
+    /// twice; except a host name that does not resolve and a failed TLS handshake (never
+    /// retried) and a refused connection (retried twice within about half a second).
     Connect,
-    /// A connect or request timeout of the transport elapsed. Retried.
+    /// A connect or request timeout of the transport elapsed. Retried when the request may run
+    /// twice, or when the connection was never made.
     Timeout,
     /// The reply could not be understood: malformed Thrift, an unexpected message, a missing field,
     /// a Thrift application exception. Not retried.
@@ -35,16 +39,18 @@ pub enum ErrorKind {
     Server,
     /// The server no longer knows the session or operation handle. Not retried.
     InvalidHandle,
-    /// The statement was cancelled, by [`Operation::cancel`](crate::Operation::cancel) or by the server.
+    /// The statement was cancelled, by [`Operation::cancel`](crate::Operation::cancel) or by the
+    /// server. Not retried.
     Cancelled,
     /// The statement ran longer than its query timeout (the server's TIMEDOUT state). Not retried.
     QueryTimeout,
     /// The result data could not be decoded (Arrow IPC, LZ4, column conversion) or did not match
     /// what the server announced (row counts, offsets). Not retried.
     Decode,
-    /// A CloudFetch file download failed after its retries and link refreshes.
+    /// A CloudFetch file download failed after its retries and link refreshes (the downloads
+    /// themselves are retried like idempotent requests). Not retried further.
     CloudFetch,
-    /// The client, session or operation was already closed.
+    /// The client, session or operation was already closed. Not retried.
     Closed,
 }
 
