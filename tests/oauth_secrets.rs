@@ -7,10 +7,15 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::oauth::{builder, m2m, play_browser, select_one, temp_cache, u2m, Recording};
+use common::oauth::{
+    builder, forge_state, m2m, play_browser, select_one, temp_cache, u2m, Recording,
+};
 use databricks_sql::auth::OAuthM2M;
-use databricks_sql::mock::{MockWarehouse, DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET};
+use databricks_sql::mock::{
+    endpoint, Fault, MockWarehouse, DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET,
+};
 use databricks_sql::telemetry::TelemetryConfiguration;
+use databricks_sql::ErrorKind;
 
 /// Every `tracing` event at any level, formatted with its fields.
 #[derive(Clone, Default)]
@@ -60,10 +65,9 @@ async fn no_secret_token_or_verifier_shows_in_logs_errors_or_telemetry() {
     select_one(&session).await;
     let failing = session
         .execute_statement("SELECT * FROM no_such_table")
-        .await;
-    if let Err(e) = failing {
-        errors.push(e);
-    }
+        .await
+        .expect_err("no such table");
+    errors.push(failing);
     session.close().await.expect("close");
     client.close().await.expect("close");
     let wrong = builder(&mock)
@@ -73,27 +77,74 @@ async fn no_secret_token_or_verifier_shows_in_logs_errors_or_telemetry() {
         .expect("client");
     errors.push(wrong.open_session().await.expect_err("wrong secret"));
 
-    // U2M: a login, then a forged redirect.
+    // U2M: a login; a second client renewing through the cache file (30 s tokens are within
+    // the renewal margin); a third whose refresh is refused, so it logs in; a fourth whose
+    // refresh meets a server error; and a login that only gets a forged redirect.
     let cache = temp_cache("tokens.json");
-    let client = builder(&mock)
-        .transport(transport.clone())
-        .telemetry(telemetry)
-        .oauth_u2m(u2m(&cache).on_login_url(play_browser(|l| l)))
-        .build()
-        .expect("client");
+    let u2m_client = |telemetry: Option<TelemetryConfiguration>| {
+        let mut b = builder(&mock)
+            .transport(transport.clone())
+            .oauth_u2m(u2m(&cache).on_login_url(play_browser(|l| l)));
+        if let Some(t) = telemetry {
+            b = b.telemetry(t);
+        }
+        b.build().expect("client")
+    };
+    let client = u2m_client(Some(telemetry));
     let session = client.open_session().await.expect("session");
     select_one(&session).await;
     session.close().await.expect("close");
     client.close().await.expect("close");
+    let before = mock.oauth_requests();
+    let renewing = u2m_client(None);
+    let session = renewing.open_session().await.expect("renewed session");
+    select_one(&session).await;
+    session.close().await.expect("close");
+    let counts = mock.oauth_requests();
+    assert_eq!(counts.authorize, before.authorize, "no login: {counts:?}");
+    assert_eq!(counts.refresh_token, before.refresh_token + 1, "{counts:?}");
+
+    mock.revoke_oauth_refresh_tokens();
+    let refused = u2m_client(None);
+    let session = refused.open_session().await.expect("session after a login");
+    select_one(&session).await;
+    session.close().await.expect("close");
+    let after = mock.oauth_requests();
+    assert_eq!(after.refresh_token, counts.refresh_token + 1, "{after:?}");
+    assert_eq!(
+        after.failed,
+        counts.failed + 1,
+        "the refresh was refused: {after:?}"
+    );
+    assert_eq!(
+        after.authorize,
+        counts.authorize + 1,
+        "then a login: {after:?}"
+    );
+
+    mock.inject(Fault::http_status(503).on(endpoint::OAUTH_TOKEN).times(5));
+    let unlucky = u2m_client(None);
+    let err = unlucky
+        .open_session()
+        .await
+        .expect_err("the token endpoint fails");
+    assert_eq!(err.kind(), ErrorKind::Http, "{err}");
+    errors.push(err);
+    mock.clear_faults();
+
     let forged = builder(&mock)
         .transport(transport.clone())
         .oauth_u2m(
             u2m(&temp_cache("other.json"))
-                .on_login_url(play_browser(|l| l.replace("state=", "state=x"))),
+                .login_timeout(Duration::from_secs(1))
+                .on_login_url(common::oauth::Browser::default().play(&[forge_state])),
         )
         .build()
         .expect("client");
-    errors.push(forged.open_session().await.expect_err("forged state"));
+    let err = forged.open_session().await.expect_err("forged state");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    errors.push(err);
+    assert_eq!(errors.len(), 4, "every expected error happened");
 
     let mut secrets = transport.secrets();
     secrets.push(DEFAULT_OAUTH_CLIENT_SECRET.to_string());

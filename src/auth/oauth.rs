@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -16,7 +16,8 @@ use tokio::sync::OnceCell;
 
 use super::token::{AccessToken, CachedToken, TokenSource, DEFAULT_REFRESH_MARGIN};
 use crate::error::{redact_url, Error, ErrorKind, Result};
-use crate::http::{HttpRequest, HttpTransport, RetryPolicy};
+use crate::http::backoff::parse_retry_after;
+use crate::http::{is_loopback_host, HttpRequest, HttpTransport, RetryPolicy};
 
 /// The scope Databricks workspaces grant for their APIs (SQL included).
 pub const DEFAULT_SCOPE: &str = "all-apis";
@@ -182,7 +183,8 @@ impl TokenSource for ClientCredentials {
         let answer = self
             .server
             .token_request(&form, basic, true, &[&s.client_secret])
-            .await?;
+            .await
+            .map_err(Error::from)?;
         Ok(answer.access_token())
     }
 
@@ -259,6 +261,46 @@ struct OAuthErrorAnswer {
     error_description: Option<String>,
 }
 
+/// A failed token request: the driver's error, and the OAuth error code (`invalid_grant`...)
+/// when the token endpoint refused with an OAuth error body.
+#[derive(Debug)]
+pub(crate) struct TokenRequestError {
+    pub(crate) error: Error,
+    pub(crate) oauth_error: Option<String>,
+}
+
+impl TokenRequestError {
+    /// Whether the token endpoint refused the grant itself (`invalid_grant`, or any OAuth
+    /// error answered with 400 or 401), as opposed to failing to answer.
+    pub(crate) fn grant_refused(&self) -> bool {
+        match &self.oauth_error {
+            Some(code) => {
+                code == "invalid_grant" || matches!(self.error.http_status(), Some(400 | 401))
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_invalid_grant(&self) -> bool {
+        self.oauth_error.as_deref() == Some("invalid_grant")
+    }
+}
+
+impl From<Error> for TokenRequestError {
+    fn from(error: Error) -> Self {
+        TokenRequestError {
+            error,
+            oauth_error: None,
+        }
+    }
+}
+
+impl From<TokenRequestError> for Error {
+    fn from(e: TokenRequestError) -> Self {
+        e.error
+    }
+}
+
 impl AuthorizationServer {
     pub(crate) fn new(
         base_url: &str,
@@ -299,16 +341,22 @@ impl AuthorizationServer {
                         )
                         .with_http_status(e.http_status())
                     })?;
-                serde_json::from_slice::<Endpoints>(&response.body).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Auth,
-                        format!(
-                            "the workspace's OAuth discovery document ({}) is not what OAuth \
-                             servers publish (no token_endpoint?): {e}",
-                            redact_url(&url)
-                        ),
-                    )
-                })
+                let endpoints =
+                    serde_json::from_slice::<Endpoints>(&response.body).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Auth,
+                            format!(
+                                "the workspace's OAuth discovery document ({}) is not what OAuth \
+                                 servers publish (no token_endpoint?): {e}",
+                                redact_url(&url)
+                            ),
+                        )
+                    })?;
+                check_discovered_endpoint("token_endpoint", &endpoints.token_endpoint, &url)?;
+                if let Some(endpoint) = &endpoints.authorization_endpoint {
+                    check_discovered_endpoint("authorization_endpoint", endpoint, &url)?;
+                }
+                Ok(endpoints)
             })
             .await
     }
@@ -322,15 +370,21 @@ impl AuthorizationServer {
     }
 
     /// POST `form` to the token endpoint (client authentication by HTTP Basic when `basic`
-    /// is given) and read the token it answers. A refusal is an [`ErrorKind::Auth`] error
-    /// quoting the server's OAuth error and description; none of `secrets` ever appears in it.
+    /// is given, the id and secret form-urlencoded first as RFC 6749 section 2.3.1 asks) and
+    /// read the token it answers. None of `secrets` ever appears in an error.
+    ///
+    /// Errors: a transport failure keeps its kind ([`ErrorKind::Connect`],
+    /// [`ErrorKind::Timeout`]...) and names the endpoint; a refusal with an OAuth error body is
+    /// [`ErrorKind::Auth`] quoting the server's error and description, with the HTTP status and
+    /// the OAuth error code; a final 5xx or 429 without one is [`ErrorKind::Http`]; any other
+    /// refusal or an answer that is not a bearer token is [`ErrorKind::Auth`].
     pub(crate) async fn token_request(
         &self,
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
         idempotent: bool,
         secrets: &[&str],
-    ) -> Result<TokenAnswer> {
+    ) -> Result<TokenAnswer, TokenRequestError> {
         let url = self.token_endpoint().await?;
         let shown = redact_url(&url);
         let mut request = HttpRequest::new(Method::POST, parse_url(&url)?);
@@ -345,44 +399,61 @@ impl AuthorizationServer {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some((id, secret)) = basic {
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
-                Error::config(
-                    "the OAuth client id or secret contains characters not allowed in a header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, basic_authorization(id, secret)?);
         }
         let response = self
             .retry
             .send_returning_status(&*self.transport, request, idempotent)
             .await
             .map_err(|e| {
-                Error::new(
-                    ErrorKind::Auth,
+                let message = scrub(
                     format!(
-                        "the OAuth token endpoint {shown} could not be reached: {}",
+                        "the request to the OAuth token endpoint {shown} failed: {}",
                         e.message()
                     ),
-                )
-                .with_http_status(e.http_status())
+                    secrets,
+                );
+                let mut error = Error::new(e.kind(), message)
+                    .with_http_status(e.http_status())
+                    .with_retry_after(e.retry_after())
+                    .with_connect_failure(e.connect_failure());
+                if e.was_never_sent() {
+                    error = error.never_sent();
+                }
+                error
             })?;
         let status = response.status.as_u16();
         if !response.status.is_success() {
-            let detail = match serde_json::from_slice::<OAuthErrorAnswer>(&response.body) {
-                Ok(answer) => match answer.error_description {
-                    Some(d) if !d.trim().is_empty() => format!("{}: {}", answer.error, d.trim()),
-                    _ => answer.error,
-                },
-                Err(_) => "no OAuth error in the answer".to_string(),
+            let refusal = serde_json::from_slice::<OAuthErrorAnswer>(&response.body).ok();
+            let (kind, detail, oauth_error) = match refusal {
+                Some(answer) => {
+                    let detail = match answer.error_description {
+                        Some(d) if !d.trim().is_empty() => {
+                            format!("{}: {}", answer.error, d.trim())
+                        }
+                        _ => answer.error.clone(),
+                    };
+                    (ErrorKind::Auth, detail, Some(answer.error))
+                }
+                None if status == 429 || response.status.is_server_error() => (
+                    ErrorKind::Http,
+                    "no OAuth error in the answer".to_string(),
+                    None,
+                ),
+                None => (
+                    ErrorKind::Auth,
+                    "no OAuth error in the answer".to_string(),
+                    None,
+                ),
             };
             let message = scrub(
                 format!("the OAuth token endpoint {shown} refused the request (HTTP {status}): {detail}"),
                 secrets,
             );
-            return Err(Error::new(ErrorKind::Auth, message).with_http_status(Some(status)));
+            let error = Error::new(kind, message)
+                .with_http_status(Some(status))
+                .with_retry_after(parse_retry_after(&response.headers, SystemTime::now()));
+            return Err(TokenRequestError { error, oauth_error });
         }
         let answer: TokenAnswer = serde_json::from_slice(&response.body).map_err(|e| {
             Error::new(
@@ -400,9 +471,45 @@ impl AuthorizationServer {
             return Err(Error::new(
                 ErrorKind::Auth,
                 format!("the OAuth token endpoint {shown} gave a token that is not a bearer token"),
-            ));
+            )
+            .into());
         }
         Ok(answer)
+    }
+}
+
+/// The `Authorization: Basic` header of a client: id and secret each form-urlencoded, joined
+/// by `:`, in base64 (RFC 6749 section 2.3.1), marked sensitive.
+fn basic_authorization(id: &str, secret: &str) -> Result<HeaderValue> {
+    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    let secret: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| Error::config("the OAuth client credentials do not fit in a header"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// An endpoint named by the discovery document (at `document`) under `field`: `https://`, or
+/// `http://` to a loopback host; anything else is an [`ErrorKind::Auth`] error naming `field`.
+fn check_discovered_endpoint(field: &str, endpoint: &str, document: &str) -> Result<()> {
+    let secure = url::Url::parse(endpoint).is_ok_and(|u| match u.scheme() {
+        "https" => u.host_str().is_some(),
+        "http" => u.host_str().is_some_and(is_loopback_host),
+        _ => false,
+    });
+    if secure {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Auth,
+            format!(
+                "the workspace's OAuth discovery document ({}) names a {field} that is not an \
+                 https:// URL ({}): refused, tokens and codes go only over TLS",
+                redact_url(document),
+                redact_url(endpoint)
+            ),
+        ))
     }
 }
 
@@ -465,5 +572,159 @@ mod tests {
         );
         let b: TokenAnswer = serde_json::from_str(r#"{"access_token":"x"}"#).expect("parses");
         assert_eq!(b.access_token().expires_in(), None);
+    }
+
+    /// A transport answering from a script, one entry per request.
+    #[derive(Debug)]
+    struct Scripted(
+        std::sync::Mutex<std::collections::VecDeque<Result<crate::http::HttpResponse>>>,
+    );
+
+    #[async_trait]
+    impl HttpTransport for Scripted {
+        async fn send(&self, _request: HttpRequest) -> Result<crate::http::HttpResponse> {
+            self.0
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Err(Error::protocol("no more answers in the script")))
+        }
+    }
+
+    fn answer(status: u16, body: &str) -> Result<crate::http::HttpResponse> {
+        Ok(crate::http::HttpResponse {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(body.to_string()),
+        })
+    }
+
+    fn server(
+        script: Vec<Result<crate::http::HttpResponse>>,
+        endpoint: Option<&str>,
+    ) -> AuthorizationServer {
+        let retry = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        AuthorizationServer::new(
+            "https://h.example.com",
+            Arc::new(Scripted(std::sync::Mutex::new(script.into()))),
+            retry,
+            endpoint.map(str::to_string),
+        )
+    }
+
+    async fn refused(answer: Result<crate::http::HttpResponse>) -> TokenRequestError {
+        let server = server(vec![answer], Some("https://h.example.com/oidc/v1/token"));
+        match server
+            .token_request(&[("grant_type", "refresh_token")], None, true, &[])
+            .await
+        {
+            Ok(_) => panic!("refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_keeps_its_kind_and_names_the_token_endpoint() {
+        for kind in [ErrorKind::Connect, ErrorKind::Timeout] {
+            let e = refused(Err(Error::new(kind, "it broke"))).await;
+            assert_eq!(e.error.kind(), kind);
+            let text = e.error.to_string();
+            assert!(
+                text.contains("https://h.example.com/oidc/v1/token"),
+                "{text}"
+            );
+            assert!(text.contains("it broke"), "{text}");
+            assert_eq!(e.oauth_error, None);
+            assert!(!e.grant_refused());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_error_without_an_oauth_error_is_an_http_error() {
+        for status in [503, 500, 429] {
+            let e = refused(answer(status, "<html>busy</html>")).await;
+            assert_eq!(e.error.kind(), ErrorKind::Http, "{status}");
+            assert_eq!(e.error.http_status(), Some(status));
+            assert!(!e.grant_refused());
+        }
+        let e = refused(answer(403, "")).await;
+        assert_eq!(e.error.kind(), ErrorKind::Auth);
+        assert!(!e.grant_refused());
+    }
+
+    #[tokio::test]
+    async fn an_oauth_error_is_an_auth_error_with_its_code_and_status() {
+        let e = refused(answer(
+            400,
+            r#"{"error":"invalid_grant","error_description":"expired"}"#,
+        ))
+        .await;
+        assert_eq!(e.error.kind(), ErrorKind::Auth);
+        assert_eq!(e.error.http_status(), Some(400));
+        assert_eq!(e.oauth_error.as_deref(), Some("invalid_grant"));
+        assert!(e.is_invalid_grant() && e.grant_refused());
+        assert!(e.error.to_string().contains("invalid_grant: expired"));
+
+        let e = refused(answer(401, r#"{"error":"invalid_client"}"#)).await;
+        assert!(e.grant_refused() && !e.is_invalid_grant());
+
+        // A server error that says so in OAuth terms is not a refused grant.
+        let e = refused(answer(500, r#"{"error":"server_error"}"#)).await;
+        assert_eq!(e.error.kind(), ErrorKind::Auth);
+        assert_eq!(e.error.http_status(), Some(500));
+        assert!(!e.grant_refused());
+    }
+
+    #[test]
+    fn http_basic_form_encodes_the_id_and_secret_before_base64() {
+        let value = basic_authorization("id with space", "a+b%:c&d").expect("header");
+        assert!(value.is_sensitive());
+        let text = value.to_str().expect("ASCII");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text.strip_prefix("Basic ").expect("Basic"))
+            .expect("base64");
+        assert_eq!(
+            String::from_utf8(decoded).expect("UTF-8"),
+            "id+with+space:a%2Bb%25%3Ac%26d"
+        );
+    }
+
+    #[test]
+    fn discovered_endpoints_must_be_https_unless_loopback() {
+        let doc = "https://h/oidc/.well-known/oauth-authorization-server";
+        for ok in [
+            "https://h.example.com/oidc/v1/token",
+            "http://localhost:8080/token",
+            "http://127.0.0.1:1/token",
+            "http://[::1]:1/token",
+        ] {
+            assert!(
+                check_discovered_endpoint("token_endpoint", ok, doc).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://h.example.com/oidc/v1/token",
+            "http://localhost.example.com/token",
+            "ftp://h.example.com/token",
+            "not a url",
+        ] {
+            let err = check_discovered_endpoint("authorization_endpoint", bad, doc).expect_err(bad);
+            assert_eq!(err.kind(), ErrorKind::Auth);
+            assert!(err.to_string().contains("authorization_endpoint"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_discovery_document_naming_a_plain_http_endpoint_is_refused() {
+        let doc = r#"{"authorization_endpoint":"https://h.example.com/oidc/v1/authorize",
+                      "token_endpoint":"http://attacker.example.com/token"}"#;
+        let server = server(vec![answer(200, doc)], None);
+        let err = server.endpoints().await.expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::Auth);
+        assert!(err.to_string().contains("token_endpoint"), "{err}");
     }
 }

@@ -138,7 +138,8 @@
 //!     authorization request and a `code_verifier` whose S256 transform is the challenge: an
 //!     access token and a refresh token. Anything else is `400` `invalid_grant`.
 //!   - `grant_type=refresh_token` with `refresh_token` and `client_id`: a new access token and
-//!     a new refresh token (the old one stays valid), else `400` `invalid_grant`.
+//!     a new refresh token (the old one stays valid until
+//!     [`MockWarehouse::revoke_oauth_refresh_tokens`]), else `400` `invalid_grant`.
 //!   - another grant type is `400` `unsupported_grant_type`; a malformed request `400`
 //!     `invalid_request`.
 //! - Access tokens are 256 random bits, valid for
@@ -1035,6 +1036,13 @@ impl MockWarehouse {
     /// expired or revoked.
     pub fn unauthorized_requests(&self) -> usize {
         self.inner.shared.lock().unauthorized
+    }
+
+    /// Refuse every OAuth refresh token issued so far (`400` `invalid_grant`, as an unknown
+    /// one); access tokens stay valid and refresh tokens issued later are accepted. For tests
+    /// of a client whose refresh is refused and that logs in again.
+    pub fn revoke_oauth_refresh_tokens(&self) {
+        self.inner.shared.lock().oauth.revoke_refresh_tokens();
     }
 
     /// The requests the OAuth endpoints answered, by kind.

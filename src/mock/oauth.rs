@@ -179,6 +179,11 @@ impl OAuthState {
         self.access_tokens.clear();
     }
 
+    /// Refuse every refresh token issued so far (`invalid_grant`).
+    pub(crate) fn revoke_refresh_tokens(&mut self) {
+        self.refresh_tokens.clear();
+    }
+
     pub(crate) fn set_token_lifetime(&mut self, lifetime: Duration) {
         self.settings.set_token_lifetime(lifetime);
     }
@@ -467,7 +472,8 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
 }
 
 /// The credentials of an `Authorization: Basic` header: `Some(Ok((id, secret)))`,
-/// `Some(Err(_))` when it does not decode, `None` without one.
+/// `Some(Err(_))` when it does not decode, `None` without one. The id and secret are each
+/// form-urlencoded inside the base64 (RFC 6749 section 2.3.1), so they are decoded after it.
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -481,11 +487,21 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAu
     Some(
         decoded
             .and_then(|s| {
-                s.split_once(':')
-                    .map(|(id, secret)| (id.to_string(), secret.to_string()))
+                let (id, secret) = s.split_once(':')?;
+                Some((form_decode(id)?, form_decode(secret)?))
             })
             .ok_or_else(OAuthError::invalid_client),
     )
+}
+
+/// `text` form-urlencoded (`+` for a space, `%XX` escapes), decoded; `None` when the escapes
+/// do not make UTF-8.
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// `POST /oidc/v1/token`: a token reply, or an OAuth error.
@@ -651,7 +667,7 @@ fn authorization_code(
 }
 
 /// `grant_type=refresh_token`: a new access token and a new refresh token; the old refresh
-/// token stays valid.
+/// token stays valid until the refresh tokens are revoked.
 fn refresh_token(
     oauth: &mut OAuthState,
     p: &Params,
@@ -744,6 +760,14 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
         let (id, secret) = basic_credentials(&h).unwrap().unwrap();
         assert_eq!((id.as_str(), secret.as_str()), ("id", "se:cret"));
+        // Form-urlencoded inside the base64: `+` is a space, `%XX` a byte.
+        let v = format!("Basic {}", STANDARD.encode("id+1:a%2Bb%25%3Ac%26d+e"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        let (id, secret) = basic_credentials(&h).unwrap().unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("id 1", "a+b%:c&d e"));
+        let v = format!("Basic {}", STANDARD.encode("id:%FF"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        assert!(basic_credentials(&h).unwrap().is_err());
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert!(basic_credentials(&h).unwrap().is_err());
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));

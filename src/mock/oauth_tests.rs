@@ -54,18 +54,34 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// `POST /oidc/v1/token` with a form body, and HTTP Basic client authentication when given.
+/// `POST /oidc/v1/token` with a form body, and HTTP Basic client authentication when given
+/// (the id and secret form-urlencoded, then base64, as RFC 6749 section 2.3.1 asks).
 async fn token_request(
     mock: &MockWarehouse,
     pairs: &[(&str, &str)],
     basic: Option<(&str, &str)>,
 ) -> Got {
+    let basic = basic.map(|(id, secret)| {
+        let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let secret: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        format!("{id}:{secret}")
+    });
+    token_request_with_basic(mock, pairs, basic.as_deref()).await
+}
+
+/// `POST /oidc/v1/token` with a form body and `Authorization: Basic <base64 of credentials>`
+/// when given, `credentials` taken as they are.
+async fn token_request_with_basic(
+    mock: &MockWarehouse,
+    pairs: &[(&str, &str)],
+    credentials: Option<&str>,
+) -> Got {
     let mut headers = vec![(
         header::CONTENT_TYPE,
         "application/x-www-form-urlencoded".to_string(),
     )];
-    if let Some((id, secret)) = basic {
-        let encoded = STANDARD.encode(format!("{id}:{secret}"));
+    if let Some(credentials) = credentials {
+        let encoded = STANDARD.encode(credentials);
         headers.push((header::AUTHORIZATION, format!("Basic {encoded}")));
     }
     request(mock, Method::POST, "/oidc/v1/token", &headers, form(pairs)).await
@@ -299,6 +315,57 @@ async fn client_credentials_with_a_wrong_secret_or_client_get_401_invalid_client
         }
     );
     assert_eq!(mock.call_count(endpoint::OAUTH_TOKEN), 6);
+}
+
+#[tokio::test]
+async fn http_basic_credentials_are_form_decoded_after_base64() {
+    let (id, secret) = ("id with space", "a+b%:c&d");
+    let mock = MockWarehouse::builder()
+        .oauth_client(id, secret)
+        .start()
+        .await
+        .unwrap();
+    let cc = [("grant_type", "client_credentials")];
+    let got = token_request(&mock, &cc, Some((id, secret))).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(json_body(&got)["access_token"].is_string());
+    // The same credentials without the form encoding are other ones: `+` is a space.
+    let raw = token_request_with_basic(&mock, &cc, Some(&format!("{id}:{secret}"))).await;
+    assert_eq!(raw.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json_body(&raw)["error"], "invalid_client");
+    assert_eq!(mock.oauth_requests().failed, 1);
+}
+
+#[tokio::test]
+async fn revoked_refresh_tokens_are_invalid_grant_while_new_ones_work() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let code = authorization_code_for(&mock, REDIRECT).await;
+    let first = json_body(&exchange(&mock, &code, REDIRECT, VERIFIER).await);
+    let refresh = |token: String| {
+        let mock = mock.clone();
+        async move {
+            token_request(
+                &mock,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", DEFAULT_OAUTH_U2M_CLIENT_ID),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let old = first["refresh_token"].as_str().unwrap().to_string();
+    mock.revoke_oauth_refresh_tokens();
+    assert_invalid_grant(&refresh(old).await);
+    // The access token stays valid.
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(thrift_status(&mock, access).await, StatusCode::BAD_REQUEST);
+    let code = authorization_code_for(&mock, REDIRECT).await;
+    let second = json_body(&exchange(&mock, &code, REDIRECT, VERIFIER).await);
+    let new = second["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(refresh(new).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -117,35 +117,73 @@ impl HttpTransport for Recording {
 }
 
 /// Plays the browser for a login URL: follows it to the authorization endpoint, then follows
-/// the redirect to the driver's loopback listener (after `edit`ing it).
+/// the redirect to the driver's loopback listener (after `edit`ing it). `localhost` in the
+/// redirect is resolved as a browser would, to either loopback address.
 pub fn play_browser(edit: fn(String) -> String) -> impl Fn(&str) + Send + Sync + 'static {
-    move |url: &str| {
-        let url = url.to_string();
-        tokio::spawn(async move {
-            let http = HyperTransport::new(&HttpConfig::default()).expect("transport");
-            let authorize = http
-                .send(HttpRequest::new(
-                    http::Method::GET,
-                    url.parse().expect("URL"),
-                ))
-                .await
-                .expect("the authorization endpoint answers");
-            assert_eq!(authorize.status.as_u16(), 302, "a redirect to the listener");
-            let location = authorize.headers["location"]
-                .to_str()
-                .expect("text")
-                .to_string();
-            let location = edit(location).replace("//localhost:", "//127.0.0.1:");
-            let back = http
-                .send(HttpRequest::new(
-                    http::Method::GET,
-                    location.parse().expect("URL"),
-                ))
-                .await
-                .expect("the listener answers");
-            assert!(back.status.as_u16() == 200 || back.status.as_u16() == 400);
-        });
+    Browser::default().play(&[edit])
+}
+
+/// A browser for logins that records what the driver's redirect listener answered.
+#[derive(Clone, Default)]
+pub struct Browser {
+    visits: Arc<Mutex<Vec<tokio::task::JoinHandle<Vec<u16>>>>>,
+}
+
+impl Browser {
+    /// The `on_login_url` handler: for each login URL, follows it to the authorization
+    /// endpoint, then sends its redirect to the listener once per entry of `edits`, in order,
+    /// each edited by it.
+    pub fn play(&self, edits: &[fn(String) -> String]) -> impl Fn(&str) + Send + Sync + 'static {
+        let edits = edits.to_vec();
+        let visits = self.visits.clone();
+        move |url: &str| {
+            let url = url.to_string();
+            let edits = edits.clone();
+            let visit = tokio::spawn(async move {
+                let http = HyperTransport::new(&HttpConfig::default()).expect("transport");
+                let authorize = http
+                    .send(HttpRequest::new(
+                        http::Method::GET,
+                        url.parse().expect("URL"),
+                    ))
+                    .await
+                    .expect("the authorization endpoint answers");
+                assert_eq!(authorize.status.as_u16(), 302, "a redirect to the listener");
+                let location = authorize.headers["location"]
+                    .to_str()
+                    .expect("text")
+                    .to_string();
+                let mut statuses = Vec::new();
+                for edit in edits {
+                    let back = http
+                        .send(HttpRequest::new(
+                            http::Method::GET,
+                            edit(location.clone()).parse().expect("URL"),
+                        ))
+                        .await
+                        .expect("the listener answers");
+                    statuses.push(back.status.as_u16());
+                }
+                statuses
+            });
+            visits.lock().unwrap().push(visit);
+        }
     }
+
+    /// The statuses the listener answered, login after login, once every visit is over.
+    pub async fn statuses(&self) -> Vec<Vec<u16>> {
+        let visits: Vec<_> = std::mem::take(&mut *self.visits.lock().unwrap());
+        let mut all = Vec::new();
+        for visit in visits {
+            all.push(visit.await.expect("the browser's visit"));
+        }
+        all
+    }
+}
+
+/// A redirect whose `state` is not the login's.
+pub fn forge_state(location: String) -> String {
+    location.replace("state=", "state=forged")
 }
 
 pub fn temp_cache(name: &str) -> PathBuf {
