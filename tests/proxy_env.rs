@@ -170,12 +170,13 @@ async fn loopback_hosts_and_proxy_config_none_ignore_the_environment() {
 }
 
 #[tokio::test]
-async fn an_unusable_proxy_variable_fails_the_build_naming_it_without_the_password() {
+async fn an_unusable_proxy_variable_is_ignored_with_a_warning() {
     let _env = Environment::set(&[("HTTPS_PROXY", "ftp://bob:hunter2@proxy.example:21")]);
     let mock = MockWarehouse::start().await.unwrap();
-    let err = mock.client_builder().build().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
-    let shown = format!("{err} {err:?}");
-    assert!(shown.contains("HTTPS_PROXY"), "{shown}");
-    assert!(!shown.contains("hunter2"), "{shown}");
+    let client = mock
+        .client_builder()
+        .build()
+        .expect("the variable is ignored");
+    let session = client.open_session().await.expect("a direct connection");
+    session.close().await.unwrap();
 }

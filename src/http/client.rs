@@ -71,8 +71,8 @@ impl std::fmt::Debug for HyperTransport {
 
 impl HyperTransport {
     /// A transport with the given settings. Fails with [`ErrorKind::Config`] when a setting is
-    /// invalid (see [`HttpConfig`]), a certificate or key cannot be read, the trusted roots
-    /// cannot be loaded, or a proxy variable of the environment is not a usable proxy URL.
+    /// invalid (see [`HttpConfig`]), a certificate or key cannot be read, or the trusted roots
+    /// cannot be loaded.
     pub fn new(config: &HttpConfig) -> Result<Self> {
         Self::with_env(config, |name| std::env::var(name).ok())
     }

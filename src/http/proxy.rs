@@ -12,7 +12,7 @@ use base64::Engine as _;
 use http::HeaderValue;
 
 use super::client::is_loopback_host;
-use crate::error::{redact_url, Error, Result};
+use crate::error::{Error, Result};
 
 /// Which HTTP proxy the transport's requests go through. Default
 /// [`FromEnvironment`](ProxyConfig::FromEnvironment).
@@ -41,8 +41,10 @@ pub enum ProxyConfig {
     /// `http://` targets, each a URL as [`Proxy::new`] takes it (credentials in it are used
     /// for basic authentication), and `NO_PROXY` (else `no_proxy`), a comma-separated list of
     /// targets reached directly, in the syntax of [`Proxy::bypass`]. Empty variables count as
-    /// unset; `ALL_PROXY` is not read. Loopback targets (`localhost`, `127.0.0.0/8`, `::1`) are
-    /// never proxied from the environment. Default.
+    /// unset; `ALL_PROXY` is not read; a variable that is not a usable proxy URL (another
+    /// scheme such as `https://` or `socks5://`, a path) is ignored with a warning. Loopback
+    /// targets (`localhost`, `127.0.0.0/8`, `::1`) are never proxied from the environment.
+    /// Default.
     #[default]
     FromEnvironment,
     /// No proxy: every connection goes straight to its target; the environment is not read.
@@ -84,7 +86,7 @@ impl Proxy {
         Proxy::parse(url).map_err(|reason| {
             Error::config(format!(
                 "the proxy URL {} is not usable: {reason}",
-                redact_url(url.trim())
+                without_credentials(url)
             ))
         })
     }
@@ -194,9 +196,7 @@ impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Proxy");
         d.field("url", &format_args!("http://{}", self.authority));
-        if let Some(c) = &self.credentials {
-            d.field("user", &c.user).field("password", &"<redacted>");
-        }
+        d.field("authenticated", &self.credentials.is_some());
         d.field("bypass", &self.bypass).finish()
     }
 }
@@ -267,15 +267,22 @@ impl ProxyRules {
                             .map(|v| (name, v))
                     })
                 };
+                // A variable that is not a usable proxy URL (another scheme, a path...) is
+                // ignored with a warning rather than failing every client of the process.
                 let from_var = |found: Option<(&'static str, String)>| match found {
                     None => Ok(None),
                     Some((name, value)) => match Proxy::parse(&value) {
                         Ok(proxy) => proxy.route().map(Some),
-                        Err(reason) => Err(Error::config(format!(
-                            "the environment variable {name} ({}) is not a usable proxy URL \
-                             (http://[user:password@]host:port): {reason}",
-                            redact_url(value.trim())
-                        ))),
+                        Err(reason) => {
+                            tracing::warn!(
+                                variable = name,
+                                proxy = %without_credentials(&value),
+                                reason = %reason,
+                                "the proxy variable is not a usable proxy URL \
+                                 (http://[user:password@]host:port); it is ignored"
+                            );
+                            Ok(None)
+                        }
                     },
                 };
                 let bypass = var(["NO_PROXY", "no_proxy"])
@@ -452,3 +459,15 @@ fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// A proxy URL as errors and logs show it: its scheme and what follows the last `@` (the
+/// credentials, whatever characters they hold, are left out).
+fn without_credentials(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}{host}")
+}
