@@ -625,6 +625,9 @@ impl ClientBuilder {
     }
 
     /// Replace the HTTP transport (for tests, or a custom stack). Default: hyper over rustls.
+    /// The transport settings of this builder (timeouts, proxy, certificates) configure only
+    /// the default transport: a transport given here brings its own, and telemetry then reports
+    /// no proxy in use.
     pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
         self.transport = Some(transport);
         self
