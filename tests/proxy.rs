@@ -171,3 +171,28 @@ async fn a_wrong_proxy_password_is_a_clear_auth_error_that_never_shows_it() {
     right.close().await.unwrap();
     assert_eq!(mock.call_count("OpenSession"), 1);
 }
+
+#[tokio::test]
+async fn a_target_the_proxy_cannot_reach_fails_within_about_half_a_second() {
+    let proxy = TestProxy::builder().start().await.unwrap();
+    let client = databricks_sql::DBSQLClient::builder()
+        .host("no-such-host.invalid")
+        .http_path("/sql/1.0/warehouses/abc")
+        .token("dapi-x")
+        .proxy(Proxy::new(&format!("http://{}", proxy.local_addr())).unwrap())
+        .telemetry_enabled(false)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.open_session().await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("HTTP 502"), "{text}");
+    assert!(text.contains("gave up after 3 attempts"), "{text}");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+    assert_eq!(proxy.targets().len(), 3);
+}

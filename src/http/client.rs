@@ -254,7 +254,13 @@ impl HyperTransport {
             Some(ConnectFailure::Tls)
         } else if e.is_connect() && is_host_not_found(&e) {
             Some(ConnectFailure::HostNotFound)
-        } else if e.is_connect() && has_io_error(&e, std::io::ErrorKind::ConnectionRefused) {
+        } else if e.is_connect()
+            && (has_io_error(&e, std::io::ErrorKind::ConnectionRefused)
+                || causes(&e)
+                    .filter_map(|err| err.downcast_ref::<ProxyError>())
+                    .any(ProxyError::target_unreachable))
+        {
+            // Nothing listens, or the proxy cannot reach the target: retried only briefly.
             Some(ConnectFailure::Refused)
         } else {
             None

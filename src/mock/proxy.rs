@@ -217,16 +217,26 @@ impl ProxyState {
         }
     }
 
-    /// Opens a connection to `host:port`, through the host mappings first.
+    /// Opens a connection to `host:port`, through the host mappings first, within 10 s.
     async fn connect(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
         let bare = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        match self.hosts.get(&bare.to_ascii_lowercase()) {
-            Some(addr) => TcpStream::connect(addr).await,
-            None => TcpStream::connect((bare, port)).await,
-        }
+        let connecting = async {
+            match self.hosts.get(&bare.to_ascii_lowercase()) {
+                Some(addr) => TcpStream::connect(addr).await,
+                None => TcpStream::connect((bare, port)).await,
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the target did not accept the connection within 10 s",
+                ))
+            })
     }
 }
 
@@ -313,11 +323,15 @@ async fn handle(
         *r.status_mut() = StatusCode::OK;
         return Ok(r);
     }
-    Ok(forward(upstream, req).await)
+    Ok(forward(&state, upstream, req).await)
 }
 
 /// Sends `req` (absolute form) to `upstream` in origin form and returns its response.
-async fn forward(upstream: TcpStream, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn forward(
+    state: &ProxyState,
+    upstream: TcpStream,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let (mut parts, body) = req.into_parts();
     let origin_form = parts
         .uri
@@ -336,9 +350,14 @@ async fn forward(upstream: TcpStream, req: Request<Incoming>) -> Response<ProxyB
             Ok(pair) => pair,
             Err(_) => return status(StatusCode::BAD_GATEWAY, "the target did not speak HTTP"),
         };
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    // The upstream connection's task is one of the proxy's: ended by `shutdown` too.
+    state
+        .tunnels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .spawn(async move {
+            let _ = connection.await;
+        });
     match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(response) => response.map(|b| b.boxed()),
         Err(_) => status(StatusCode::BAD_GATEWAY, "the target did not answer"),

@@ -171,13 +171,16 @@ async fn tunnel(
                 )
             },
         )),
-        _ => Err(ProxyError::new(
-            ErrorKind::Connect,
-            format!(
-                "the proxy {} refused a tunnel to {authority}: HTTP {status}{reason}",
-                route.authority()
-            ),
-        )),
+        _ => Err(ProxyError {
+            tunnel_status: Some(status),
+            ..ProxyError::new(
+                ErrorKind::Connect,
+                format!(
+                    "the proxy {} refused a tunnel to {authority}: HTTP {status}{reason}",
+                    route.authority()
+                ),
+            )
+        }),
     }
 }
 
@@ -231,6 +234,8 @@ pub(crate) struct ProxyError {
     kind: ErrorKind,
     message: String,
     source: Option<BoxError>,
+    /// The status of a refused CONNECT.
+    tunnel_status: Option<u16>,
 }
 
 impl ProxyError {
@@ -239,6 +244,7 @@ impl ProxyError {
             kind,
             message,
             source: None,
+            tunnel_status: None,
         }
     }
 
@@ -247,6 +253,7 @@ impl ProxyError {
             kind: ErrorKind::Connect,
             message: format!("the proxy {} could not be reached", route.authority()),
             source: Some(source),
+            tunnel_status: None,
         }
     }
 
@@ -255,6 +262,7 @@ impl ProxyError {
             kind: ErrorKind::Connect,
             message: format!("{what} (proxy {})", route.authority()),
             source: Some(Box::new(source)),
+            tunnel_status: None,
         }
     }
 
@@ -262,6 +270,13 @@ impl ProxyError {
     /// credentials, `Connect` otherwise.
     pub(crate) fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// The proxy could not reach the target (it answered the CONNECT with 502, 503 or 504:
+    /// typically a host name it cannot resolve, or a target that refuses): like a refused
+    /// connection, worth only a brief retry.
+    pub(crate) fn target_unreachable(&self) -> bool {
+        matches!(self.tunnel_status, Some(502..=504))
     }
 }
 
