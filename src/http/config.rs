@@ -16,7 +16,8 @@ pub enum TlsRoots {
     #[default]
     Webpki,
     /// The operating system's certificate store, read once when the transport is built
-    /// (`rustls-native-certs`; honours `SSL_CERT_FILE` / `SSL_CERT_DIR`). Needs the cargo feature
+    /// (`rustls-native-certs`; honours `SSL_CERT_FILE` / `SSL_CERT_DIR`). An empty store is a
+    /// configuration error unless extra root certificates are given. Needs the cargo feature
     /// `native-roots`.
     #[cfg(feature = "native-roots")]
     Native,

@@ -156,7 +156,7 @@ pub(super) fn client_config(config: &HttpConfig) -> Result<rustls::ClientConfig>
                 algorithms: provider.signature_verification_algorithms,
             }))
     } else {
-        let mut roots = roots(config.tls_roots)?;
+        let mut roots = roots(config.tls_roots, !extra.is_empty())?;
         for (i, certificate) in extra.into_iter().enumerate() {
             roots.add(certificate).map_err(|e| {
                 Error::config(format!(
@@ -185,24 +185,29 @@ pub(super) fn client_config(config: &HttpConfig) -> Result<rustls::ClientConfig>
     }
 }
 
-/// The trust store `roots` names.
-fn roots(roots: TlsRoots) -> Result<rustls::RootCertStore> {
+/// The trust store `roots` names; `has_extra`: extra roots will be added to it (then an
+/// empty system store is no error: a minimal container with only a corporate CA works).
+fn roots(roots: TlsRoots, has_extra: bool) -> Result<rustls::RootCertStore> {
     match roots {
-        TlsRoots::Webpki => Ok(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        }),
+        TlsRoots::Webpki => {
+            let _ = has_extra;
+            Ok(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            })
+        }
         #[cfg(feature = "native-roots")]
-        TlsRoots::Native => native_roots(),
+        TlsRoots::Native => native_roots(has_extra),
     }
 }
 
-/// The operating system's trusted roots; an error when none can be loaded.
+/// The operating system's trusted roots; an error when none can be loaded and no extra root
+/// will be added (`has_extra`).
 #[cfg(feature = "native-roots")]
-fn native_roots() -> Result<rustls::RootCertStore> {
+fn native_roots(has_extra: bool) -> Result<rustls::RootCertStore> {
     let loaded = rustls_native_certs::load_native_certs();
     let mut store = rustls::RootCertStore::empty();
     let (added, ignored) = store.add_parsable_certificates(loaded.certs);
-    if added == 0 {
+    if added == 0 && !has_extra {
         return Err(Error::config(format!(
             "no usable root certificate in the operating system's store \
              ({ignored} unparsable, {} load errors)",
