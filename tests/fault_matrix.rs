@@ -1,6 +1,7 @@
 //! Every RPC the driver uses against every fault a server or network produces: the call
-//! succeeds after retries, or fails with the typed error the retry rules give, and
-//! ExecuteStatement never runs twice on the server for one call. Backoffs are cut to
+//! succeeds after retries, or fails with the typed error the retry rules give; the mock's record
+//! of the requests it ran shows whether the faulted request ran, and ExecuteStatement never runs
+//! twice on the server for one call. Backoffs are cut to
 //! milliseconds (a `Retry-After` is capped at the policy's `max_backoff`), so the whole matrix
 //! takes seconds.
 
@@ -232,7 +233,26 @@ async fn every_rpc_against_every_fault_follows_the_retry_rules() {
                     rpc.name()
                 ));
             }
+            // The mock records which requests it ran: the faulted one ran only if the fault
+            // struck after the run (or a slow reply outlived the client's wait).
+            let received = mock.call_count(rpc.name());
+            let handled = mock.handled_count(rpc.name());
+            let faulted_ran = match case {
+                FaultCase::DropAfterRun => 1..=1,
+                FaultCase::Slow => 0..=1,
+                _ => 0..=0,
+            };
+            let faulted_run = (handled + 1).checked_sub(received);
+            if !faulted_run.is_some_and(|n| faulted_ran.contains(&n)) {
+                failures.push(format!(
+                    "{} x {case:?}: {received} received, {handled} run; the faulted one should have run {faulted_ran:?} times",
+                    rpc.name()
+                ));
+            }
             if rpc == Rpc::ExecuteStatement {
+                if handled > 1 {
+                    failures.push(format!("ExecuteStatement x {case:?}: run {handled} times"));
+                }
                 let ran = mock.statements().len();
                 // A reply slower than the request timeout: the mock runs the statement after
                 // the delay, unless the client has hung up by then.

@@ -889,9 +889,32 @@ impl MockWarehouse {
         self.inner.shared.lock().counts.clone()
     }
 
-    /// Reset every count to zero.
+    /// How many requests named `name` reached their handler, i.e. were run: unlike
+    /// [`call_count`](Self::call_count), requests answered by a fault before the handler (an
+    /// HTTP status, a connection dropped before the run, a corrupt body) and requests refused
+    /// (401, malformed Thrift) are not counted. A request whose connection a
+    /// [`Fault::drop_connection_after_run`] drops was run, and counts; a delayed one counts
+    /// once its delay is over, if the client is still connected.
+    pub fn handled_count(&self, name: &str) -> usize {
+        self.inner
+            .shared
+            .lock()
+            .handled
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every request name with how many of its requests reached their handler.
+    pub fn handled_counts(&self) -> BTreeMap<String, usize> {
+        self.inner.shared.lock().handled.clone()
+    }
+
+    /// Reset every count (received and handled) to zero.
     pub fn reset_call_counts(&self) {
-        self.inner.shared.lock().counts.clear();
+        let mut st = self.inner.shared.lock();
+        st.counts.clear();
+        st.handled.clear();
     }
 
     /// Sessions opened and not yet closed.

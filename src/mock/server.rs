@@ -418,18 +418,23 @@ async fn answer(
             other => variant = cloudfetch::variant_of(&other),
         }
     }
-    let out = respond(&shared, route, &parts, headers, body, is_rpc, variant).await;
+    let out = respond(
+        &shared, route, &name, &parts, headers, body, is_rpc, variant,
+    )
+    .await;
     if drop_after_run {
         return Err(DropConnection);
     }
     Ok((out, truncate))
 }
 
-/// The reply of `route` when no fault intervenes (`variant`: the damaged CloudFetch file a
-/// fault asked for).
+/// The reply of `route` (a request named `name`) when no fault intervenes (`variant`: the
+/// damaged CloudFetch file a fault asked for). Notes each request that reaches its handler.
+#[allow(clippy::too_many_arguments)]
 async fn respond(
     shared: &Arc<Shared>,
     route: Route,
+    name: &str,
     parts: &http::request::Parts,
     headers: Vec<(String, String)>,
     body: Bytes,
@@ -445,6 +450,7 @@ async fn respond(
             r
         }
         Route::CloudFetchFile { op, chunk } => {
+            shared.lock().handled(name);
             let key = parts
                 .headers
                 .get(CLOUDFETCH_HEADER)
@@ -457,9 +463,14 @@ async fn respond(
                 ),
             }
         }
-        Route::OAuthDiscovery => oauth::discovery(shared),
-        Route::OAuthAuthorize => oauth::authorize(shared, parts.uri.query()),
-        Route::OAuthToken => oauth::token(shared, &parts.headers, &body),
+        Route::OAuthDiscovery | Route::OAuthAuthorize | Route::OAuthToken => {
+            shared.lock().handled(name);
+            match route {
+                Route::OAuthDiscovery => oauth::discovery(shared),
+                Route::OAuthAuthorize => oauth::authorize(shared, parts.uri.query()),
+                _ => oauth::token(shared, &parts.headers, &body),
+            }
+        }
         _ if !matches!(route, Route::TelemetryUnauth) && !authorized(shared, &parts.headers) => {
             shared.lock().unauthorized += 1;
             unauthorized()
@@ -469,11 +480,14 @@ async fn respond(
             "Bad Request: the body is not a strict binary Thrift call",
         ),
         Route::Thrift => {
+            shared.lock().handled(name);
             let body = service::handle(shared, body).await;
             reply(StatusCode::OK, "application/x-thrift", body)
         }
         Route::FeatureFlags { driver, version } => {
-            let answer = shared.lock().telemetry.feature_flags(FeatureFlagRequest {
+            let mut st = shared.lock();
+            st.handled(name);
+            let answer = st.telemetry.feature_flags(FeatureFlagRequest {
                 driver,
                 version,
                 headers,
@@ -489,7 +503,9 @@ async fn respond(
                 ),
             };
             let (upload, answer) = Upload::receive(endpoint, headers, had_auth, body);
-            shared.lock().telemetry.record(upload);
+            let mut st = shared.lock();
+            st.handled(name);
+            st.telemetry.record(upload);
             match answer {
                 Ok(v) => json(StatusCode::OK, &v),
                 Err(v) => json(StatusCode::BAD_REQUEST, &v),

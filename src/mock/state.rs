@@ -87,6 +87,8 @@ pub(crate) struct State {
     /// Results registered by tests, by [`normalize`](super::sql::normalize)d SQL text.
     pub(crate) registered: HashMap<String, Registered>,
     pub(crate) counts: BTreeMap<String, usize>,
+    /// Requests by name that reached their handler (not answered by a fault or refused first).
+    pub(crate) handled: BTreeMap<String, usize>,
     pub(crate) faults: FaultQueue,
     pub(crate) requests: VecDeque<RecordedRequest>,
     pub(crate) statements: VecDeque<StatementInfo>,
@@ -114,6 +116,7 @@ impl State {
             operations: HashMap::new(),
             registered: HashMap::new(),
             counts: BTreeMap::new(),
+            handled: BTreeMap::new(),
             faults: FaultQueue::default(),
             requests: VecDeque::new(),
             statements: VecDeque::new(),
@@ -129,6 +132,11 @@ impl State {
 
     pub(crate) fn count(&mut self, name: &str) {
         *self.counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+
+    /// Note that a request named `name` reached its handler.
+    pub(crate) fn handled(&mut self, name: &str) {
+        *self.handled.entry(name.to_string()).or_insert(0) += 1;
     }
 
     pub(crate) fn open_sessions(&self) -> usize {

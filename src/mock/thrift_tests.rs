@@ -901,7 +901,18 @@ async fn a_wrong_token_gets_401_and_is_counted() {
     assert_eq!(err.kind(), ErrorKind::Auth);
     assert_eq!(err.http_status(), Some(401));
     assert_eq!(mock.call_count("OpenSession"), 1);
+    assert_eq!(
+        mock.handled_count("OpenSession"),
+        0,
+        "a refused request is not run"
+    );
     assert_eq!(mock.open_sessions(), 0);
+    c.token = "right".into();
+    c.call::<_, TOpenSessionResp>("OpenSession", &open_req())
+        .await
+        .unwrap();
+    assert_eq!(mock.call_count("OpenSession"), 2);
+    assert_eq!(mock.handled_count("OpenSession"), 1);
 }
 
 #[tokio::test]
