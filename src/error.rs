@@ -75,6 +75,12 @@ impl ErrorKind {
 }
 
 /// The driver's error: see [`ErrorKind`] for the kinds and which of them are retried.
+///
+/// `Display` gives the kind, the message and, where known, the HTTP status, SQLSTATE and
+/// statement id. A cause is given once: either the message names it (a network failure's root
+/// cause, e.g. `Connection refused`; the last cause after retries) and
+/// [`source`](std::error::Error::source) is `None`, or the message leaves it out and `source`
+/// returns it. Error reports that print the whole chain never show a cause twice.
 pub struct Error {
     inner: Box<Inner>,
 }

@@ -21,6 +21,7 @@ async fn a_host_that_does_not_resolve_fails_on_the_first_attempt() {
     assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
     assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
     assert!(!err.is_retryable(), "{err}");
+    assert_cause_given_once(&err);
     assert!(took < Duration::from_secs(1), "took {took:?}: {err}");
 }
 
@@ -47,7 +48,26 @@ async fn a_refused_port_fails_within_about_half_a_second() {
     let text = err.to_string();
     assert!(text.contains("gave up after 3 attempts over"), "{text}");
     assert!(
+        text.to_lowercase().contains("refused"),
+        "names the last cause: {text}"
+    );
+    assert_cause_given_once(&err);
+    assert!(
         took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
         "took {took:?}: {text}"
     );
+}
+
+/// No error in the chain below `err` says something its `Display` already says.
+fn assert_cause_given_once(err: &databricks_sql::Error) {
+    let text = err.to_string();
+    let mut next = std::error::Error::source(err);
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        assert!(
+            !text.contains(&said),
+            "{said:?} is both in the message and in source(): {text}"
+        );
+        next = cause.source();
+    }
 }

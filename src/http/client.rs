@@ -267,7 +267,7 @@ impl HyperTransport {
         };
         let connect = e.is_connect() && failure != Some(ConnectFailure::Tls);
         let error = self
-            .request_error_kind(e, url, proxy)
+            .request_error_kind(&e, url, proxy)
             .with_connect_failure(failure);
         if connect {
             error.never_sent()
@@ -278,16 +278,16 @@ impl HyperTransport {
 
     fn request_error_kind(
         &self,
-        e: hyper_util::client::legacy::Error,
+        e: &hyper_util::client::legacy::Error,
         url: &str,
         proxy: Option<&ProxyRoute>,
     ) -> Error {
-        let cause = root_cause(&e);
+        let cause = root_cause(e);
         let through = proxy
             .map(|p| format!(" through the proxy {}", p.authority()))
             .unwrap_or_default();
-        let timed_out = has_timed_out_io(&e);
-        let refused = causes(&e)
+        let timed_out = has_timed_out_io(e);
+        let refused = causes(e)
             .find_map(|err| err.downcast_ref::<ProxyError>())
             .map(|refused| {
                 let kind = if timed_out {
@@ -298,8 +298,7 @@ impl HyperTransport {
                 (kind, format!("{refused}{}", root_cause(refused)))
             });
         if let Some((kind, refused)) = refused {
-            return Error::new(kind, format!("could not connect to {url}: {refused}"))
-                .with_source(e);
+            return Error::new(kind, format!("could not connect to {url}: {refused}"));
         }
         if timed_out {
             let after = fmt_duration(self.inner.connect_timeout);
@@ -307,19 +306,16 @@ impl HyperTransport {
                 ErrorKind::Timeout,
                 format!("could not connect to {url}{through} within {after}{cause}"),
             )
-            .with_source(e)
         } else if e.is_connect() {
             Error::new(
                 ErrorKind::Connect,
                 format!("could not connect to {url}{through}{cause}"),
             )
-            .with_source(e)
         } else {
             Error::new(
                 ErrorKind::Connect,
                 format!("the connection to {url} failed before a response arrived{cause}"),
             )
-            .with_source(e)
         }
     }
 }
@@ -375,7 +371,6 @@ fn cut_short(url: &str, e: Box<dyn StdError + Send + Sync>) -> Error {
             root_cause(&*e)
         ),
     )
-    .with_source(e)
 }
 
 /// A connector whose whole connect (DNS, TCP, the proxy's `CONNECT` exchange and the TLS

@@ -109,43 +109,54 @@ async fn tunnel(
         .map_err(|e| ProxyError::io(route, "the CONNECT request could not be sent", e))?;
 
     let mut reply = Vec::with_capacity(512);
-    let head_end = loop {
-        if let Some(end) = find_head_end(&reply) {
-            break end;
-        }
-        if reply.len() >= MAX_CONNECT_REPLY {
+    // Interim (1xx) replies before the final one are skipped; every head read counts against
+    // the bound.
+    let mut skipped = 0usize;
+    let (status, reason, head_end) = loop {
+        let head_end = loop {
+            if let Some(end) = find_head_end(&reply) {
+                break end;
+            }
+            if skipped + reply.len() >= MAX_CONNECT_REPLY {
+                return Err(ProxyError::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "the proxy {} answered CONNECT with more than {MAX_CONNECT_REPLY} bytes of reply heads",
+                        route.authority()
+                    ),
+                ));
+            }
+            let mut buf = [0u8; 1024];
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| ProxyError::io(route, "the reply to CONNECT could not be read", e))?;
+            if n == 0 {
+                return Err(ProxyError::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "the proxy {} closed the connection without answering CONNECT",
+                        route.authority()
+                    ),
+                ));
+            }
+            reply.extend_from_slice(&buf[..n]);
+        };
+        let Some((status, reason)) = status_line(&reply[..head_end]) else {
             return Err(ProxyError::new(
                 ErrorKind::Connect,
                 format!(
-                    "the proxy {} answered CONNECT with a head longer than {MAX_CONNECT_REPLY} bytes",
+                    "the proxy {} answered CONNECT with something other than HTTP",
                     route.authority()
                 ),
             ));
+        };
+        if (100..200).contains(&status) {
+            reply.drain(..head_end);
+            skipped += head_end;
+            continue;
         }
-        let mut buf = [0u8; 1024];
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| ProxyError::io(route, "the reply to CONNECT could not be read", e))?;
-        if n == 0 {
-            return Err(ProxyError::new(
-                ErrorKind::Connect,
-                format!(
-                    "the proxy {} closed the connection without answering CONNECT",
-                    route.authority()
-                ),
-            ));
-        }
-        reply.extend_from_slice(&buf[..n]);
-    };
-    let Some((status, reason)) = status_line(&reply[..head_end]) else {
-        return Err(ProxyError::new(
-            ErrorKind::Connect,
-            format!(
-                "the proxy {} answered CONNECT with something other than HTTP",
-                route.authority()
-            ),
-        ));
+        break (status, reason, head_end);
     };
     match status {
         200..=299 if reply.len() > head_end => Err(ProxyError::new(
@@ -374,6 +385,62 @@ mod tests {
         ] {
             assert_eq!(status_line(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    /// A proxy on loopback that reads the CONNECT head, answers `reply` and keeps the
+    /// connection open until the client closes it; the route to it.
+    async fn scripted_proxy(reply: &'static [u8]) -> (TcpStream, ProxyRoute) {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 256];
+            while find_head_end(&head).is_none() {
+                let n = conn.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            let _ = conn.write_all(reply).await;
+            let _ = conn.read(&mut buf).await;
+        });
+        let route = ProxyRoute {
+            authority: addr.to_string(),
+            uri: format!("http://{addr}").parse().unwrap(),
+            authorization: None,
+        };
+        (TcpStream::connect(addr).await.unwrap(), route)
+    }
+
+    #[tokio::test]
+    async fn interim_replies_before_the_final_one_are_skipped() {
+        let target: http::Uri = "https://example.invalid:443/".parse().unwrap();
+        let (stream, route) = scripted_proxy(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n\
+              HTTP/1.1 200 Connection established\r\n\r\n",
+        )
+        .await;
+        assert!(tunnel(stream, &target, &route).await.is_ok());
+
+        let (stream, route) =
+            scripted_proxy(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\n\r\n").await;
+        let err = tunnel(stream, &target, &route).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect);
+        assert!(err.to_string().contains("HTTP 403 Forbidden"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn endless_interim_replies_are_bounded() {
+        let target: http::Uri = "https://example.invalid:443/".parse().unwrap();
+        let interim: &'static [u8] = b"HTTP/1.1 100 Continue\r\n\r\n"
+            .repeat(MAX_CONNECT_REPLY / 20)
+            .leak();
+        let (stream, route) = scripted_proxy(interim).await;
+        let err = tunnel(stream, &target, &route).await.unwrap_err();
+        assert!(err.to_string().contains("bytes of reply heads"), "{err}");
     }
 
     #[test]
