@@ -138,8 +138,13 @@ impl HyperTransport {
         &self,
         request: HttpRequest,
         url: &str,
-    ) -> Result<(http::response::Parts, hyper::body::Incoming)> {
+    ) -> Result<(http::response::Parts, hyper::body::Incoming, usize)> {
         let inner = &self.inner;
+        let limit = request
+            .max_response_bytes
+            .map_or(inner.max_response_bytes, |cap| {
+                cap.min(inner.max_response_bytes)
+            });
         let route = inner.proxies.route(&request.url).cloned();
         // A plain-http request goes to the proxy itself (in absolute form), which wants the
         // credentials on the request; through a tunnel they were on the CONNECT.
@@ -172,17 +177,16 @@ impl HyperTransport {
             .map_err(|e| self.request_error(e, url, route.as_deref()))?;
         let (parts, body) = response.into_parts();
         if let Some(length) = content_length(&parts.headers) {
-            if length > inner.max_response_bytes as u64 {
-                return Err(too_large(url, inner.max_response_bytes));
+            if length > limit as u64 {
+                return Err(too_large(url, limit));
             }
         }
-        Ok((parts, body))
+        Ok((parts, body, limit))
     }
 
     /// One attempt without the overall request timeout (the caller applies it).
     async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
-        let (parts, body) = self.start(request, url).await?;
-        let limit = self.inner.max_response_bytes;
+        let (parts, body, limit) = self.start(request, url).await?;
         let body = Limited::new(body, limit)
             .collect()
             .await
@@ -210,8 +214,7 @@ impl HyperTransport {
         url: &str,
         out: &mut Vec<u8>,
     ) -> Result<HttpResponse> {
-        let (parts, mut body) = self.start(request, url).await?;
-        let limit = self.inner.max_response_bytes;
+        let (parts, mut body, limit) = self.start(request, url).await?;
         if let Some(length) = content_length(&parts.headers) {
             // Room for the announced length up front (bounded by the limit, and by
             // MAX_PRESIZE: a length the body has not proven yet allocates no more than that).

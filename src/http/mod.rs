@@ -47,8 +47,10 @@ use bytes::Bytes;
 
 use crate::error::Result;
 
-/// One HTTP request, with its whole body in memory.
+/// One HTTP request, with its whole body in memory. Built with [`HttpRequest::new`], then its
+/// public fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HttpRequest {
     /// GET, POST...
     pub method: http::Method,
@@ -60,6 +62,9 @@ pub struct HttpRequest {
     pub body: Bytes,
     /// Overrides the transport's request timeout for this request.
     pub timeout: Option<Duration>,
+    /// Caps this response's body below the transport's own limit (`None`, the default: the
+    /// transport's limit). A longer body is an error, read no further than the cap.
+    pub max_response_bytes: Option<usize>,
 }
 
 impl HttpRequest {
@@ -71,6 +76,7 @@ impl HttpRequest {
             headers: http::HeaderMap::new(),
             body: Bytes::new(),
             timeout: None,
+            max_response_bytes: None,
         }
     }
 }

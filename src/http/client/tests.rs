@@ -487,6 +487,42 @@ async fn send_into_enforces_max_response_bytes_with_and_without_content_length()
 }
 
 #[tokio::test]
+async fn a_request_cap_below_the_transport_limit_applies_to_that_request_only() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n0123456789ab"[..],
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+           6\r\n012345\r\n6\r\n6789ab\r\n0\r\n\r\n"[..],
+    ] {
+        let port = raw_server(Some(reply)).await;
+        let url: http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let mut capped = get(url.clone());
+        capped.max_response_bytes = Some(8);
+        let mut body = Vec::new();
+        let err = transport()
+            .send_into(capped.clone(), &mut body)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(err.to_string().contains("limit of 8 bytes"), "{err}");
+        assert!(body.is_empty());
+        let err = transport().send(capped).await.unwrap_err();
+        assert!(err.to_string().contains("limit of 8 bytes"), "{err}");
+        transport().send_into(get(url), &mut body).await.unwrap();
+        assert_eq!(body, b"0123456789ab", "uncapped: read whole");
+        // A cap above the transport's own limit does not raise it.
+        let mut loose = get(format!("http://127.0.0.1:{port}/").parse().unwrap());
+        loose.max_response_bytes = Some(1 << 20);
+        let small = HyperTransport::new(&HttpConfig {
+            max_response_bytes: 4,
+            ..HttpConfig::default()
+        })
+        .unwrap();
+        let err = small.send(loose).await.unwrap_err();
+        assert!(err.to_string().contains("limit of 4 bytes"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn send_into_times_out_and_names_no_query_string() {
     let port = raw_server(None).await;
     let url = format!("http://127.0.0.1:{port}/file?sig=secret")

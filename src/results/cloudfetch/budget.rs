@@ -2,8 +2,10 @@
 //! their download until the consumer has handed out their last batch.
 //!
 //! A file is counted first by its link's `bytesNum` (the size as downloaded, LZ4-compressed when
-//! the result is), reserved before its download starts; once it is decoded its reservation is
-//! resized to what then stays in memory, its decoded size (the decompressed IPC stream the
+//! the result is), reserved before its download starts; once downloaded, its reservation is
+//! resized to the body's actual length (a server's `bytesNum` is not trusted further, and a body
+//! far larger than announced is refused: see [`body_cap`](super::download::body_cap)); once
+//! decoded, to what then stays in memory, its decoded size (the decompressed IPC stream the
 //! batches point into), so decoded files waiting for the consumer count too.
 //!
 //! Only the scheduler reserves, one chunk at a time in chunk order, and it waits until the bytes

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
+use super::budget::Reservation;
 use super::buffers::BufferPool;
 use super::links::{self, Chunk, LinkSource, ResultLink};
 use super::CloudFetchConfig;
@@ -19,6 +20,18 @@ use crate::http::{HttpRequest, HttpResponse, HttpTransport};
 
 /// The largest `bytesNum` taken as a buffer size hint (64 MiB).
 const MAX_SIZE_HINT: i64 = 64 << 20;
+
+/// The slack a file's body may have over twice its announced size (1 MiB).
+const BODY_SLACK: usize = 1 << 20;
+
+/// The largest body accepted for a file announced as `bytes_num` bytes: twice the announced
+/// size plus [`BODY_SLACK`]. A body larger than that is an error, read no further than the cap,
+/// so a server that understates its files cannot make downloads hold unbounded memory. `None`
+/// when the link announces no size (`bytesNum` of 0 or less): the transport's own limit applies.
+pub(crate) fn body_cap(bytes_num: i64) -> Option<usize> {
+    let announced = usize::try_from(bytes_num).ok().filter(|&n| n > 0)?;
+    Some(announced.saturating_mul(2).saturating_add(BODY_SLACK))
+}
 
 /// Downloads files; shared by every download task of one stream.
 #[derive(Debug)]
@@ -71,8 +84,14 @@ impl Downloader {
     }
 
     /// Downloads `chunk` from `link` into a buffer of the pool, healing what can be healed (see
-    /// the module docs).
-    pub(crate) async fn download(&self, chunk: Chunk, link: ResultLink) -> Result<Downloaded> {
+    /// the module docs), and resizes the chunk's `reservation` to the body's actual length: what
+    /// the file holds from now on, whatever its link announced.
+    pub(crate) async fn download(
+        &self,
+        chunk: Chunk,
+        link: ResultLink,
+        reservation: &mut Reservation,
+    ) -> Result<Downloaded> {
         // `bytesNum` sizes the buffer; it is only a hint (the reply's Content-Length decides),
         // so a server's absurd value cannot make us allocate absurdly.
         let hint = usize::try_from(link.bytes_num.clamp(0, MAX_SIZE_HINT)).unwrap_or(0);
@@ -80,6 +99,7 @@ impl Downloader {
         let result = self.download_into(chunk, link, &mut body).await;
         match result {
             Ok(mut downloaded) => {
+                reservation.resize(body.len() as u64);
                 downloaded.body = body;
                 Ok(downloaded)
             }
@@ -127,6 +147,24 @@ impl Downloader {
             attempts += 1;
             let attempt_started = Instant::now();
             let (next, error) = match self.get(&chunk, &link, body).await {
+                Ok(resp)
+                    if resp.status.is_success()
+                        && body_cap(link.bytes_num).is_some_and(|cap| body.len() > cap) =>
+                {
+                    // A transport that does not apply the request's cap: checked here too.
+                    let got = body.len();
+                    body.clear();
+                    (
+                        Next::Fail,
+                        Error::new(
+                            ErrorKind::CloudFetch,
+                            format!(
+                                "the file is {got} bytes, far more than the {} bytes its link announced",
+                                link.bytes_num
+                            ),
+                        ),
+                    )
+                }
                 Ok(resp) if resp.status.is_success() => {
                     let latency = attempt_started.elapsed();
                     self.log_download(&chunk, &link, body.len(), latency, attempts);
@@ -194,6 +232,7 @@ impl Downloader {
         })?;
         let mut request = HttpRequest::new(http::Method::GET, url);
         request.timeout = Some(self.config.download_timeout);
+        request.max_response_bytes = body_cap(link.bytes_num);
         // Only the link's own headers: a presigned URL must never see the workspace token.
         for (name, value) in link.http_headers.iter().flatten() {
             let invalid = || {

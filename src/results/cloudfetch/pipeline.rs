@@ -86,8 +86,9 @@ impl<T> fmt::Debug for Task<T> {
 #[derive(Debug)]
 struct Scheduled {
     chunk: Chunk,
-    reservation: Reservation,
-    download: Task<Result<Downloaded>>,
+    /// The download, and the chunk's reservation, resized to the body's actual length when the
+    /// download completes.
+    download: Task<Result<(Downloaded, Reservation)>>,
 }
 
 /// A chunk queued for decoding (or decoded), in row order.
@@ -355,21 +356,17 @@ async fn schedule(
         };
         let chunk = Chunk::new(index, &link);
         index += 1;
-        let reservation = budget.reserve(budget.cost_of(link.bytes_num)).await;
+        let mut reservation = budget.reserve(budget.cost_of(link.bytes_num)).await;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return; // never closed
         };
         let downloader = downloader.clone();
         let download = Task::spawn(async move {
-            let result = downloader.download(chunk, link).await;
+            let result = downloader.download(chunk, link, &mut reservation).await;
             drop(permit);
-            result
+            result.map(|downloaded| (downloaded, reservation))
         });
-        let scheduled = Scheduled {
-            chunk,
-            reservation,
-            download,
-        };
+        let scheduled = Scheduled { chunk, download };
         if out.send(Step::Item(scheduled)).is_err() {
             return;
         }
@@ -385,12 +382,8 @@ async fn order(
 ) {
     while let Some(step) = scheduled.recv().await {
         let next = match step {
-            Step::Item(Scheduled {
-                chunk,
-                reservation,
-                download,
-            }) => match download.await {
-                Ok(Ok(downloaded)) => {
+            Step::Item(Scheduled { chunk, download }) => match download.await {
+                Ok(Ok((downloaded, reservation))) => {
                     let (reply, decoded) = oneshot::channel();
                     let job = DecodeJob {
                         chunk,

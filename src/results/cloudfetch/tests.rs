@@ -739,8 +739,8 @@ async fn downloads_never_run_more_than_the_budget_ahead_of_the_consumer() {
 
 #[tokio::test]
 async fn decoded_files_waiting_for_the_consumer_count_against_the_budget() {
-    // Files announced as one byte each, so that what the budget holds beyond one byte per file
-    // is the decoded files' size. The budget is large: every file is admitted.
+    // Files announced as one byte each: once downloaded they count at their actual length, once
+    // decoded at their decoded size. The budget is large: every file is admitted.
     let (mut links, store) = result(20, 100, true);
     for l in &mut links {
         l.bytes_num = 1;
@@ -764,10 +764,14 @@ async fn decoded_files_waiting_for_the_consumer_count_against_the_budget() {
     })
     .await;
     let in_use = stream.summary().budget_in_use;
+    let waiting: u64 = (5..20)
+        .map(|n| store.files.lock().unwrap()[&format!("/file{n}")].len() as u64)
+        .sum();
     assert_eq!(
         in_use,
-        5 * decoded_bytes + 15,
-        "five decoded files of {decoded_bytes} bytes and fifteen of one byte"
+        5 * decoded_bytes + waiting,
+        "five decoded files of {decoded_bytes} bytes, and fifteen downloaded ones at their \
+         actual length (not the one byte announced)"
     );
     let (rows, error) = read_all(&mut stream).await;
     assert!(error.is_none(), "{error:?}");
@@ -1007,4 +1011,55 @@ async fn batches_outlive_the_stream() {
     drop(stream);
     assert_eq!(ids(&first), range(40));
     assert_eq!(first.column(0).null_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Announced and actual sizes
+
+#[tokio::test]
+async fn a_body_far_larger_than_its_link_announced_is_an_error_naming_the_chunk() {
+    let (mut links, store) = result(2, 100, true);
+    links[1].bytes_num = 10;
+    store.put(1, Bytes::from(vec![0u8; 2 << 20]));
+    let source = FakeLinks::new(links.clone(), 10);
+    let mut stream = start(config(), &store, &source, links, false, true);
+    let (ids, err) = read_all(&mut stream).await;
+    assert_eq!(ids, range(100), "the rows before it are delivered");
+    let err = err.expect("an error");
+    assert_eq!(err.kind(), ErrorKind::CloudFetch, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("chunk 1"), "{text}");
+    assert!(
+        text.contains("than the 10 bytes its link announced"),
+        "{text}"
+    );
+    assert!(!text.contains("secret"), "{text}");
+    assert_eq!(store.requests_for(1).len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_downloaded_file_holds_its_actual_length_in_the_budget_not_its_announced_one() {
+    use super::budget::ByteBudget;
+    use super::download::Downloader;
+    use super::links::Chunk;
+
+    let (mut links, store) = result(1, 2_000, false);
+    links[0].bytes_num = 1;
+    let file_len = store.files.lock().unwrap()["/file0"].len() as u64;
+    assert!(file_len > 10_000);
+    let source = FakeLinks::new(links.clone(), 10);
+    let downloader = Downloader::new(store.clone(), source, config(), BufferPool::new(64 << 20));
+    let budget = ByteBudget::new(1 << 20);
+    let mut reservation = budget.reserve(budget.cost_of(links[0].bytes_num)).await;
+    assert_eq!(budget.in_use(), 1);
+    let downloaded = downloader
+        .download(Chunk::new(0, &links[0]), links[0].clone(), &mut reservation)
+        .await
+        .expect("download");
+    assert_eq!(downloaded.body.len() as u64, file_len);
+    assert_eq!(
+        budget.in_use(),
+        file_len,
+        "resized when the download completed"
+    );
 }
