@@ -206,7 +206,10 @@ pub(crate) fn all_files(files: &ResultFiles) -> Result<Vec<Bytes>> {
 /// one buffer, Arrow IPC decoded over it without copying), on the calling thread.
 pub(crate) fn decode_file(file: &Bytes, lz4: bool) -> Result<Vec<arrow_array::RecordBatch>> {
     let data = if lz4 {
-        Bytes::from(crate::results::lz4::decompress_frame_to_vec(file)?)
+        Bytes::from(crate::results::lz4::decompress_frame_to_vec(
+            file,
+            usize::MAX,
+        )?)
     } else {
         file.clone()
     };
@@ -437,7 +440,7 @@ mod tests {
 
     fn read(bytes: &[u8], lz4: bool) -> Result<Vec<arrow_array::RecordBatch>> {
         let plain = if lz4 {
-            crate::results::lz4::decompress_frame_to_vec(bytes)?
+            crate::results::lz4::decompress_frame_to_vec(bytes, usize::MAX)?
         } else {
             bytes.to_vec()
         };

@@ -58,14 +58,15 @@ impl ArrowBatchDecoder {
     ) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::with_capacity(batches.len());
         for (index, batch) in batches.into_iter().enumerate() {
-            let data =
-                if self.lz4_compressed {
-                    Buffer::from_vec(lz4::decompress_frame_to_vec(&batch.batch).map_err(|e| {
-                        Error::decode(format!("Arrow batch {index}: {}", e.message()))
-                    })?)
-                } else {
-                    Buffer::from_vec(batch.batch)
-                };
+            let data = if self.lz4_compressed {
+                Buffer::from_vec(
+                    lz4::decompress_frame_to_vec(&batch.batch, lz4::MAX_DECOMPRESSED).map_err(
+                        |e| Error::decode(format!("Arrow batch {index}: {}", e.message())),
+                    )?,
+                )
+            } else {
+                Buffer::from_vec(batch.batch)
+            };
             self.decode_messages(data, batch.row_count, Source::Batch(index), &mut out)?;
         }
         Ok(out)

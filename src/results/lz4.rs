@@ -34,14 +34,18 @@ const BLOCK_UNCOMPRESSED_BIT: u32 = 0x8000_0000;
 const WINDOW: usize = 64 * 1024;
 /// No LZ4 block decompresses to more than 255 bytes per input byte.
 const MAX_EXPANSION: usize = 255;
+/// The cap on what one compressed Arrow batch or file may decompress to, unless a larger byte
+/// budget raises it (CloudFetch): 1 GiB, the transport's default limit on one response.
+pub(crate) const MAX_DECOMPRESSED: usize = 1 << 30;
 
 /// Decompresses the LZ4 frame (or concatenated frames) in `input` into `out`, replacing its
-/// contents.
+/// contents. Frames whose declared content (or, without a declared size, whose blocks at their
+/// fullest) would take more than `max_output` bytes are an error before anything is allocated.
 ///
 /// `out`'s memory is reused: keep the same `Vec` between calls (without clearing it) and no new
 /// allocation or zeroing is needed once it is large enough. On error `out` is left empty.
-pub(crate) fn decompress_frame(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let result = decompress_frame_inner(input, out);
+pub(crate) fn decompress_frame(input: &[u8], out: &mut Vec<u8>, max_output: usize) -> Result<()> {
+    let result = decompress_frame_inner(input, out, max_output);
     if result.is_err() {
         out.clear();
     }
@@ -49,10 +53,11 @@ pub(crate) fn decompress_frame(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
 }
 
 /// Decompresses the LZ4 frame (or concatenated frames) in `input` into a new buffer of just
-/// the right size (Arrow arrays decoded from it keep the whole allocation alive).
-pub(crate) fn decompress_frame_to_vec(input: &[u8]) -> Result<Vec<u8>> {
+/// the right size (Arrow arrays decoded from it keep the whole allocation alive), of at most
+/// `max_output` bytes (see [`decompress_frame`]).
+pub(crate) fn decompress_frame_to_vec(input: &[u8], max_output: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    decompress_frame(input, &mut out)?;
+    decompress_frame(input, &mut out, max_output)?;
     // Without a declared content size the buffer was sized for full last blocks; give the
     // unused tail back (for large buffers the allocator shrinks in place, without a copy).
     if out.capacity() - out.len() > out.len() / 32 {
@@ -83,31 +88,34 @@ pub(crate) fn compress_frame(data: &[u8]) -> Vec<u8> {
 }
 
 /// How many bytes of output [`decompress_frame`] needs for `input`: the declared content sizes,
-/// or full blocks where a frame declares none. Checks the frames' structure, not their blocks'
-/// contents.
-pub(crate) fn decompressed_bound(input: &[u8]) -> Result<usize> {
+/// or full blocks where a frame declares none; an error past `max_output`. Checks the frames'
+/// structure, not their blocks' contents.
+pub(crate) fn decompressed_bound(input: &[u8], max_output: usize) -> Result<usize> {
     if input.is_empty() {
         return Err(Error::decode("LZ4 data is empty: expected an LZ4 frame"));
     }
-    output_bound(&parse_frames(input)?)
+    output_bound(&parse_frames(input)?, max_output)
 }
 
-fn output_bound(frames: &[Frame<'_>]) -> Result<usize> {
+fn output_bound(frames: &[Frame<'_>], max_output: usize) -> Result<usize> {
     let mut capacity = 0usize;
     for frame in frames {
-        capacity = capacity
-            .checked_add(frame.out_bound)
-            .ok_or_else(|| Error::decode("LZ4 frames declare more content than fits in memory"))?;
+        capacity = capacity.saturating_add(frame.out_bound);
+        if capacity > max_output {
+            return Err(Error::decode(format!(
+                "LZ4 data would decompress to more than the cap of {max_output} bytes"
+            )));
+        }
     }
     Ok(capacity)
 }
 
-fn decompress_frame_inner(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+fn decompress_frame_inner(input: &[u8], out: &mut Vec<u8>, max_output: usize) -> Result<()> {
     if input.is_empty() {
         return Err(Error::decode("LZ4 data is empty: expected an LZ4 frame"));
     }
     let frames = parse_frames(input)?;
-    let capacity = output_bound(&frames)?;
+    let capacity = output_bound(&frames, max_output)?;
     prepare_output(out, capacity);
 
     let mut pos = 0;
@@ -398,6 +406,36 @@ mod tests {
     use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
     use std::io::{Read, Write};
 
+    /// Decompresses with no cap on the output.
+    fn to_vec(input: &[u8]) -> Result<Vec<u8>> {
+        decompress_frame_to_vec(input, usize::MAX)
+    }
+
+    #[test]
+    fn output_past_the_cap_is_an_error_before_any_allocation() {
+        let data = vec![7u8; 100_000];
+        for content_size in [None, Some(data.len() as u64)] {
+            let info = FrameInfo::new().content_size(content_size);
+            let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(&data).unwrap();
+            let frame = encoder.finish().unwrap();
+            let bound = decompressed_bound(&frame, usize::MAX).unwrap();
+            assert!(bound >= data.len());
+            let err = decompress_frame_to_vec(&frame, bound - 1).expect_err("past the cap");
+            assert_eq!(err.kind(), ErrorKind::Decode);
+            assert!(
+                err.to_string()
+                    .contains(&format!("cap of {} bytes", bound - 1)),
+                "{err}"
+            );
+            assert!(decompressed_bound(&frame, bound - 1).is_err());
+            let mut out = Vec::new();
+            assert!(decompress_frame(&frame, &mut out, bound - 1).is_err());
+            assert_eq!(out.capacity(), 0, "nothing allocated");
+            assert_eq!(decompress_frame_to_vec(&frame, bound).unwrap(), data);
+        }
+    }
+
     /// Data that compresses somewhat but not trivially: a counter mixed with a cheap PRNG.
     fn sample(len: usize) -> Vec<u8> {
         let mut x: u32 = 0x9E37_79B9;
@@ -441,7 +479,7 @@ mod tests {
     }
 
     fn assert_decode_error(input: &[u8], needle: &str) {
-        let err = decompress_frame_to_vec(input).expect_err("corrupt input must fail");
+        let err = to_vec(input).expect_err("corrupt input must fail");
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(
             err.to_string().contains(needle),
@@ -454,7 +492,7 @@ mod tests {
         for len in [0, 1, 17, 1000, 65_536, 65_537, 3 * 1024 * 1024] {
             let data = sample(len);
             let frame = compress_frame(&data);
-            assert_same(&decompress_frame_to_vec(&frame).unwrap(), &data);
+            assert_same(&to_vec(&frame).unwrap(), &data);
         }
     }
 
@@ -462,7 +500,7 @@ mod tests {
     fn decodes_multi_block_frames_larger_than_four_mib() {
         let data = sample(9 * 1024 * 1024 + 123);
         let frame = compress_frame(&data);
-        assert_same(&decompress_frame_to_vec(&frame).unwrap(), &data);
+        assert_same(&to_vec(&frame).unwrap(), &data);
     }
 
     #[test]
@@ -479,7 +517,7 @@ mod tests {
                             .content_checksum(checksums)
                             .content_size(content_size);
                         let frame = encode_with(info, &data);
-                        let ours = decompress_frame_to_vec(&frame).unwrap();
+                        let ours = to_vec(&frame).unwrap();
                         assert_same(&ours, &frame_decoder(&frame));
                         assert_same(&ours, &data);
                     }
@@ -502,7 +540,7 @@ mod tests {
             linked.len() < independent.len(),
             "the test data must use links"
         );
-        assert_same(&decompress_frame_to_vec(&linked).unwrap(), &data);
+        assert_same(&to_vec(&linked).unwrap(), &data);
     }
 
     #[test]
@@ -527,7 +565,7 @@ mod tests {
             0,
             "expected a raw block"
         );
-        assert_same(&decompress_frame_to_vec(&frame).unwrap(), &data);
+        assert_same(&to_vec(&frame).unwrap(), &data);
     }
 
     #[test]
@@ -540,13 +578,13 @@ mod tests {
         input.extend_from_slice(&compress_frame(&b));
         let mut expected = a.clone();
         expected.extend_from_slice(&b);
-        assert_same(&decompress_frame_to_vec(&input).unwrap(), &expected);
+        assert_same(&to_vec(&input).unwrap(), &expected);
 
         // lz4_flex's FrameDecoder stops after the first frame; the LZ4 frame format (and the
         // `lz4` tool) decode concatenated frames as the concatenation of their contents.
         let mut plain = compress_frame(&a);
         plain.extend_from_slice(&compress_frame(&b));
-        assert_same(&decompress_frame_to_vec(&plain).unwrap(), &expected);
+        assert_same(&to_vec(&plain).unwrap(), &expected);
         assert_same(&frame_decoder(&plain), &a);
     }
 
@@ -554,12 +592,12 @@ mod tests {
     fn reuses_the_callers_buffer_and_replaces_its_contents() {
         let (big, small) = (sample(2_000_000), sample(10));
         let mut out = vec![7u8; 3];
-        decompress_frame(&compress_frame(&big), &mut out).unwrap();
+        decompress_frame(&compress_frame(&big), &mut out, usize::MAX).unwrap();
         assert_same(&out, &big);
         let ptr = out.as_ptr();
-        decompress_frame(&compress_frame(&small), &mut out).unwrap();
+        decompress_frame(&compress_frame(&small), &mut out, usize::MAX).unwrap();
         assert_eq!(out, small);
-        decompress_frame(&compress_frame(&big), &mut out).unwrap();
+        decompress_frame(&compress_frame(&big), &mut out, usize::MAX).unwrap();
         assert_same(&out, &big);
         assert_eq!(out.as_ptr(), ptr, "the buffer was reallocated");
     }
@@ -584,7 +622,7 @@ mod tests {
             .step_by(97)
             .chain([frame.len() - 1, frame.len() - 4])
         {
-            let err = decompress_frame_to_vec(&frame[..cut]).expect_err("truncated");
+            let err = to_vec(&frame[..cut]).expect_err("truncated");
             assert_eq!(err.kind(), ErrorKind::Decode, "cut at {cut}");
         }
         assert_decode_error(&frame[..frame.len() - 2], "truncated");
@@ -608,7 +646,7 @@ mod tests {
                 bad[at] ^= 1 << (x % 8);
                 // Without checksums a flipped literal can decode to other bytes: fine, as long
                 // as nothing panics. With checksums every flip must be caught.
-                match decompress_frame_to_vec(&bad) {
+                match to_vec(&bad) {
                     Ok(out) => assert!(!checksums || out == data, "flip at {at} went unnoticed"),
                     Err(e) => assert_eq!(e.kind(), ErrorKind::Decode),
                 }
@@ -637,7 +675,7 @@ mod tests {
         let data = sample(10_000);
         let info = FrameInfo::new().content_size(Some(data.len() as u64));
         let honest = encode_with(info, &data);
-        assert_same(&decompress_frame_to_vec(&honest).unwrap(), &data);
+        assert_same(&to_vec(&honest).unwrap(), &data);
 
         // Rewrite the declared size (bytes 6..14) and the header checksum after it.
         let lie = |size: u64| {

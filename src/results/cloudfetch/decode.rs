@@ -65,6 +65,8 @@ pub(crate) struct DecodeContext {
     /// The pool downloaded bodies and decompressed files come from: an LZ4 body goes back once
     /// decompressed, a file's data once its batches are dropped.
     pub buffers: Arc<BufferPool>,
+    /// The most one LZ4 file may decompress to (see [`CloudFetchConfig::max_buffered_bytes`]).
+    pub max_decompressed: usize,
 }
 
 /// The decode threads of one stream. Dropping the pool lets the threads finish the file in hand
@@ -223,14 +225,14 @@ impl Worker {
                     e.message()
                 ))
             };
-            let mut out = match decompressed_bound(&body) {
+            let mut out = match decompressed_bound(&body, context.max_decompressed) {
                 Ok(bound) => context.buffers.take(bound),
                 Err(e) => {
                     context.buffers.put(body);
                     return Err(not_lz4(e));
                 }
             };
-            let decompressed = decompress_frame(&body, &mut out);
+            let decompressed = decompress_frame(&body, &mut out, context.max_decompressed);
             context.buffers.put(body);
             if let Err(e) = decompressed {
                 context.buffers.put(out);

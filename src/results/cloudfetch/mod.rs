@@ -54,9 +54,11 @@ pub struct CloudFetchConfig {
     pub max_concurrent_downloads: usize,
     /// Byte budget over the files held from the start of their download until their last batch
     /// is handed out: a file counts at its link's `bytesNum` (the size as downloaded,
-    /// LZ4-compressed when the result is) while it downloads and waits to be decoded, then at its
-    /// decoded size (the Arrow data its batches hold) once decoded. A new download starts only
-    /// when its `bytesNum` fits beside what is held. Decoding never waits for room, so the budget
+    /// LZ4-compressed when the result is) while it downloads, at its body's actual length once
+    /// downloaded (a body larger than twice its `bytesNum` plus 1 MiB is an error), then at its
+    /// decoded size (the Arrow data its batches hold) once decoded. One file may decompress to
+    /// at most this budget or 1 GiB, whichever is larger; more is an error before anything is
+    /// allocated. A new download starts only when its `bytesNum` fits beside what is held. Decoding never waits for room, so the budget
     /// may be exceeded by the growth of files already admitted (a few files of the decode-ahead
     /// window); no new download starts until the consumer brings it back under. The client's
     /// memory is this budget plus what it does not count: the batches the caller still holds,
@@ -125,6 +127,15 @@ impl Default for CloudFetchConfig {
             slow_download_mbps: 1.0,
             decode_threads: 2,
         }
+    }
+}
+
+impl CloudFetchConfig {
+    /// The most one LZ4 file may decompress to: the byte budget, or 1 GiB if that is larger.
+    pub(crate) fn max_decompressed_file_bytes(&self) -> usize {
+        usize::try_from(self.max_buffered_bytes)
+            .unwrap_or(usize::MAX)
+            .max(crate::results::lz4::MAX_DECOMPRESSED)
     }
 }
 

@@ -164,6 +164,7 @@ impl Pipeline {
                 observer,
                 summary: summary.clone(),
                 buffers: buffers.clone(),
+                max_decompressed: config.max_decompressed_file_bytes(),
             },
         )?;
         #[cfg(test)]
