@@ -40,6 +40,7 @@ mod session;
 mod settings;
 pub mod telemetry;
 pub(crate) mod thrift;
+mod time;
 
 pub use client::{ClientBuilder, DBSQLClient};
 pub use config::{ClientConfig, ExecuteOptions, SessionOptions};

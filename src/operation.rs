@@ -293,7 +293,7 @@ impl Operation {
             .as_ref()
             .map(|d| d.close_operation.is_some())
             .unwrap_or(false);
-        let deadline = options.query_timeout.map(|t| Instant::now() + t);
+        let deadline = options.query_timeout.map(crate::time::from_now);
         tracing::debug!(statement_id = %id, session_id = %session.id, direct = direct.is_some(), "statement accepted");
         let shared = Arc::new(OpShared {
             rpc: session.client.rpc.clone(),
@@ -407,7 +407,7 @@ impl Operation {
             }
             // Not done: wait, but wake at once on cancel or at the deadline.
             let sleep_until = {
-                let next = Instant::now() + interval;
+                let next = crate::time::from_now(interval);
                 match self.deadline {
                     Some(d) if d < next => d,
                     _ => next,

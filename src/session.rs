@@ -244,7 +244,7 @@ impl Session {
             conf_overlay,
             Some(true),
             opts.query_timeout.map(|t| {
-                let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+                let secs = t.as_secs().saturating_add(u64::from(t.subsec_nanos() > 0));
                 i64::try_from(secs).unwrap_or(i64::MAX)
             }),
             None,

@@ -207,7 +207,10 @@ impl<S: TokenSource> CachedToken<S> {
                 let (refresh_at, expires_at) = match token.expires_in {
                     Some(lifetime) => {
                         let margin = self.margin.min(lifetime / 4);
-                        (Some(now + lifetime - margin), Some(now + lifetime))
+                        (
+                            Some(crate::time::after(now, lifetime - margin)),
+                            Some(crate::time::after(now, lifetime)),
+                        )
                     }
                     None => (None, None),
                 };

@@ -760,8 +760,10 @@ impl CacheEntry {
     /// The cached access token when it is valid for more than `margin` at `now`.
     fn valid_access_token(&self, now: SystemTime, margin: Duration) -> Option<AccessToken> {
         let token = self.access_token.as_ref()?;
-        let expires = UNIX_EPOCH + Duration::from_secs(self.expires_at_unix?);
-        let left = expires.duration_since(now).ok()?;
+        // In whole seconds from the Unix epoch: no clock arithmetic that a large stored value
+        // could overflow.
+        let now_unix = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let left = Duration::from_secs(self.expires_at_unix?.checked_sub(now_unix)?);
         (left > margin).then(|| AccessToken::new(token.clone(), Some(left)))
     }
 }
@@ -851,6 +853,21 @@ mod tests {
             std::process::id(),
             random_text(6).expect("random")
         ))
+    }
+
+    #[test]
+    fn a_cached_expiry_too_far_ahead_for_the_clock_is_taken_as_far_ahead() {
+        let entry = CacheEntry {
+            access_token: Some("a".into()),
+            expires_at_unix: Some(u64::MAX),
+            refresh_token: None,
+        };
+        let token = entry
+            .valid_access_token(SystemTime::now(), Duration::from_secs(60))
+            .expect("valid");
+        assert!(token
+            .expires_in()
+            .is_some_and(|d| d > Duration::from_secs(86_400 * 365)));
     }
 
     fn entry(refresh: &str) -> CacheEntry {

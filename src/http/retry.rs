@@ -135,7 +135,7 @@ impl RetryPolicy {
         mut call: Call<'_, '_>,
     ) -> Result<HttpResponse> {
         let started = Instant::now();
-        let deadline = started + self.overall_timeout;
+        let deadline = crate::time::after(started, self.overall_timeout);
         let mut max_attempts = self.max_attempts.max(1);
         let mut jitter = Jitter::new();
         let backoff = self.backoff();
@@ -220,7 +220,7 @@ impl RetryPolicy {
             } else {
                 backoff.delay_or(attempt, failure.retry_after(), &mut jitter)
             };
-            if Instant::now() + wait > deadline {
+            if crate::time::from_now(wait) > deadline {
                 return give_up(
                     failure,
                     format!(

@@ -194,7 +194,8 @@ impl OAuthState {
         let token = random_token()?;
         let lifetime = self.settings.token_lifetime;
         self.access_tokens.retain(|_, expires| now < *expires);
-        self.access_tokens.insert(token.clone(), now + lifetime);
+        let expires = crate::time::after(tokio::time::Instant::from_std(now), lifetime).into_std();
+        self.access_tokens.insert(token.clone(), expires);
         Ok((token, lifetime.as_secs().max(1)))
     }
 

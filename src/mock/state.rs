@@ -311,7 +311,7 @@ impl Operation {
             Some(t) if t < self.run_time => t,
             _ => self.run_time,
         };
-        self.started + run
+        crate::time::after(self.started, run)
     }
 
     /// For a synchronous execution: skip the polls, so only time decides the state.

@@ -381,7 +381,7 @@ impl MetricsAggregator {
             biased;
             enabled = &mut first_lookup => (enabled, None),
             _ = &mut shutdown => {
-                let deadline = Instant::now() + self.close_timeout;
+                let deadline = crate::time::from_now(self.close_timeout);
                 let enabled = tokio::time::timeout_at(deadline, &mut first_lookup)
                     .await
                     .unwrap_or(false);
@@ -404,7 +404,8 @@ impl MetricsAggregator {
                 )
                 .await;
             enabled = now_enabled;
-            deadline = Some(stopped_at.unwrap_or_else(|| Instant::now() + self.close_timeout));
+            deadline =
+                Some(stopped_at.unwrap_or_else(|| crate::time::from_now(self.close_timeout)));
         }
         gate.close();
         events.close();
@@ -414,7 +415,7 @@ impl MetricsAggregator {
         while let Ok(event) = events.try_recv() {
             self.process(event);
         }
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.close_timeout);
+        let deadline = deadline.unwrap_or_else(|| crate::time::from_now(self.close_timeout));
         if tokio::time::timeout_at(deadline, self.flush(sink.as_ref()))
             .await
             .is_err()
@@ -438,8 +439,10 @@ impl MetricsAggregator {
         gate: &EmitGate,
         mut enabled: bool,
     ) -> (bool, Option<Instant>) {
-        let mut ticker =
-            tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
+        let mut ticker = tokio::time::interval_at(
+            crate::time::from_now(self.flush_interval),
+            self.flush_interval,
+        );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let wake = events.wake();
         let close_timeout = self.close_timeout;
@@ -456,7 +459,7 @@ impl MetricsAggregator {
                 tokio::select! {
                     biased;
                     _ = &mut *shutdown => {
-                        let deadline = Instant::now() + close_timeout;
+                        let deadline = crate::time::from_now(close_timeout);
                         let gone = tokio::time::timeout_at(deadline, &mut work)
                             .await
                             .unwrap_or(false);

@@ -121,7 +121,7 @@ impl FeatureFlagCache {
         let (enabled, ttl) = fetch(ctx).await;
         *cached = Some(CachedFlag {
             enabled,
-            expires_at: Instant::now() + ttl,
+            expires_at: crate::time::from_now(ttl),
         });
         enabled
     }
