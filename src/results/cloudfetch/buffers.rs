@@ -15,12 +15,19 @@
 //! The pool belongs to the client (one for all its results, so the next result starts with warm
 //! buffers) and keeps at most a fixed number of idle bytes; what goes beyond is freed, smallest
 //! buffers first. Buffers are matched by size, so the downloaded bodies and the (larger) decoded
-//! files each reuse buffers of their own size.
+//! files each reuse buffers of their own size. When no buffer has been taken or given back for
+//! [`IDLE_TRIM_AFTER`], every idle buffer is freed: a long-lived client that has stopped reading
+//! large results does not keep their memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
+
+/// How long the pool's idle buffers are kept without any buffer taken or given back: 60 s.
+pub(crate) const IDLE_TRIM_AFTER: Duration = Duration::from_secs(60);
 
 /// Idle buffers ready for the next file, of whatever sizes the files needed.
 #[derive(Debug)]
@@ -30,12 +37,19 @@ pub(crate) struct BufferPool {
     max_idle_bytes: usize,
     /// Buffers allocated because no idle one fitted.
     allocated: AtomicU64,
+    /// The runtime the trimming timer runs on: the first one a buffer was taken on (buffers
+    /// come back from decode threads, outside any runtime).
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 #[derive(Debug, Default)]
 struct Idle {
     buffers: Vec<Vec<u8>>,
     bytes: usize,
+    /// The last take or put.
+    last_used: Option<Instant>,
+    /// Whether a timer waits to free the idle buffers once the pool has been unused long enough.
+    trim_scheduled: bool,
 }
 
 impl Idle {
@@ -61,6 +75,7 @@ impl BufferPool {
             idle: Mutex::new(Idle::default()),
             max_idle_bytes,
             allocated: AtomicU64::new(0),
+            runtime: OnceLock::new(),
         })
     }
 
@@ -74,8 +89,14 @@ impl BufferPool {
     /// decoded file's larger buffer, which would only make the pool grow), or else a new one of
     /// `need`'s size class. Its contents are stale: callers overwrite them.
     pub(crate) fn take(&self, need: usize) -> Vec<u8> {
+        if self.runtime.get().is_none() {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let _ = self.runtime.set(handle);
+            }
+        }
         let class = size_class(need);
         let mut idle = self.idle();
+        idle.last_used = Some(Instant::now());
         let fits = idle
             .buffers
             .iter()
@@ -93,7 +114,7 @@ impl BufferPool {
 
     /// Gives `buf` back for reuse; when that would keep more than the limit idle, the smallest
     /// idle buffers are freed first.
-    pub(crate) fn put(&self, buf: Vec<u8>) {
+    pub(crate) fn put(self: &Arc<Self>, buf: Vec<u8>) {
         if buf.capacity() == 0 || buf.capacity() > self.max_idle_bytes {
             return;
         }
@@ -101,6 +122,10 @@ impl BufferPool {
         let mut idle = self.idle();
         idle.bytes += buf.capacity();
         idle.buffers.push(buf);
+        idle.last_used = Some(Instant::now());
+        if !idle.trim_scheduled {
+            idle.trim_scheduled = self.schedule_trim();
+        }
         while idle.bytes > self.max_idle_bytes {
             let smallest = idle
                 .buffers
@@ -115,6 +140,42 @@ impl BufferPool {
         }
         drop(idle);
         drop(freed); // freed outside the lock
+    }
+
+    /// Starts the timer that frees every idle buffer once the pool has been unused for
+    /// [`IDLE_TRIM_AFTER`]; false when no runtime is known to run it on. The timer holds the
+    /// pool weakly: a dropped pool ends it.
+    fn schedule_trim(self: &Arc<Self>) -> bool {
+        let Some(runtime) = self.runtime.get() else {
+            return false;
+        };
+        let pool = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let due = {
+                    let Some(pool) = pool.upgrade() else { return };
+                    let idle = pool.idle();
+                    let last = idle.last_used.unwrap_or_else(Instant::now);
+                    crate::time::after(last, IDLE_TRIM_AFTER)
+                };
+                tokio::time::sleep_until(due).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle();
+                let unused_since = idle.last_used.unwrap_or_else(Instant::now);
+                if crate::time::after(unused_since, IDLE_TRIM_AFTER) <= Instant::now() {
+                    let freed = std::mem::take(&mut idle.buffers);
+                    idle.bytes = 0;
+                    idle.trim_scheduled = false;
+                    drop(idle);
+                    tracing::debug!(
+                        buffers = freed.len(),
+                        "CloudFetch buffer pool unused: idle buffers freed"
+                    );
+                    return;
+                }
+            }
+        });
+        true
     }
 
     /// How many buffers [`take`](Self::take) has allocated (found no idle one that fitted).
@@ -232,6 +293,28 @@ mod tests {
         assert_eq!(&slice[..], b"world");
         drop(slice);
         assert_eq!(pool.idle_stats(), (1, 64));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_buffers_are_freed_once_the_pool_is_unused_for_a_minute() {
+        let pool = BufferPool::new(1 << 20);
+        let buf = pool.take(1000);
+        pool.put(buf);
+        assert_eq!(pool.idle_stats().0, 1);
+        tokio::time::sleep(IDLE_TRIM_AFTER - Duration::from_secs(1)).await;
+        assert_eq!(pool.idle_stats().0, 1, "not yet");
+        // Used again: the minute starts over.
+        let buf = pool.take(1000);
+        pool.put(buf);
+        tokio::time::sleep(IDLE_TRIM_AFTER / 2).await;
+        assert_eq!(pool.idle_stats().0, 1, "used half a minute ago");
+        tokio::time::sleep(IDLE_TRIM_AFTER / 2 + Duration::from_secs(1)).await;
+        assert_eq!(pool.idle_stats(), (0, 0), "unused for a minute: freed");
+        // And it keeps working: the next buffer given back starts a new timer.
+        let buf = pool.take(1000);
+        pool.put(buf);
+        tokio::time::sleep(IDLE_TRIM_AFTER + Duration::from_secs(1)).await;
+        assert_eq!(pool.idle_stats(), (0, 0));
     }
 
     #[test]

@@ -65,8 +65,8 @@ pub struct CloudFetchConfig {
     /// buffers in flight in the HTTP stack, and the file buffers the client keeps for reuse.
     /// Files are downloaded and decompressed into buffers recycled from one pool per client,
     /// reused by its next results too (so no large allocation happens once it is warm); it keeps
-    /// idle buffers of at most twice this many bytes, freed once the client and every session
-    /// and operation of it are dropped.
+    /// idle buffers of at most twice this many bytes, freed after 60 s without CloudFetch
+    /// activity, or once the client and every session and operation of it are dropped.
     /// Default 48 MiB: room for six concurrent downloads of files up to 8 MB. Measured with
     /// `cargo bench --bench cloudfetch` on loopback, where downloads outrun decoding and the budget
     /// fills (10M rows, 100 LZ4 files of 2.1 MB, 3.8 MB decoded): peak client RSS about 105 MB
