@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio_util::task::TaskTracker;
+
 use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::settings::{
@@ -145,7 +147,14 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Sessions opened by this client and not yet closed, by id: `close()` closes them.
     open_sessions: Mutex<HashMap<String, Weak<SessionInner>>>,
+    /// The closes started in the background when a session or operation is dropped without
+    /// being closed: `close()` waits for them, within [`DROPPED_CLOSE_WAIT`].
+    pub(crate) background: TaskTracker,
 }
+
+/// How long [`DBSQLClient::close`] waits for the background closes of dropped sessions and
+/// operations: 5 s.
+const DROPPED_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 impl ClientInner {
     pub(crate) fn register_session(&self, id: &str, session: Weak<SessionInner>) {
@@ -201,10 +210,12 @@ impl DBSQLClient {
         Session::open(self.inner.clone(), options).await
     }
 
-    /// Close every session this client opened that is still open, then the client itself:
-    /// its reference on the host's telemetry is released, and when it was the host's last
-    /// client the pending telemetry is sent, waiting at most its `close_timeout` (2 s by
-    /// default). Bounded in time: each CloseSession goes through the retry policy.
+    /// Close every session this client opened that is still open, wait (at most 5 s) for the
+    /// closes started in the background for sessions and operations dropped without
+    /// [`close`](Session::close), then close the client itself: its reference on the host's
+    /// telemetry is released, and when it was the host's last client the pending telemetry is
+    /// sent, waiting at most its `close_timeout` (2 s by default). Bounded in time: each
+    /// CloseSession goes through the retry policy.
     pub async fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -223,6 +234,17 @@ impl DBSQLClient {
                 tracing::debug!(session_id = %id, error = %e, "closing a session at client close failed");
                 first_error.get_or_insert(e.with_session_id(id));
             }
+        }
+        let background = &self.inner.background;
+        background.close();
+        if tokio::time::timeout(DROPPED_CLOSE_WAIT, background.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                pending = background.len(),
+                "closes of dropped sessions and operations still running at client close"
+            );
         }
         self.inner.telemetry.close().await;
         match first_error {
@@ -887,6 +909,7 @@ impl ClientBuilder {
                 telemetry,
                 closed: AtomicBool::new(false),
                 open_sessions: Mutex::new(HashMap::new()),
+                background: TaskTracker::new(),
             }),
         })
     }

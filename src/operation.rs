@@ -922,11 +922,12 @@ impl Drop for Operation {
         let shared = self.shared.clone();
         // Keep the session alive until the operation is closed.
         let session = self.session.clone();
-        runtime.spawn(async move {
+        let background = session.client.background.clone();
+        background.spawn_on(async move {
             if let Err(e) = close_operation(&shared).await {
                 tracing::debug!(statement_id = %shared.id, error = %e, "background close of a dropped operation failed");
             }
             drop(session);
-        });
+        }, &runtime);
     }
 }

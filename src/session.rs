@@ -641,10 +641,10 @@ impl Drop for SessionInner {
         let handle = self.handle.clone();
         let id = self.id.clone();
         let emitter = self.emitter.clone();
-        runtime.spawn(async move {
+        self.client.background.spawn_on(async move {
             if let Err(e) = close_session_handle(&rpc, handle, &emitter, &id).await {
                 tracing::debug!(session_id = %id, error = %e, "background close of a dropped session failed");
             }
-        });
+        }, &runtime);
     }
 }

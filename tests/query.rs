@@ -302,6 +302,47 @@ async fn dropping_without_close_closes_on_the_server() {
 }
 
 #[tokio::test]
+async fn client_close_waits_for_the_close_of_a_dropped_session() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    // The server takes its time with the close started by the drop.
+    mock.inject(
+        databricks_sql::mock::Fault::delay(Duration::from_millis(300))
+            .on("CloseSession")
+            .times(1),
+    );
+    drop(session);
+    client.close().await.unwrap();
+    assert_eq!(mock.open_sessions(), 0, "closed before client.close() returned");
+}
+
+#[tokio::test]
+async fn client_close_waits_for_the_close_of_a_dropped_operation() {
+    let (mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let op = session
+        .execute_statement_with(
+            "SELECT * FROM range(10)",
+            ExecuteOptions::new().direct_results(false),
+        )
+        .await
+        .unwrap();
+    mock.inject(
+        databricks_sql::mock::Fault::delay(Duration::from_millis(300))
+            .on("CloseOperation")
+            .times(1),
+    );
+    drop(op);
+    client.close().await.unwrap();
+    assert_eq!(
+        mock.handled_count("CloseOperation"),
+        1,
+        "the dropped operation's close ran before client.close() returned"
+    );
+    drop(session);
+}
+
+#[tokio::test]
 async fn client_close_closes_open_sessions() {
     let (mock, client) = client().await;
     let _s1 = client.open_session().await.unwrap();
