@@ -212,8 +212,8 @@ impl DBSQLClient {
 
     /// Close every session this client opened that is still open, wait (at most 5 s) for the
     /// closes started in the background for sessions and operations dropped without
-    /// [`close`](Session::close), then close the client itself: its reference on the host's
-    /// telemetry is released, and when it was the host's last client the pending telemetry is
+    /// [`close`](Session::close), then close the client itself: its idle CloudFetch buffers are
+    /// freed, its reference on the host's telemetry is released, and when it was the host's last client the pending telemetry is
     /// sent, waiting at most its `close_timeout` (2 s by default). Bounded in time: each
     /// CloseSession goes through the retry policy.
     pub async fn close(&self) -> Result<()> {
@@ -246,6 +246,7 @@ impl DBSQLClient {
                 "closes of dropped sessions and operations still running at client close"
             );
         }
+        self.inner.cloudfetch_buffers.close();
         self.inner.telemetry.close().await;
         match first_error {
             Some(e) => Err(e),

@@ -313,7 +313,11 @@ async fn client_close_waits_for_the_close_of_a_dropped_session() {
     );
     drop(session);
     client.close().await.unwrap();
-    assert_eq!(mock.open_sessions(), 0, "closed before client.close() returned");
+    assert_eq!(
+        mock.open_sessions(),
+        0,
+        "closed before client.close() returned"
+    );
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@
 //! [`IDLE_TRIM_AFTER`], every idle buffer is freed: a long-lived client that has stopped reading
 //! large results does not keep their memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub(crate) struct BufferPool {
     /// The runtime the trimming timer runs on: the first one a buffer was taken on (buffers
     /// come back from decode threads, outside any runtime).
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Set when the client closes: from then on nothing is kept idle.
+    closed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -48,8 +50,9 @@ struct Idle {
     bytes: usize,
     /// The last take or put.
     last_used: Option<Instant>,
-    /// Whether a timer waits to free the idle buffers once the pool has been unused long enough.
-    trim_scheduled: bool,
+    /// The timer waiting to free the idle buffers once the pool has been unused long enough,
+    /// if one runs; aborted when the pool is dropped.
+    trim_timer: Option<tokio::task::AbortHandle>,
 }
 
 impl Idle {
@@ -76,6 +79,7 @@ impl BufferPool {
             max_idle_bytes,
             allocated: AtomicU64::new(0),
             runtime: OnceLock::new(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -115,7 +119,10 @@ impl BufferPool {
     /// Gives `buf` back for reuse; when that would keep more than the limit idle, the smallest
     /// idle buffers are freed first.
     pub(crate) fn put(self: &Arc<Self>, buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > self.max_idle_bytes {
+        if buf.capacity() == 0
+            || buf.capacity() > self.max_idle_bytes
+            || self.closed.load(Ordering::Acquire)
+        {
             return;
         }
         let mut freed = Vec::new();
@@ -123,8 +130,8 @@ impl BufferPool {
         idle.bytes += buf.capacity();
         idle.buffers.push(buf);
         idle.last_used = Some(Instant::now());
-        if !idle.trim_scheduled {
-            idle.trim_scheduled = self.schedule_trim();
+        if idle.trim_timer.is_none() {
+            idle.trim_timer = self.schedule_trim();
         }
         while idle.bytes > self.max_idle_bytes {
             let smallest = idle
@@ -143,14 +150,12 @@ impl BufferPool {
     }
 
     /// Starts the timer that frees every idle buffer once the pool has been unused for
-    /// [`IDLE_TRIM_AFTER`]; false when no runtime is known to run it on. The timer holds the
-    /// pool weakly: a dropped pool ends it.
-    fn schedule_trim(self: &Arc<Self>) -> bool {
-        let Some(runtime) = self.runtime.get() else {
-            return false;
-        };
+    /// [`IDLE_TRIM_AFTER`]; `None` when no runtime is known to run it on. The timer holds the
+    /// pool weakly, and a dropped pool aborts it.
+    fn schedule_trim(self: &Arc<Self>) -> Option<tokio::task::AbortHandle> {
+        let runtime = self.runtime.get()?;
         let pool = Arc::downgrade(self);
-        runtime.spawn(async move {
+        let task = runtime.spawn(async move {
             loop {
                 let due = {
                     let Some(pool) = pool.upgrade() else { return };
@@ -165,7 +170,7 @@ impl BufferPool {
                 if crate::time::after(unused_since, IDLE_TRIM_AFTER) <= Instant::now() {
                     let freed = std::mem::take(&mut idle.buffers);
                     idle.bytes = 0;
-                    idle.trim_scheduled = false;
+                    idle.trim_timer = None;
                     drop(idle);
                     tracing::debug!(
                         buffers = freed.len(),
@@ -175,7 +180,22 @@ impl BufferPool {
                 }
             }
         });
-        true
+        Some(task.abort_handle())
+    }
+
+    /// Frees every idle buffer and stops the trimming timer; buffers given back later are freed
+    /// at once. Called when the client closes.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let mut idle = self.idle();
+        let freed = std::mem::take(&mut idle.buffers);
+        idle.bytes = 0;
+        let timer = idle.trim_timer.take();
+        drop(idle);
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        drop(freed);
     }
 
     /// How many buffers [`take`](Self::take) has allocated (found no idle one that fitted).
@@ -198,6 +218,14 @@ impl BufferPool {
             buf,
             pool: Arc::downgrade(self),
         })
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        if let Some(timer) = self.idle().trim_timer.take() {
+            timer.abort();
+        }
     }
 }
 
@@ -315,6 +343,32 @@ mod tests {
         pool.put(buf);
         tokio::time::sleep(IDLE_TRIM_AFTER + Duration::from_secs(1)).await;
         assert_eq!(pool.idle_stats(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_frees_its_buffers_ends_its_timer_and_keeps_nothing_more() {
+        let pool = BufferPool::new(1 << 20);
+        let buf = pool.take(1000);
+        pool.put(buf);
+        let timer = pool.idle().trim_timer.clone().expect("a trim timer runs");
+        pool.close();
+        assert_eq!(pool.idle_stats(), (0, 0));
+        tokio::task::yield_now().await;
+        assert!(timer.is_finished(), "the timer was aborted");
+        pool.put(Vec::with_capacity(1000));
+        assert_eq!(pool.idle_stats(), (0, 0), "nothing kept after close");
+        assert!(pool.idle().trim_timer.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_pool_ends_its_timer() {
+        let pool = BufferPool::new(1 << 20);
+        let buf = pool.take(1000);
+        pool.put(buf);
+        let timer = pool.idle().trim_timer.clone().expect("a trim timer runs");
+        drop(pool);
+        tokio::task::yield_now().await;
+        assert!(timer.is_finished());
     }
 
     #[test]
