@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{AccessToken, AuthProvider, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth};
+use crate::auth::{
+    AccessToken, AuthProvider, BasicAuth, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth,
+};
 use crate::config::{ClientConfig, SessionOptions};
 use crate::settings::{
     expand_home, AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
@@ -150,6 +152,9 @@ pub(crate) struct ClientInner {
     /// The closes started in the background when a session or operation is dropped without
     /// being closed: `close()` waits for them, within [`DROPPED_CLOSE_WAIT`].
     pub(crate) background: TaskTracker,
+    /// The server refused the Databricks handshake and accepted plain HiveServer2's: sessions
+    /// are opened the HiveServer2 way from then on.
+    plain_hive: AtomicBool,
 }
 
 /// How long [`DBSQLClient::close`] waits for the background closes of dropped sessions and
@@ -167,6 +172,16 @@ impl ClientInner {
         if let Ok(mut map) = self.open_sessions.lock() {
             map.remove(id);
         }
+    }
+
+    /// Whether the server is known to speak plain HiveServer2 (it refused the Databricks
+    /// handshake).
+    pub(crate) fn speaks_plain_hive(&self) -> bool {
+        self.plain_hive.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_speaks_plain_hive(&self) {
+        self.plain_hive.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -533,6 +548,17 @@ impl ClientBuilder {
     /// Authenticate with a personal access token (`Authorization: Bearer <token>`).
     pub fn token(mut self, token: impl AsRef<str>) -> Self {
         match TokenAuth::new(token.as_ref()) {
+            Ok(auth) => self.auth = Some(AuthChoice::Provider(Arc::new(auth))),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Authenticate with a user name and password (`Authorization: Basic`), as plain
+    /// HiveServer2 servers (Apache Spark Thrift Server, Apache Hive, Kyuubi) expect over HTTP.
+    /// Databricks workspaces do not accept it: use a token or OAuth there.
+    pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
+        match BasicAuth::new(user.as_ref(), password.as_ref()) {
             Ok(auth) => self.auth = Some(AuthChoice::Provider(Arc::new(auth))),
             Err(e) => self.error = Some(e),
         }
@@ -911,6 +937,7 @@ impl ClientBuilder {
                 closed: AtomicBool::new(false),
                 open_sessions: Mutex::new(HashMap::new()),
                 background: TaskTracker::new(),
+                plain_hive: AtomicBool::new(false),
             }),
         })
     }

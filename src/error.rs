@@ -101,6 +101,9 @@ struct Inner {
     never_sent: bool,
     /// Why no connection could be made, when the reason decides about retrying.
     connect_failure: Option<ConnectFailure>,
+    /// The server answered with a Thrift application exception (it could not process the call
+    /// at all, e.g. a request field it requires was missing or had a value it does not know).
+    application_exception: bool,
 }
 
 /// Why a connection could not be made, where that decides whether trying again can help.
@@ -131,6 +134,7 @@ impl Error {
                 source: None,
                 never_sent: false,
                 connect_failure: None,
+                application_exception: false,
             }),
         }
     }
@@ -146,6 +150,17 @@ impl Error {
     /// even a request that must not run twice (ExecuteStatement) may be sent again.
     pub(crate) fn was_never_sent(&self) -> bool {
         self.inner.never_sent
+    }
+
+    /// Marks the error as a Thrift application exception the server answered with.
+    pub(crate) fn application_exception(mut self) -> Self {
+        self.inner.application_exception = true;
+        self
+    }
+
+    /// Whether the server answered with a Thrift application exception.
+    pub(crate) fn is_application_exception(&self) -> bool {
+        self.inner.application_exception
     }
 
     /// The same error, saying why no connection could be made.

@@ -1,6 +1,7 @@
 //! [`Session`]: one TCLIService session: opened with a negotiated protocol version, runs
 //! statements, and is closed explicitly or, best effort, in the background when dropped.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -74,6 +75,78 @@ impl SessionInner {
     }
 }
 
+/// The protocol version sent to a server that refused the Databricks handshake
+/// (HIVE_CLI_SERVICE_PROTOCOL_V10: known to HiveServer2 since Hive 2.3, the Spark Thrift Server
+/// and Kyuubi).
+pub(crate) const HIVE_CLIENT_PROTOCOL: TProtocolVersion =
+    TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V10;
+
+/// The session configuration key HiveServer2 reads the initial database from.
+const HIVE_USE_DATABASE: &str = "use:database";
+
+/// OpenSession as a Databricks server expects it: SPARK V8 in both protocol fields, the
+/// initial namespace, multiple catalogs.
+fn databricks_open_request(
+    configuration: BTreeMap<String, String>,
+    catalog: Option<String>,
+    schema: Option<String>,
+) -> TOpenSessionReq {
+    let namespace =
+        (catalog.is_some() || schema.is_some()).then(|| TNamespace::new(catalog, schema));
+    TOpenSessionReq::new(
+        CLIENT_PROTOCOL,
+        None::<String>,
+        None::<String>,
+        (!configuration.is_empty()).then_some(configuration),
+        None,
+        Some(i64::from(CLIENT_PROTOCOL.0)),
+        None,
+        namespace,
+        Some(true),
+    )
+}
+
+/// OpenSession as plain HiveServer2 expects it: [`HIVE_CLIENT_PROTOCOL`] in field 1 and no
+/// Databricks field; the schema goes in the configuration as `use:database`. HiveServer2 has
+/// no catalogs: a catalog is not sent (logged at warn).
+fn hive_open_request(
+    mut configuration: BTreeMap<String, String>,
+    catalog: Option<&str>,
+    schema: Option<&str>,
+) -> TOpenSessionReq {
+    if let Some(catalog) = catalog {
+        tracing::warn!(
+            catalog,
+            "plain HiveServer2 has no catalogs: the session's catalog is not sent"
+        );
+    }
+    if let Some(schema) = schema {
+        configuration.insert(HIVE_USE_DATABASE.to_string(), schema.to_string());
+    }
+    TOpenSessionReq::new(
+        HIVE_CLIENT_PROTOCOL,
+        None::<String>,
+        None::<String>,
+        (!configuration.is_empty()).then_some(configuration),
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+}
+
+/// Whether OpenSession failed the way a plain HiveServer2 server refuses the Databricks
+/// handshake: it cannot read the SPARK protocol version in field 1 (`Required field
+/// 'client_protocol' is unset!`), answered as a Thrift application exception or as an error
+/// status.
+fn refuses_databricks_handshake(e: &Error) -> bool {
+    e.is_application_exception()
+        || (e.kind() == ErrorKind::Server
+            && e.message()
+                .contains("Required field 'client_protocol' is unset"))
+}
+
 fn is_spark(v: TProtocolVersion) -> bool {
     v.0 >= TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1.0
 }
@@ -116,29 +189,32 @@ impl Session {
             .schema
             .clone()
             .or_else(|| client.config.schema.clone());
-        let namespace = if catalog.is_some() || schema.is_some() {
-            Some(TNamespace::new(catalog, schema))
+        let configuration = options.configuration.clone();
+        let plain_hive = client.speaks_plain_hive();
+        let request = if plain_hive {
+            hive_open_request(configuration.clone(), catalog.as_deref(), schema.as_deref())
         } else {
-            None
+            databricks_open_request(configuration.clone(), catalog.clone(), schema.clone())
         };
-        let configuration = if options.configuration.is_empty() {
-            None
-        } else {
-            Some(options.configuration.clone())
-        };
-        let req = TOpenSessionReq::new(
-            CLIENT_PROTOCOL,
-            None::<String>,
-            None::<String>,
-            configuration,
-            None,
-            Some(CLIENT_PROTOCOL.0 as i64),
-            None,
-            namespace,
-            Some(true),
-        );
         let started = Instant::now();
-        let opened = client.rpc.open_session(req).await.and_then(|resp| {
+        let mut opened = client.rpc.open_session(request).await;
+        if !plain_hive {
+            if let Err(e) = &opened {
+                if refuses_databricks_handshake(e) {
+                    tracing::debug!(
+                        error = %e,
+                        "the server refused the Databricks handshake: opening the session as plain HiveServer2"
+                    );
+                    let request =
+                        hive_open_request(configuration, catalog.as_deref(), schema.as_deref());
+                    opened = client.rpc.open_session(request).await;
+                    if opened.is_ok() {
+                        client.set_speaks_plain_hive();
+                    }
+                }
+            }
+        }
+        let opened = opened.and_then(|resp| {
             resp.session_handle
                 .map(|handle| (handle, resp.server_protocol_version))
                 .ok_or_else(|| Error::protocol("the OpenSession reply has no session handle"))

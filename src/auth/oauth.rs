@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use base64::Engine;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method};
@@ -483,11 +482,8 @@ impl AuthorizationServer {
 fn basic_authorization(id: &str, secret: &str) -> Result<HeaderValue> {
     let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     let secret: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-        .map_err(|_| Error::config("the OAuth client credentials do not fit in a header"))?;
-    value.set_sensitive(true);
-    Ok(value)
+    super::basic_header(&id, &secret)
+        .ok_or_else(|| Error::config("the OAuth client credentials do not fit in a header"))
 }
 
 /// An endpoint named by the discovery document (at `document`) under `field`: `https://`, or
@@ -683,6 +679,7 @@ mod tests {
         let value = basic_authorization("id with space", "a+b%:c&d").expect("header");
         assert!(value.is_sensitive());
         let text = value.to_str().expect("ASCII");
+        use base64::Engine as _;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(text.strip_prefix("Basic ").expect("Basic"))
             .expect("base64");

@@ -8,7 +8,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use http::HeaderValue;
 
 use super::client::is_loopback_host;
@@ -175,14 +174,10 @@ impl Proxy {
             })?;
         let authorization = match &self.credentials {
             None => None,
-            Some(c) => {
-                let token = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", c.user, c.password));
-                let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-                    .map_err(|_| Error::config("the proxy credentials cannot be sent"))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
+            Some(c) => Some(
+                crate::auth::basic_header(&c.user, &c.password)
+                    .ok_or_else(|| Error::config("the proxy credentials cannot be sent"))?,
+            ),
         };
         Ok(Arc::new(ProxyRoute {
             authority: self.authority.clone(),

@@ -64,7 +64,8 @@ pub(crate) fn decode_reply<T: TSerializable>(method: &str, seq_id: i32, body: &[
             return Err(Error::protocol(format!(
                 "the server answered {method} with a Thrift application exception ({:?}): {}",
                 app.kind, app.message
-            )));
+            ))
+            .application_exception());
         }
         other => {
             return Err(Error::protocol(format!(
@@ -409,6 +410,7 @@ mod tests {
         ));
         assert!(e.message().contains("boom: handle table corrupted"), "{e}");
         assert!(e.message().contains("InternalError"), "{e}");
+        assert!(e.is_application_exception());
     }
 
     #[test]
@@ -421,6 +423,10 @@ mod tests {
         .unwrap();
         let e = assert_protocol_error(decode_reply::<TOpenSessionResp>("OpenSession", 1, &body));
         assert!(e.message().contains("success"), "{e}");
+        assert!(
+            !e.is_application_exception(),
+            "the server did answer the call"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@
 )]
 pub(crate) mod tcli;
 
+pub(crate) mod cookies;
 pub(crate) mod framing;
 pub(crate) mod handles;
 pub(crate) mod rpc;

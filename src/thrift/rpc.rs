@@ -16,12 +16,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, COOKIE};
 use thrift::protocol::TSerializable;
 
 use crate::auth::AuthProvider;
 use crate::error::{redact_url, Result};
 use crate::http::{HttpRequest, HttpTransport, RetryPolicy};
+use crate::thrift::cookies::CookieJar;
 use crate::thrift::framing;
 use crate::thrift::status;
 use crate::thrift::tcli::*;
@@ -54,6 +55,8 @@ pub(crate) struct ThriftClient {
     auth: Arc<dyn AuthProvider>,
     retry: RetryPolicy,
     next_seq_id: AtomicI32,
+    /// Cookies the server set (e.g. HiveServer2's `hive.server2.auth`), sent back on each call.
+    cookies: CookieJar,
 }
 
 impl fmt::Debug for ThriftClient {
@@ -128,6 +131,7 @@ impl ThriftClient {
             auth,
             retry,
             next_seq_id: AtomicI32::new(1),
+            cookies: CookieJar::default(),
         }
     }
 
@@ -274,6 +278,7 @@ impl ThriftClient {
                     Some(&mut attempts),
                 )
                 .await?;
+            self.cookies.store(&response.headers);
             let resp: Resp = framing::decode_reply(method, seq_id, &response.body)?;
             Ok::<_, crate::Error>((resp, response.body.len()))
         }
@@ -310,12 +315,15 @@ impl ThriftClient {
     }
 
     /// The POST of one Thrift call: the only place that sets the Thrift request headers (the
-    /// retry policy adds `Authorization` at each attempt).
+    /// retry policy adds `Authorization` at each attempt), with the server's cookies.
     fn build_request(&self, body: Bytes) -> HttpRequest {
         let mut request = HttpRequest::new(http::Method::POST, self.endpoint.clone());
         let headers = &mut request.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(THRIFT_CONTENT_TYPE));
         headers.insert(ACCEPT, HeaderValue::from_static(THRIFT_CONTENT_TYPE));
+        if let Some(cookies) = self.cookies.header() {
+            headers.insert(COOKIE, cookies);
+        }
         request.body = body;
         request
     }

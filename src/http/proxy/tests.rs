@@ -171,7 +171,7 @@ fn proxy_urls_are_parsed_with_defaults_and_decoded_credentials() {
     let route = p.route().unwrap();
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("us@er:p:ss")
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "us@er:p:ss")
     );
     assert_eq!(route.authorization().unwrap(), expected.as_str());
     assert!(route.authorization().unwrap().is_sensitive());
