@@ -44,6 +44,7 @@
 //! | `SELECT <n>` (e.g. `SELECT 1`) | one `INT` column named `<n>` (`BIGINT` when it does not fit), one row with value n |
 //! | `SELECT * FROM range(N)` | one column `id BIGINT`, rows `0..N-1` (also `range(START, END)`) |
 //! | `SELECT * FROM mock.rows(N)` | `id BIGINT` (0..N-1), `name STRING` (`name-<id>`, NULL when id % 7 == 3), `amount DOUBLE` (id * 0.25), `ts TIMESTAMP` (epoch + id seconds, UTC; an Arrow `Timestamp(µs, "UTC")`), `flag BOOLEAN` (id % 2 == 0) |
+//! | `SELECT * FROM mock.all_types` | one column of each type, named `c_<type>`: `BOOLEAN`, `TINYINT`, `SMALLINT`, `INT`, `BIGINT`, `FLOAT`, `DOUBLE`, `STRING`, `BINARY`, `DECIMAL(38,4)`, `DATE`, `TIMESTAMP` (UTC), `ARRAY<INT>`, `MAP<STRING,INT>`, `STRUCT<x:INT,y:STRING>`, `VOID`; four rows (extremes, empty values, nested NULLs), the last one NULL in every column |
 //! | `SELECT sleep(MS)` | PENDING, then RUNNING for MS milliseconds, then FINISHED with one row: column `sleep(MS)` `BIGINT` = MS |
 //! | `SELECT current_catalog()` / `current_schema()` | one `STRING`: the session's namespace (default `main` / `default`) |
 //! | `SELECT ... FROM <any other table>` | ERROR state, SQLSTATE `42P01`, an error message naming the table |
@@ -62,8 +63,12 @@
 //! # Protocol behaviour
 //! - OpenSession negotiates `min(client_protocol_i64 (or client_protocol), server version)`; the
 //!   server version defaults to SPARK_CLI_SERVICE_PROTOCOL_V8. Below SPARK V5 results are
-//!   column-based only, below V6 never LZ4; below SPARK V1 the session behaves like a vanilla
-//!   HiveServer2 (no direct results, no extension fields, `hasMoreRows` always false).
+//!   column-based only, below V6 never LZ4; below SPARK V1 the server behaves like a plain
+//!   HiveServer2: it reads only field 1 of OpenSession and refuses a value it does not know (a
+//!   SPARK version, -7, none) with a Thrift application exception (`Required field
+//!   'client_protocol' is unset!`), reads the initial schema from the `use:database`
+//!   configuration key, and sends no direct results, no extension fields, `hasMoreRows` always
+//!   false. [`MockWarehouseBuilder::vanilla_hive`] adds HiveServer2's HTTP authentication.
 //! - ExecuteStatement honours `runAsync` (without it, the reply waits until the statement is
 //!   done), `getDirectResults {maxRows, maxBytes}` (a finished statement answers with its status,
 //!   metadata and first page, and with `closeOperation` when that page holds every row: the
@@ -234,6 +239,14 @@ use telemetry::{TelemetryState, Upload};
 /// The token the mock accepts unless [`MockWarehouseBuilder::token`] sets another.
 pub const DEFAULT_TOKEN: &str = "dapi-mock-token";
 
+/// The user name a [`vanilla_hive`](MockWarehouseBuilder::vanilla_hive) mock accepts unless
+/// [`MockWarehouseBuilder::basic_credentials`] sets another.
+pub const DEFAULT_BASIC_USER: &str = "mock-user";
+
+/// The password a [`vanilla_hive`](MockWarehouseBuilder::vanilla_hive) mock accepts unless
+/// [`MockWarehouseBuilder::basic_credentials`] sets another.
+pub const DEFAULT_BASIC_PASSWORD: &str = "mock-password";
+
 /// The host name of the mock unless [`MockWarehouseBuilder::host_name`] sets another.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
@@ -381,6 +394,7 @@ pub struct MockWarehouseBuilder {
     /// PEM of the authority client certificates must be signed by.
     client_ca: Option<Vec<u8>>,
     host_name: String,
+    hive_auth: Option<state::HiveAuth>,
 }
 
 impl Default for MockWarehouseBuilder {
@@ -408,6 +422,7 @@ impl Default for MockWarehouseBuilder {
             },
             telemetry: TelemetryState::default(),
             oauth: OAuthSettings::default(),
+            hive_auth: None,
         }
     }
 }
@@ -473,6 +488,43 @@ impl MockWarehouseBuilder {
     /// uses the lower of this and the client's. Default: SPARK_CLI_SERVICE_PROTOCOL_V8.
     pub fn server_protocol_version(mut self, version: i32) -> Self {
         self.server_protocol_version = version;
+        self
+    }
+
+    /// Play a plain HiveServer2 (Apache Spark Thrift Server) in HTTP mode, as protocol version
+    /// HIVE_CLI_SERVICE_PROTOCOL_V10: OpenSession with a Databricks protocol version is refused
+    /// with a Thrift application exception; results are column-based only, without direct
+    /// results or `hasMoreRows`; Thrift requests need `Authorization: Basic` with
+    /// [`basic_credentials`](Self::basic_credentials) (a bearer token gets HTTP 500, as
+    /// HiveServer2 answers it) or the `hive.server2.auth` cookie each authenticated reply sets;
+    /// there are no telemetry or feature-flag endpoints (HTTP 404). Turning it off goes back to
+    /// SPARK V8 with bearer tokens. Default: off.
+    pub fn vanilla_hive(mut self, on: bool) -> Self {
+        if on {
+            self.server_protocol_version = protocol_version::HIVE_V10;
+            self.hive_auth.get_or_insert_with(|| state::HiveAuth {
+                user: DEFAULT_BASIC_USER.to_string(),
+                password: DEFAULT_BASIC_PASSWORD.to_string(),
+            });
+        } else {
+            self.server_protocol_version = protocol_version::SPARK_V8;
+            self.hive_auth = None;
+        }
+        self
+    }
+
+    /// The user name and password a [`vanilla_hive`](Self::vanilla_hive) mock accepts (and
+    /// turns that mode on). Default: [`DEFAULT_BASIC_USER`] / [`DEFAULT_BASIC_PASSWORD`].
+    pub fn basic_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self = self.vanilla_hive(true);
+        self.hive_auth = Some(state::HiveAuth {
+            user: user.into(),
+            password: password.into(),
+        });
         self
     }
 
@@ -627,6 +679,7 @@ impl MockWarehouseBuilder {
             base_url: format!("{scheme}://{}:{}", self.host_name, addr.port()),
             cloudfetch: self.cloudfetch,
             signer: LinkSigner::new(),
+            hive_auth: self.hive_auth,
         };
         let state = State::new(self.knobs, self.telemetry, OAuthState::new(self.oauth));
         let shared = Shared::new(config, state);
@@ -738,6 +791,12 @@ impl MockWarehouse {
         &self.inner.shared.config.http_path
     }
 
+    /// Requests that carried a `hive.server2.auth` cookie this mock issued
+    /// ([`vanilla_hive`](MockWarehouseBuilder::vanilla_hive) mode).
+    pub fn cookie_authenticated_requests(&self) -> usize {
+        self.inner.shared.lock().cookie_authenticated
+    }
+
     /// The bearer token it accepts.
     pub fn token(&self) -> &str {
         &self.inner.shared.config.token
@@ -757,7 +816,8 @@ impl MockWarehouse {
     }
 
     /// A [`DBSQLClient`](crate::DBSQLClient) builder already pointed at this mock: host, port,
-    /// HTTP path, token, and plain HTTP (loopback only), or for a mock serving HTTPS its
+    /// HTTP path, token (user name and password for a
+    /// [`vanilla_hive`](MockWarehouseBuilder::vanilla_hive) mock), and plain HTTP (loopback only), or for a mock serving HTTPS its
     /// certificate authority added to the trusted roots. Other settings are at their defaults.
     ///
     /// ```no_run
@@ -771,8 +831,11 @@ impl MockWarehouse {
         let builder = crate::DBSQLClient::builder()
             .host(self.host())
             .port(self.port())
-            .http_path(self.http_path())
-            .token(self.token());
+            .http_path(self.http_path());
+        let builder = match &self.inner.shared.config.hive_auth {
+            Some(auth) => builder.basic_auth(&auth.user, &auth.password),
+            None => builder.token(self.token()),
+        };
         match self.ca_certificate_pem() {
             Some(ca) => builder.add_root_certificates(crate::http::Pem::from_bytes(ca)),
             None => builder.plain_http(true),

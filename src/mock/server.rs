@@ -262,6 +262,85 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     }
 }
 
+/// The name of HiveServer2's authentication cookie.
+const HIVE_AUTH_COOKIE: &str = "hive.server2.auth";
+
+/// HiveServer2's HTTP authentication of a Thrift request: a `hive.server2.auth` cookie the mock
+/// issued is enough; else `Authorization: Basic` must carry the configured credentials, and
+/// the reply then sets a new cookie (`Ok(Some(set-cookie))`). A bearer token gets HTTP 500 (as
+/// HiveServer2's Basic decoder fails on it); anything else 401.
+fn hive_gate(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> std::result::Result<Option<HeaderValue>, Reply> {
+    let Some(auth) = &shared.config.hive_auth else {
+        return Ok(None);
+    };
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == HIVE_AUTH_COOKIE)
+        .map(|(_, value)| value.to_string());
+    {
+        let mut st = shared.lock();
+        if cookie.is_some_and(|c| st.hive_cookies.contains(&c)) {
+            st.cookie_authenticated += 1;
+            return Ok(None);
+        }
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '));
+    match given {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => {
+            shared.lock().unauthorized += 1;
+            Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Authentication Error: the Authorization header is not Basic",
+            ))
+        }
+        Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok());
+            let expected = format!("{}:{}", auth.user, auth.password);
+            if decoded.as_deref() != Some(expected.as_str()) {
+                shared.lock().unauthorized += 1;
+                return Err(basic_challenge());
+            }
+            let value = uuid::Uuid::new_v4().simple().to_string();
+            let set_cookie = HeaderValue::from_str(&format!(
+                "{HIVE_AUTH_COOKIE}={value}; Path=/; Max-Age=86400; HttpOnly"
+            ))
+            .ok();
+            shared.lock().hive_cookies.insert(value);
+            Ok(set_cookie)
+        }
+        _ => {
+            shared.lock().unauthorized += 1;
+            Err(basic_challenge())
+        }
+    }
+}
+
+fn basic_challenge() -> Reply {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized: the user name or password is missing or wrong",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"HiveServer2\""),
+    );
+    r
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -331,7 +410,11 @@ async fn answer(
         Err(_) => return Err(DropConnection),
     };
     let path = parts.uri.path();
-    let route = route(&shared.config.http_path, &parts.method, path);
+    let mut route = route(&shared.config.http_path, &parts.method, path);
+    if shared.config.hive_auth.is_some() && !matches!(route, Route::Thrift) {
+        // HiveServer2 serves Thrift only.
+        route = Route::NotFound;
+    }
     let (name, is_rpc) = match &route {
         Route::Thrift => match service::method_name(&body) {
             Some(m) => (m, true),
@@ -470,6 +553,25 @@ async fn respond(
                 Route::OAuthAuthorize => oauth::authorize(shared, parts.uri.query()),
                 _ => oauth::token(shared, &parts.headers, &body),
             }
+        }
+        Route::Thrift if shared.config.hive_auth.is_some() => {
+            let set_cookie = match hive_gate(shared, &parts.headers) {
+                Ok(set_cookie) => set_cookie,
+                Err(refused) => return refused,
+            };
+            if !is_rpc {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: the body is not a strict binary Thrift call",
+                );
+            }
+            shared.lock().handled(name);
+            let body = service::handle(shared, body).await;
+            let mut r = reply(StatusCode::OK, "application/x-thrift", body);
+            if let Some(cookie) = set_cookie {
+                r.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            r
         }
         _ if !matches!(route, Route::TelemetryUnauth) && !authorized(shared, &parts.headers) => {
             shared.lock().unauthorized += 1;

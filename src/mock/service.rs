@@ -66,7 +66,17 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: Bytes) -> Vec<u8> {
     };
     let m = method.as_str();
     match m {
-        "OpenSession" => run(m, seq, args, |r| async { open_session(shared, r) }).await,
+        "OpenSession" => {
+            if let Some(refusal) = refuse_handshake(shared, args) {
+                return framing::encode_exception(
+                    m,
+                    seq,
+                    ApplicationErrorKind::ProtocolError,
+                    refusal,
+                );
+            }
+            run(m, seq, args, |r| async { open_session(shared, r) }).await
+        }
         "CloseSession" => run(m, seq, args, |r| async { close_session(shared, r) }).await,
         "ExecuteStatement" => run(m, seq, args, |r| execute_statement(shared, r)).await,
         "GetOperationStatus" => run(m, seq, args, |r| async { operation_status(shared, r) }).await,
@@ -158,6 +168,26 @@ fn now_ms() -> i64 {
 
 // -- sessions ----------------------------------------------------------------------------
 
+/// The highest `TProtocolVersion` a plain HiveServer2 knows (HIVE_CLI_SERVICE_PROTOCOL_V11).
+const HIVE_V11: i32 = 10;
+
+/// Why a plain HiveServer2 cannot even read this OpenSession, if it cannot: its IDL knows
+/// protocol versions 0 to HIVE V11 only, so field 1 with any other value (a SPARK version,
+/// Databricks' -7) reads as unset, and a required field that is unset fails the call before it
+/// runs, answered as a Thrift application exception.
+fn refuse_handshake(shared: &Shared, args: framing::CallArgs<'_>) -> Option<&'static str> {
+    if shared.config.server_protocol_version >= pv::SPARK_V1 {
+        return None;
+    }
+    let req = args.decode::<TOpenSessionReq>().ok()?;
+    let known = req
+        .client_protocol
+        .is_some_and(|v| (0..=HIVE_V11).contains(&v.0));
+    (!known).then_some(
+        "Required field 'client_protocol' is unset! Struct:TOpenSessionReq(client_protocol:null)",
+    )
+}
+
 fn open_session(shared: &Shared, req: TOpenSessionReq) -> TOpenSessionResp {
     let server = shared.config.server_protocol_version;
     let vanilla_server = server < pv::SPARK_V1;
@@ -189,11 +219,20 @@ fn open_session(shared: &Shared, req: TOpenSessionReq) -> TOpenSessionResp {
     };
     let vanilla = negotiated < pv::SPARK_V1;
     let ns = req.initial_namespace.filter(|_| !vanilla);
+    let configuration = req.configuration.unwrap_or_default();
+    // Plain HiveServer2 reads the initial database from the configuration.
+    let hive_database = configuration
+        .get("use:database")
+        .filter(|_| vanilla)
+        .cloned();
     let session = super::state::Session {
         protocol_version: negotiated,
-        configuration: req.configuration.unwrap_or_default(),
         catalog: ns.as_ref().and_then(|n| n.catalog_name.clone()),
-        schema: ns.as_ref().and_then(|n| n.schema_name.clone()),
+        schema: ns
+            .as_ref()
+            .and_then(|n| n.schema_name.clone())
+            .or(hive_database),
+        configuration,
         closed: false,
     };
     {
@@ -258,6 +297,7 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
             Outcome::Rows(Arc::new(MockRowsSource::new(n))),
             Duration::ZERO,
         ),
+        Statement::AllTypes => (rows(BatchesSource::all_types()), Duration::ZERO),
         Statement::Sleep(ms) => {
             let name = format!("sleep({ms})");
             let value = i64::try_from(ms).unwrap_or(i64::MAX);

@@ -219,6 +219,13 @@ impl BatchesSource {
         }
     }
 
+    /// `SELECT * FROM mock.all_types`: one column of each type a warehouse returns (see the
+    /// table in the module docs of [`crate::mock`]), four rows, the last one all NULL.
+    pub(crate) fn all_types() -> Result<Self> {
+        let batch = all_types_batch()?;
+        Self::new(batch.schema(), vec![batch])
+    }
+
     /// A one-row `STRING` result.
     pub(crate) fn string(name: &str, value: Option<&str>) -> Result<Self> {
         Self::single(
@@ -227,6 +234,180 @@ impl BatchesSource {
             Arc::new(StringArray::from(vec![value])),
         )
     }
+}
+
+/// The rows of `mock.all_types`.
+pub(crate) fn all_types_batch() -> Result<RecordBatch> {
+    use arrow_array::builder::{
+        Int32Builder, ListBuilder, MapBuilder, StringBuilder as StrBuilder, StructBuilder,
+    };
+    use arrow_array::{
+        BinaryArray, Date32Array, Decimal128Array, Float32Array, Int16Array, Int8Array, NullArray,
+    };
+    let mut list = ListBuilder::new(Int32Builder::new());
+    list.append_value([Some(1), Some(2), None]);
+    list.append_value([]);
+    list.append_value([Some(-7)]);
+    list.append_null();
+    let mut map = MapBuilder::new(None, StrBuilder::new(), Int32Builder::new());
+    for entries in [
+        vec![("a", Some(1)), ("b", None)],
+        vec![],
+        vec![("z\"q", Some(3))],
+    ] {
+        for (k, v) in entries {
+            map.keys().append_value(k);
+            map.values().append_option(v);
+        }
+        map.append(true)?;
+    }
+    map.append(false)?;
+    let struct_fields = vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("y", DataType::Utf8, true),
+    ];
+    let mut structs = StructBuilder::from_fields(struct_fields, 4);
+    for (x, y, valid) in [
+        (Some(1), Some("one"), true),
+        (None, Some("two, \"quoted\""), true),
+        (Some(3), None, true),
+        (None, None, false),
+    ] {
+        structs
+            .field_builder::<Int32Builder>(0)
+            .ok_or_else(|| Error::config("struct field 0"))?
+            .append_option(x);
+        structs
+            .field_builder::<StrBuilder>(1)
+            .ok_or_else(|| Error::config("struct field 1"))?
+            .append_option(y);
+        structs.append(valid);
+    }
+    let decimal = Decimal128Array::from(vec![
+        Some(123_456_789_i128),
+        Some(-5),
+        Some(99_999_999_999_999_999_999_999_999_999_999_999_i128),
+        None,
+    ])
+    .with_precision_and_scale(38, 4)?;
+    let list = list.finish();
+    let map = map.finish();
+    let structs = structs.finish();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "c_boolean",
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                Some(false),
+                Some(true),
+                None,
+            ])),
+        ),
+        (
+            "c_tinyint",
+            Arc::new(Int8Array::from(vec![
+                Some(i8::MIN),
+                Some(0),
+                Some(i8::MAX),
+                None,
+            ])),
+        ),
+        (
+            "c_smallint",
+            Arc::new(Int16Array::from(vec![
+                Some(i16::MIN),
+                Some(0),
+                Some(i16::MAX),
+                None,
+            ])),
+        ),
+        (
+            "c_int",
+            Arc::new(Int32Array::from(vec![
+                Some(i32::MIN),
+                Some(0),
+                Some(i32::MAX),
+                None,
+            ])),
+        ),
+        (
+            "c_bigint",
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                Some(0),
+                Some(i64::MAX),
+                None,
+            ])),
+        ),
+        (
+            "c_float",
+            Arc::new(Float32Array::from(vec![
+                Some(1.5),
+                Some(-0.25),
+                Some(3.0e38),
+                None,
+            ])),
+        ),
+        (
+            "c_double",
+            Arc::new(Float64Array::from(vec![
+                Some(0.1),
+                Some(-2.5e-300),
+                Some(1e300),
+                None,
+            ])),
+        ),
+        (
+            "c_string",
+            Arc::new(StringArray::from(vec![
+                Some("hello"),
+                Some(""),
+                Some("naïve, \"q\""),
+                None,
+            ])),
+        ),
+        (
+            "c_binary",
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00\x01\xff"[..]),
+                Some(&b""[..]),
+                Some(&b"abc"[..]),
+                None,
+            ])),
+        ),
+        ("c_decimal", Arc::new(decimal)),
+        (
+            "c_date",
+            Arc::new(Date32Array::from(vec![
+                Some(0),
+                Some(-719_162),
+                Some(2_932_896),
+                None,
+            ])),
+        ),
+        (
+            "c_timestamp",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    Some(1_700_000_000_123_456),
+                    Some(-1),
+                    Some(0),
+                    None,
+                ])
+                .with_timezone("UTC"),
+            ),
+        ),
+        ("c_array", Arc::new(list)),
+        ("c_map", Arc::new(map)),
+        ("c_struct", Arc::new(structs)),
+        ("c_void", Arc::new(NullArray::new(4))),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 impl RowSource for BatchesSource {

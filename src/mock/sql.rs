@@ -23,6 +23,8 @@ pub(crate) enum Statement {
     },
     /// `SELECT * FROM mock.rows(N)`: the five-column generator.
     MockRows(u64),
+    /// `SELECT * FROM mock.all_types`: one column of each type, four rows.
+    AllTypes,
     /// `SELECT sleep(MS)`: runs for MS milliseconds, then answers one row.
     Sleep(u64),
     /// `SELECT current_catalog()`.
@@ -226,6 +228,9 @@ fn parse_select(t: &[Tok]) -> Statement {
                 if let (Some(start), Some(end)) = (int(Some(a)), int(Some(b))) {
                     return Statement::Range { start, end };
                 }
+            }
+            [Tok::Word(m), Tok::Punct('.'), Tok::Word(t)] if m == "mock" && t == "all_types" => {
+                return Statement::AllTypes;
             }
             [Tok::Word(m), Tok::Punct('.'), Tok::Word(r), Tok::Punct('('), n, Tok::Punct(')')]
                 if m == "mock" && r == "rows" =>

@@ -45,6 +45,16 @@ pub(crate) struct Config {
     pub(crate) cloudfetch: CloudFetchSettings,
     /// Signs CloudFetch links and holds the header value file GETs must carry.
     pub(crate) signer: LinkSigner,
+    /// Plain HiveServer2's HTTP authentication, when the mock plays one.
+    pub(crate) hive_auth: Option<HiveAuth>,
+}
+
+/// HiveServer2's HTTP authentication: `Authorization: Basic` with these credentials, then the
+/// `hive.server2.auth` cookie the reply sets.
+#[derive(Debug, Clone)]
+pub(crate) struct HiveAuth {
+    pub(crate) user: String,
+    pub(crate) password: String,
 }
 
 /// Settings tests may change while the mock runs.
@@ -106,6 +116,10 @@ pub(crate) struct State {
     pub(crate) kept_files: HashMap<(String, WireFormat), Arc<ResultFiles>>,
     /// The OAuth server: clients, issued codes and tokens, counts.
     pub(crate) oauth: OAuthState,
+    /// The `hive.server2.auth` cookie values issued (plain HiveServer2 mode).
+    pub(crate) hive_cookies: std::collections::HashSet<String>,
+    /// Requests that carried a `hive.server2.auth` cookie the mock issued.
+    pub(crate) cookie_authenticated: usize,
 }
 
 impl State {
@@ -127,6 +141,8 @@ impl State {
             unauthorized: 0,
             kept_files: HashMap::new(),
             oauth,
+            hive_cookies: std::collections::HashSet::new(),
+            cookie_authenticated: 0,
         }
     }
 

@@ -842,9 +842,27 @@ async fn a_vanilla_hive_server_ignores_extensions() {
         .await
         .unwrap();
     let c = Conn::new(&mock);
-    // A Databricks client's -7 in field 1 is refused, as vanilla HiveServer2 does.
-    let refused = c.open_with(open_req()).await;
-    assert_eq!(refused.status.status_code, TStatusCode::ERROR_STATUS);
+    // A Databricks client's SPARK version (or -7, or nothing) in field 1 is refused with a
+    // Thrift application exception, as vanilla HiveServer2 does.
+    for field1 in [
+        None,
+        Some(TProtocolVersion(-7)),
+        Some(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8),
+    ] {
+        let mut req = open_req();
+        req.client_protocol = field1;
+        let refused = c
+            .call::<_, TOpenSessionResp>("OpenSession", &req)
+            .await
+            .expect_err("refused");
+        assert!(refused.is_application_exception(), "{refused}");
+        assert!(
+            refused
+                .message()
+                .contains("Required field 'client_protocol' is unset!"),
+            "{refused}"
+        );
+    }
     let mut req = open_req();
     req.client_protocol = Some(TProtocolVersion::HIVE_CLI_SERVICE_PROTOCOL_V10);
     let s = c.open_with(req).await.session_handle.unwrap();
