@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn basic_auth_refuses_an_empty_user_or_one_with_a_colon() {
         for user in ["", "al:ice"] {
-            let err = BasicAuth::new(user, "secret-pw").err().expect("refused");
+            let err = BasicAuth::new(user, "secret-pw").expect_err("refused");
             assert_eq!(err.kind(), ErrorKind::Config, "{user:?}");
             assert!(!err.to_string().contains("secret-pw"));
         }

@@ -272,7 +272,7 @@ const HIVE_AUTH_COOKIE: &str = "hive.server2.auth";
 fn hive_gate(
     shared: &Shared,
     headers: &HeaderMap,
-) -> std::result::Result<Option<HeaderValue>, Reply> {
+) -> std::result::Result<Option<HeaderValue>, Box<Reply>> {
     let Some(auth) = &shared.config.hive_auth else {
         return Ok(None);
     };
@@ -298,10 +298,10 @@ fn hive_gate(
     match given {
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => {
             shared.lock().unauthorized += 1;
-            Err(text(
+            Err(Box::new(text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Authentication Error: the Authorization header is not Basic",
-            ))
+            )))
         }
         Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
             use base64::Engine as _;
@@ -312,7 +312,7 @@ fn hive_gate(
             let expected = format!("{}:{}", auth.user, auth.password);
             if decoded.as_deref() != Some(expected.as_str()) {
                 shared.lock().unauthorized += 1;
-                return Err(basic_challenge());
+                return Err(Box::new(basic_challenge()));
             }
             let value = uuid::Uuid::new_v4().simple().to_string();
             let set_cookie = HeaderValue::from_str(&format!(
@@ -324,7 +324,7 @@ fn hive_gate(
         }
         _ => {
             shared.lock().unauthorized += 1;
-            Err(basic_challenge())
+            Err(Box::new(basic_challenge()))
         }
     }
 }
@@ -557,7 +557,7 @@ async fn respond(
         Route::Thrift if shared.config.hive_auth.is_some() => {
             let set_cookie = match hive_gate(shared, &parts.headers) {
                 Ok(set_cookie) => set_cookie,
-                Err(refused) => return refused,
+                Err(refused) => return *refused,
             };
             if !is_rpc {
                 return text(
