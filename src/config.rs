@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::http::{HttpConfig, RetryPolicy};
+use crate::params::{Params, ToSql};
 use crate::results::cloudfetch::CloudFetchConfig;
 use crate::telemetry::TelemetryConfiguration;
 
@@ -95,6 +96,7 @@ pub struct SessionOptions {
     pub(crate) catalog: Option<String>,
     pub(crate) schema: Option<String>,
     pub(crate) configuration: BTreeMap<String, String>,
+    pub(crate) query_tags: Vec<(String, String)>,
 }
 
 impl SessionOptions {
@@ -120,6 +122,51 @@ impl SessionOptions {
         self.configuration.insert(key.into(), value.into());
         self
     }
+
+    /// A query tag for every statement of the session (e.g. `("team", "finance")`), for cost
+    /// attribution in the warehouse's query history: sent as the `QUERY_TAGS` session
+    /// configuration, `key:value` pairs separated by commas, with `\`, `:` and `,` in keys and
+    /// values escaped by a backslash. Tags accumulate; a key set twice keeps both.
+    pub fn query_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query_tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// The session configuration as sent: the entries, plus `QUERY_TAGS` when tags were given
+    /// (the tags win over a `QUERY_TAGS` entry).
+    pub(crate) fn effective_configuration(&self) -> BTreeMap<String, String> {
+        let mut configuration = self.configuration.clone();
+        if !self.query_tags.is_empty() {
+            configuration.insert(QUERY_TAGS.to_string(), query_tags_text(&self.query_tags));
+        }
+        configuration
+    }
+}
+
+/// The configuration key of query tags, session-wide or per statement.
+pub(crate) const QUERY_TAGS: &str = "QUERY_TAGS";
+
+/// Query tags as the `QUERY_TAGS` value: `key:value` pairs joined by `,`, with `\`, `:` and `,`
+/// escaped by a backslash.
+pub(crate) fn query_tags_text(tags: &[(String, String)]) -> String {
+    fn escape(out: &mut String, text: &str) {
+        for c in text.chars() {
+            if matches!(c, '\\' | ':' | ',') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    let mut out = String::new();
+    for (i, (key, value)) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        escape(&mut out, key);
+        out.push(':');
+        escape(&mut out, value);
+    }
+    out
 }
 
 /// Settings of one statement, for
@@ -144,6 +191,9 @@ pub struct ExecuteOptions {
     pub(crate) cloud_fetch: Option<bool>,
     pub(crate) direct_results: Option<bool>,
     pub(crate) conf_overlay: BTreeMap<String, String>,
+    pub(crate) params: Params,
+    pub(crate) row_limit: Option<u64>,
+    pub(crate) query_tags: Vec<(String, String)>,
 }
 
 impl ExecuteOptions {
@@ -195,6 +245,42 @@ impl ExecuteOptions {
         self.conf_overlay.insert(key.into(), value.into());
         self
     }
+
+    /// The statement's parameters (see [`Params`] and [`params!`](crate::params!)), replacing
+    /// any set before. Needs a server speaking protocol SPARK V8 or later (Databricks): on
+    /// another server, executing the statement fails before anything is sent.
+    pub fn params(mut self, params: Params) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Adds the value of the named marker `:name`.
+    pub fn param(mut self, name: impl Into<String>, value: impl ToSql) -> Self {
+        self.params = std::mem::take(&mut self.params).named(name, value);
+        self
+    }
+
+    /// Adds the value of the next positional marker `?`.
+    pub fn bind(mut self, value: impl ToSql) -> Self {
+        self.params = std::mem::take(&mut self.params).positional(value);
+        self
+    }
+
+    /// The server returns at most this many rows (`resultRowLimit`; Databricks servers only:
+    /// on a plain HiveServer2 server, executing the statement fails before anything is sent).
+    /// Default: no limit.
+    pub fn row_limit(mut self, rows: u64) -> Self {
+        self.row_limit = Some(rows);
+        self
+    }
+
+    /// A query tag for this statement only. The statement is sent with `QUERY_TAGS` in its
+    /// configuration: the session's tags followed by the statement's, escaped as
+    /// [`SessionOptions::query_tag`] says.
+    pub fn query_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query_tags.push((key.into(), value.into()));
+        self
+    }
 }
 
 /// The settings one statement runs with: the client's, overridden by its [`ExecuteOptions`].
@@ -207,6 +293,9 @@ pub(crate) struct EffectiveExecuteOptions {
     pub cloud_fetch: bool,
     pub direct_results: bool,
     pub conf_overlay: BTreeMap<String, String>,
+    pub params: Params,
+    pub row_limit: Option<u64>,
+    pub query_tags: Vec<(String, String)>,
 }
 
 impl EffectiveExecuteOptions {
@@ -222,6 +311,9 @@ impl EffectiveExecuteOptions {
             cloud_fetch: options.cloud_fetch.unwrap_or(config.cloud_fetch),
             direct_results: options.direct_results.unwrap_or(config.direct_results),
             conf_overlay: options.conf_overlay,
+            params: options.params,
+            row_limit: options.row_limit,
+            query_tags: options.query_tags,
         }
     }
 }

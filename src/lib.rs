@@ -35,6 +35,7 @@ pub mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod operation;
+pub mod params;
 pub(crate) mod results;
 mod session;
 mod settings;
@@ -46,6 +47,7 @@ pub use client::{ClientBuilder, DBSQLClient};
 pub use config::{ClientConfig, ExecuteOptions, SessionOptions};
 pub use error::{redact_url, Error, ErrorKind, Result};
 pub use operation::{CancelHandle, Operation, OperationState, OperationStatus};
+pub use params::{Decimal, Params, SqlValue, ToSql};
 pub use results::cloudfetch::{ChunkObserver, ChunkStats, CloudFetchConfig, CloudFetchSummary};
 pub use session::{ServerInfo, Session};
 

@@ -6,12 +6,16 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use arrow_array::{Array, RecordBatch};
 use tokio::time::Instant;
 
 use crate::client::ClientInner;
-use crate::config::{EffectiveExecuteOptions, ExecuteOptions, SessionOptions};
+use crate::config::{
+    query_tags_text, EffectiveExecuteOptions, ExecuteOptions, SessionOptions, QUERY_TAGS,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::operation::Operation;
+use crate::params::Params;
 use crate::telemetry::{OperationType, PendingStatement, StatementRecorder, TelemetryEventEmitter};
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::{counting_retries, ThriftClient};
@@ -56,6 +60,8 @@ pub(crate) struct SessionInner {
     /// The statements of this session still measuring: closing the session ends their report.
     statements: Mutex<Vec<Weak<StatementRecorder>>>,
     closed: AtomicBool,
+    /// The session's query tags: a statement with tags of its own sends these first.
+    query_tags: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -147,6 +153,47 @@ fn refuses_databricks_handshake(e: &Error) -> bool {
                 .contains("Required field 'client_protocol' is unset"))
 }
 
+/// The column a Databricks warehouse reports the rows a DML statement affected in.
+const NUM_AFFECTED_ROWS: &str = "num_affected_rows";
+
+/// The rows a statement affected, read from its result: the sum of the `num_affected_rows`
+/// column when the result has one (a BIGINT; another type is a decode error), else the number
+/// of rows.
+fn affected_rows_column(batches: &[RecordBatch]) -> Result<u64> {
+    let mut total: u64 = 0;
+    for batch in batches {
+        let Some(column) = batch.column_by_name(NUM_AFFECTED_ROWS) else {
+            total = total.saturating_add(batch.num_rows() as u64);
+            continue;
+        };
+        let counts = column
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .ok_or_else(|| {
+                Error::decode(format!(
+                    "the {NUM_AFFECTED_ROWS} column is {}, expected BIGINT",
+                    column.data_type()
+                ))
+            })?;
+        for n in counts.iter().flatten() {
+            total = total.saturating_add(u64::try_from(n).unwrap_or(0));
+        }
+    }
+    Ok(total)
+}
+
+/// A protocol version's name for messages: `SPARK V8`, `HIVE V10`.
+fn protocol_name(v: TProtocolVersion) -> String {
+    if is_spark(v) {
+        format!(
+            "SPARK V{}",
+            v.0 - TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1.0 + 1
+        )
+    } else {
+        format!("HIVE V{} (plain HiveServer2)", v.0 + 1)
+    }
+}
+
 fn is_spark(v: TProtocolVersion) -> bool {
     v.0 >= TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1.0
 }
@@ -189,7 +236,7 @@ impl Session {
             .schema
             .clone()
             .or_else(|| client.config.schema.clone());
-        let configuration = options.configuration.clone();
+        let configuration = options.effective_configuration();
         let plain_hive = client.speaks_plain_hive();
         let request = if plain_hive {
             hive_open_request(configuration.clone(), catalog.as_deref(), schema.as_deref())
@@ -238,6 +285,7 @@ impl Session {
             emitter,
             statements: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            query_tags: options.query_tags.clone(),
         });
         client.register_session(&inner.id, Arc::downgrade(&inner));
         Ok(Session { inner })
@@ -252,6 +300,55 @@ impl Session {
     /// warehouses answer SPARK_CLI_SERVICE_PROTOCOL_V3..V9 = 0xA503..0xA509).
     pub fn server_protocol_version(&self) -> i32 {
         self.inner.server_protocol.0
+    }
+
+    /// Run a query with `params` (see [`params!`](crate::params!); `params![]` for none) and
+    /// read its whole result; the operation is closed before this returns.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &databricks_sql::Session) -> databricks_sql::Result<()> {
+    /// use databricks_sql::params;
+    /// let batches = session
+    ///     .query("SELECT * FROM orders WHERE id = :id", params![id => 42_i64])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn query(&self, sql: &str, params: Params) -> Result<Vec<RecordBatch>> {
+        let mut op = self
+            .execute_statement_with(sql, ExecuteOptions::new().params(params))
+            .await?;
+        let batches = op.fetch_all().await;
+        let closed = op.close().await;
+        let batches = batches?;
+        closed?;
+        Ok(batches)
+    }
+
+    /// Run a statement with `params` (`params![]` for none) to its end and return the rows it
+    /// affected: the server's modified-row count, or else the `num_affected_rows` column a
+    /// Databricks warehouse returns for DML; for any other statement, the number of rows it
+    /// returned (0 without a result set). The operation is closed before this returns.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &databricks_sql::Session) -> databricks_sql::Result<()> {
+    /// use databricks_sql::params;
+    /// let n = session
+    ///     .execute("DELETE FROM orders WHERE day < :day", params![day => "2020-01-01"])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute(&self, sql: &str, params: Params) -> Result<u64> {
+        let mut op = self
+            .execute_statement_with(sql, ExecuteOptions::new().params(params))
+            .await?;
+        let batches = op.fetch_all().await;
+        let closed = op.close().await;
+        let batches = batches?;
+        closed?;
+        if let Some(n) = op.rows_affected() {
+            return Ok(u64::try_from(n).unwrap_or(0));
+        }
+        affected_rows_column(&batches).map_err(|e| e.with_statement_id(op.id()))
     }
 
     /// Run a statement with the client's settings. Returns once the server accepted it; the
@@ -269,7 +366,9 @@ impl Session {
     ) -> Result<Operation> {
         self.inner.ensure_open()?;
         let opts = EffectiveExecuteOptions::resolve(&self.inner.client.config, options);
-        let req = self.execute_request(sql, &opts);
+        let req = self
+            .execute_request(sql, &opts)
+            .map_err(|e| e.with_session_id(&self.inner.id))?;
         let call = self.inner.client.rpc.execute_statement(req);
         let (resp, pending) = self.submit(OperationType::ExecuteStatement, call).await?;
         Operation::from_execute(self.inner.clone(), resp, opts, pending)
@@ -300,20 +399,45 @@ impl Session {
         }
     }
 
-    fn execute_request(&self, sql: &str, opts: &EffectiveExecuteOptions) -> TExecuteStatementReq {
+    /// The ExecuteStatement request for `sql` with `opts`; an error, before anything is sent,
+    /// when a parameter cannot be sent or the server cannot take parameters or a row limit.
+    fn execute_request(
+        &self,
+        sql: &str,
+        opts: &EffectiveExecuteOptions,
+    ) -> Result<TExecuteStatementReq> {
         let s = &self.inner;
         let spark = is_spark(s.server_protocol);
+        let parameters = opts.params.to_thrift()?;
+        if parameters.is_some() && !s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8) {
+            return Err(Error::config(format!(
+                "query parameters need protocol SPARK V8 or later, and this session negotiated {}: bind values in the SQL text yourself, with care",
+                protocol_name(s.server_protocol)
+            )));
+        }
+        if opts.row_limit.is_some() && !spark {
+            return Err(Error::config(format!(
+                "a row limit (resultRowLimit) needs a Databricks server, and this session negotiated {}: use LIMIT in the SQL text",
+                protocol_name(s.server_protocol)
+            )));
+        }
         let arrow =
             spark && opts.arrow && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V5);
         let lz4 = arrow && opts.lz4 && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V6);
         let cloud_fetch = arrow
             && opts.cloud_fetch
             && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V3);
-        let conf_overlay = if opts.conf_overlay.is_empty() {
-            None
-        } else {
-            Some(opts.conf_overlay.clone())
-        };
+        let mut conf_overlay = opts.conf_overlay.clone();
+        if !opts.query_tags.is_empty() {
+            let tags: Vec<(String, String)> = s
+                .query_tags
+                .iter()
+                .chain(&opts.query_tags)
+                .cloned()
+                .collect();
+            conf_overlay.insert(QUERY_TAGS.to_string(), query_tags_text(&tags));
+        }
+        let conf_overlay = (!conf_overlay.is_empty()).then_some(conf_overlay);
         let mut req = TExecuteStatementReq::new(
             s.handle.clone(),
             sql.to_string(),
@@ -351,8 +475,12 @@ impl Session {
                     Some(true),
                 ));
             }
+            req.result_row_limit = opts
+                .row_limit
+                .map(|rows| i64::try_from(rows).unwrap_or(i64::MAX));
+            req.parameters = parameters;
         }
-        req
+        Ok(req)
     }
 
     // --- metadata ---

@@ -374,6 +374,24 @@ pub struct StatementInfo {
     pub arrow_native_timestamps: bool,
     /// `confOverlay`.
     pub conf_overlay: BTreeMap<String, String>,
+    /// `parameters`, in the order sent.
+    pub parameters: Vec<ParameterInfo>,
+    /// `resultRowLimit`, when sent.
+    pub result_row_limit: Option<i64>,
+}
+
+/// One query parameter of an ExecuteStatement, as the mock received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParameterInfo {
+    /// The marker's name (named parameters).
+    pub name: Option<String>,
+    /// The 1-based position (positional parameters).
+    pub ordinal: Option<i32>,
+    /// The SQL type name sent.
+    pub sql_type: Option<String>,
+    /// The value's text; `None` for NULL.
+    pub value: Option<String>,
 }
 
 /// Builds a [`MockWarehouse`] with non-default settings; see each setter for its default.
@@ -385,6 +403,7 @@ pub struct MockWarehouseBuilder {
     http_path: String,
     server_protocol_version: i32,
     direct_results: bool,
+    dml_result_set: bool,
     arrow_batch_rows: usize,
     cloudfetch: CloudFetchSettings,
     knobs: Knobs,
@@ -408,6 +427,7 @@ impl Default for MockWarehouseBuilder {
             http_path: DEFAULT_HTTP_PATH.to_string(),
             server_protocol_version: protocol_version::SPARK_V8,
             direct_results: true,
+            dml_result_set: false,
             arrow_batch_rows: 10_000,
             cloudfetch: CloudFetchSettings {
                 threshold_rows: DEFAULT_CLOUDFETCH_THRESHOLD_ROWS,
@@ -532,6 +552,15 @@ impl MockWarehouseBuilder {
     /// Default: true.
     pub fn direct_results(mut self, enabled: bool) -> Self {
         self.direct_results = enabled;
+        self
+    }
+
+    /// Answer DML (`INSERT`, `UPDATE`, `DELETE`, `MERGE`) as a Databricks warehouse does: a
+    /// one-row result set with `num_affected_rows` and `num_inserted_rows` (BIGINT) and no
+    /// modified-row count in the operation status. Default: false (no result set, the count in
+    /// `numModifiedRows`).
+    pub fn dml_result_set(mut self, on: bool) -> Self {
+        self.dml_result_set = on;
         self
     }
 
@@ -675,6 +704,7 @@ impl MockWarehouseBuilder {
             http_path: self.http_path,
             server_protocol_version: self.server_protocol_version,
             direct_results: self.direct_results,
+            dml_result_set: self.dml_result_set,
             arrow_batch_rows: self.arrow_batch_rows,
             base_url: format!("{scheme}://{}:{}", self.host_name, addr.port()),
             cloudfetch: self.cloudfetch,

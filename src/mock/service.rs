@@ -14,12 +14,12 @@ use tokio::time::Instant;
 use super::catalog;
 use super::cloudfetch::{self, ResultFiles};
 use super::rowset::{self, ok_status};
-use super::source::{BatchesSource, MockRowsSource, RangeSource, RowSource};
+use super::source::{BatchesSource, LimitedSource, MockRowsSource, RangeSource, RowSource};
 use super::sql::{self, Statement};
 use super::state::{
     push_bounded, Id, OpState, Operation, Outcome, Registered, Shared, SqlError, State, WireFormat,
 };
-use super::{protocol_version as pv, StatementInfo};
+use super::{protocol_version as pv, ParameterInfo, StatementInfo};
 use crate::error::{Error, Result};
 use crate::thrift::framing::{self, CallArgs};
 use crate::thrift::handles::{guid_to_string, new_handle_identifier};
@@ -34,7 +34,7 @@ use crate::thrift::tcli::{
     TGetTableTypesReq, TGetTableTypesResp, TGetTablesReq, TGetTablesResp, TGetTypeInfoReq,
     TGetTypeInfoResp, THandleIdentifier, TOpenSessionReq, TOpenSessionResp, TOperationHandle,
     TOperationState, TOperationType, TProtocolVersion, TRowSet, TSessionHandle,
-    TSparkDirectResults, TSparkGetDirectResults, TStatus, TStatusCode,
+    TSparkDirectResults, TSparkGetDirectResults, TSparkParameterValue, TStatus, TStatusCode,
 };
 
 /// The catalog `current_catalog()` answers when the session never set one.
@@ -265,8 +265,22 @@ fn close_session(shared: &Shared, req: TCloseSessionReq) -> TCloseSessionResp {
 
 // -- statements --------------------------------------------------------------------------
 
-/// What `sql` produces in session `sid`, and how long it runs beyond the statement delay.
-fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
+/// Rows a DML statement inserted: all of them for an `INSERT`, none otherwise.
+fn inserted_rows(sql_text: &str, affected: i64) -> i64 {
+    let insert = sql_text
+        .trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+    if insert {
+        affected
+    } else {
+        0
+    }
+}
+
+/// What `sql` produces in session `sid`, and how long it runs beyond the statement delay;
+/// `dml_result_set`: DML answers with a `num_affected_rows` result set.
+fn plan(st: &mut State, sid: &Id, sql_text: &str, dml_result_set: bool) -> (Outcome, Duration) {
     if let Some(r) = st.registered.get(&sql::normalize(sql_text)) {
         return match r {
             Registered::Rows(src) => (Outcome::Rows(src.clone()), Duration::ZERO),
@@ -320,6 +334,10 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
                 "current_schema()",
                 Some(schema.as_deref().unwrap_or(DEFAULT_SCHEMA)),
             )),
+            Duration::ZERO,
+        ),
+        Statement::Dml { rows: n } if dml_result_set => (
+            rows(BatchesSource::dml_counts(n, inserted_rows(sql_text, n))),
             Duration::ZERO,
         ),
         Statement::Dml { rows: n } => (Outcome::Modified(n), Duration::ZERO),
@@ -565,9 +583,34 @@ async fn execute_statement(
             can_download_result: req.can_download_result == Some(true),
             arrow_native_timestamps: format.arrow_timestamps,
             conf_overlay: req.conf_overlay.clone().unwrap_or_default(),
+            parameters: req
+                .parameters
+                .iter()
+                .flatten()
+                .map(|p| ParameterInfo {
+                    name: p.name.clone(),
+                    ordinal: p.ordinal,
+                    sql_type: p.type_.clone(),
+                    value: match &p.value {
+                        Some(TSparkParameterValue::StringValue(v)) => Some(v.clone()),
+                        Some(TSparkParameterValue::DoubleValue(v)) => Some(v.0.to_string()),
+                        Some(TSparkParameterValue::BooleanValue(v)) => Some(v.to_string()),
+                        None => None,
+                    },
+                })
+                .collect(),
+            result_row_limit: req.result_row_limit,
         };
         push_bounded(&mut st.statements, info);
-        plan(st, sid, &req.statement)
+        let (outcome, runs_for) = plan(st, sid, &req.statement, shared.config.dml_result_set);
+        let outcome = match (outcome, req.result_row_limit) {
+            (Outcome::Rows(src), Some(limit)) => {
+                let limit = u64::try_from(limit).unwrap_or(0);
+                Outcome::Rows(Arc::new(LimitedSource::new(src, limit)))
+            }
+            (outcome, _) => outcome,
+        };
+        (outcome, runs_for)
     })
     .await;
     TExecuteStatementResp {

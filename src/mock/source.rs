@@ -226,6 +226,23 @@ impl BatchesSource {
         Self::new(batch.schema(), vec![batch])
     }
 
+    /// A DML statement's answer on a Databricks warehouse: one row, `num_affected_rows` and
+    /// `num_inserted_rows` (BIGINT).
+    pub(crate) fn dml_counts(affected: i64, inserted: i64) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("num_affected_rows", DataType::Int64, true),
+            Field::new("num_inserted_rows", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![affected])),
+                Arc::new(Int64Array::from(vec![inserted])),
+            ],
+        )?;
+        Self::new(schema, vec![batch])
+    }
+
     /// A one-row `STRING` result.
     pub(crate) fn string(name: &str, value: Option<&str>) -> Result<Self> {
         Self::single(
@@ -233,6 +250,32 @@ impl BatchesSource {
             DataType::Utf8,
             Arc::new(StringArray::from(vec![value])),
         )
+    }
+}
+
+/// The first `limit` rows of another source (`resultRowLimit`).
+#[derive(Debug)]
+pub(crate) struct LimitedSource {
+    inner: Arc<dyn RowSource>,
+    limit: u64,
+}
+
+impl LimitedSource {
+    pub(crate) fn new(inner: Arc<dyn RowSource>, limit: u64) -> Self {
+        LimitedSource { inner, limit }
+    }
+}
+
+impl RowSource for LimitedSource {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+    fn num_rows(&self) -> u64 {
+        self.inner.num_rows().min(self.limit)
+    }
+    fn rows(&self, offset: u64, len: usize) -> Result<RecordBatch> {
+        let (offset, len) = clamp(self.num_rows(), offset, len);
+        self.inner.rows(offset, len)
     }
 }
 

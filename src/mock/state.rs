@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) http_path: String,
     pub(crate) server_protocol_version: i32,
     pub(crate) direct_results: bool,
+    /// DML answers with a `num_affected_rows` result set instead of `numModifiedRows`.
+    pub(crate) dml_result_set: bool,
     pub(crate) arrow_batch_rows: usize,
     /// `http://127.0.0.1:<port>` (`https://` and the host name when set): CloudFetch links
     /// point here.
