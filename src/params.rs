@@ -566,19 +566,22 @@ impl Params {
 ///
 /// ```
 /// use databricks_sql::params;
-/// let p = params![id => 7_i64, "order date" => "2024-01-31"];
+/// let p = params![id => 7_i64, "order_date" => "2024-01-31"];
 /// assert_eq!(p.len(), 2);
 /// ```
 #[macro_export]
 macro_rules! params {
+    (@name $name:ident) => {
+        stringify!($name)
+    };
+    (@name $name:literal) => {
+        $name
+    };
     () => {
         $crate::params::Params::new()
     };
-    ($($name:ident => $value:expr),+ $(,)?) => {
-        $crate::params::Params::new()$(.named(stringify!($name), $value))+
-    };
-    ($($name:literal => $value:expr),+ $(,)?) => {
-        $crate::params::Params::new()$(.named($name, $value))+
+    ($($name:tt => $value:expr),+ $(,)?) => {
+        $crate::params::Params::new()$(.named($crate::params!(@name $name), $value))+
     };
     ($($value:expr),+ $(,)?) => {
         $crate::params::Params::new()$(.positional($value))+
