@@ -102,6 +102,39 @@ async fn every_parameter_type_reaches_the_server_with_its_sql_type() {
 }
 
 #[tokio::test]
+async fn bound_values_come_back_from_the_server_and_unbound_markers_fail() {
+    let (_mock, client) = client().await;
+    let session = client.open_session().await.unwrap();
+    let batches = session
+        .query(
+            "SELECT :who AS who, :n, :missing_value",
+            params![who => "x' OR '1'='1", n => 7_i64, missing_value => None::<i32>],
+        )
+        .await
+        .unwrap();
+    let batch = &batches[0];
+    let text = |i: usize| {
+        let column = batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<databricks_sql::arrow::array::StringArray>()
+            .unwrap();
+        use databricks_sql::arrow::array::Array;
+        (!column.is_null(0)).then(|| column.value(0).to_string())
+    };
+    assert_eq!(text(0).as_deref(), Some("x' OR '1'='1"));
+    assert_eq!(text(1).as_deref(), Some("7"));
+    assert_eq!(text(2), None);
+    assert_eq!(batch.schema().field(0).name(), "who");
+    let err = session
+        .query("SELECT ?, ?", params![1_i32])
+        .await
+        .expect_err("the second marker is unbound");
+    assert_eq!(err.sql_state(), Some("42P02"), "{err}");
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn nulls_keep_their_types_and_positional_parameters_their_order() {
     let (mock, client) = client().await;
     let session = client.open_session().await.unwrap();

@@ -265,6 +265,53 @@ fn close_session(shared: &Shared, req: TCloseSessionReq) -> TCloseSessionResp {
 
 // -- statements --------------------------------------------------------------------------
 
+/// `SELECT <markers>`: one row of the bound parameters' text, one `STRING` column each; a
+/// marker without a parameter is the error Databricks reports (`UNBOUND_SQL_PARAMETER`,
+/// SQLSTATE 42P02).
+fn bind_markers(
+    markers: &[(sql::Marker, String)],
+    params: &[ParameterInfo],
+) -> std::result::Result<Result<BatchesSource>, SqlError> {
+    let mut fields = Vec::with_capacity(markers.len());
+    let mut columns: Vec<arrow_array::ArrayRef> = Vec::with_capacity(markers.len());
+    for (marker, column) in markers {
+        let bound = match marker {
+            sql::Marker::Named(name) => params.iter().find(|p| {
+                p.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            }),
+            sql::Marker::Positional(n) => params
+                .iter()
+                .find(|p| p.ordinal.and_then(|o| usize::try_from(o).ok()) == Some(*n)),
+        };
+        let Some(bound) = bound else {
+            let shown = match marker {
+                sql::Marker::Named(name) => format!(":{name}"),
+                sql::Marker::Positional(n) => format!("?{n}"),
+            };
+            let message = format!("[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {shown}");
+            return Err(SqlError {
+                sql_state: "42P02".into(),
+                display_message: message.clone(),
+                message,
+            });
+        };
+        fields.push(arrow_schema::Field::new(
+            column,
+            arrow_schema::DataType::Utf8,
+            true,
+        ));
+        columns.push(Arc::new(arrow_array::StringArray::from(vec![bound
+            .value
+            .clone()])));
+    }
+    let schema = Arc::new(arrow_schema::Schema::new(fields));
+    Ok(arrow_array::RecordBatch::try_new(schema.clone(), columns)
+        .map_err(Error::from)
+        .and_then(|batch| BatchesSource::new(schema, vec![batch])))
+}
+
 /// Rows a DML statement inserted: all of them for an `INSERT`, none otherwise.
 fn inserted_rows(sql_text: &str, affected: i64) -> i64 {
     let insert = sql_text
@@ -278,9 +325,15 @@ fn inserted_rows(sql_text: &str, affected: i64) -> i64 {
     }
 }
 
-/// What `sql` produces in session `sid`, and how long it runs beyond the statement delay;
-/// `dml_result_set`: DML answers with a `num_affected_rows` result set.
-fn plan(st: &mut State, sid: &Id, sql_text: &str, dml_result_set: bool) -> (Outcome, Duration) {
+/// What `sql` produces in session `sid` with `params` bound, and how long it runs beyond the
+/// statement delay; `dml_result_set`: DML answers with a `num_affected_rows` result set.
+fn plan(
+    st: &mut State,
+    sid: &Id,
+    sql_text: &str,
+    params: &[ParameterInfo],
+    dml_result_set: bool,
+) -> (Outcome, Duration) {
     if let Some(r) = st.registered.get(&sql::normalize(sql_text)) {
         return match r {
             Registered::Rows(src) => (Outcome::Rows(src.clone()), Duration::ZERO),
@@ -336,6 +389,10 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str, dml_result_set: bool) -> (Outc
             )),
             Duration::ZERO,
         ),
+        Statement::SelectParams(markers) => match bind_markers(&markers, params) {
+            Ok(src) => (rows(src), Duration::ZERO),
+            Err(e) => (Outcome::Failed(e), Duration::ZERO),
+        },
         Statement::Dml { rows: n } if dml_result_set => (
             rows(BatchesSource::dml_counts(n, inserted_rows(sql_text, n))),
             Duration::ZERO,
@@ -601,8 +658,15 @@ async fn execute_statement(
                 .collect(),
             result_row_limit: req.result_row_limit,
         };
+        let params = info.parameters.clone();
         push_bounded(&mut st.statements, info);
-        let (outcome, runs_for) = plan(st, sid, &req.statement, shared.config.dml_result_set);
+        let (outcome, runs_for) = plan(
+            st,
+            sid,
+            &req.statement,
+            &params,
+            shared.config.dml_result_set,
+        );
         let outcome = match (outcome, req.result_row_limit) {
             (Outcome::Rows(src), Some(limit)) => {
                 let limit = u64::try_from(limit).unwrap_or(0);

@@ -25,6 +25,9 @@ pub(crate) enum Statement {
     MockRows(u64),
     /// `SELECT * FROM mock.all_types`: one column of each type, four rows.
     AllTypes,
+    /// `SELECT :a [AS x], :b ...` or `SELECT ? [AS x], ? ...`: one row, one `STRING` column per
+    /// marker holding the bound parameter's text.
+    SelectParams(Vec<(Marker, String)>),
     /// `SELECT sleep(MS)`: runs for MS milliseconds, then answers one row.
     Sleep(u64),
     /// `SELECT current_catalog()`.
@@ -49,6 +52,15 @@ pub(crate) enum Statement {
     UnknownTable(String),
     /// Text the warehouse cannot parse (SQLSTATE 42601).
     Syntax(String),
+}
+
+/// A parameter marker: `:name`, or the n-th `?` (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Marker {
+    /// `:name` (the name lower-cased, as every word the mock reads).
+    Named(String),
+    /// The n-th `?`.
+    Positional(usize),
 }
 
 /// Rows an `UPDATE`, `DELETE`, `MERGE` or `INSERT ... SELECT` reports as affected.
@@ -186,7 +198,43 @@ pub(crate) fn parse(sql: &str) -> Statement {
     }
 }
 
+/// `SELECT <marker> [AS alias], ...` with nothing else: the markers and column names.
+fn select_markers(t: &[Tok]) -> Option<Vec<(Marker, String)>> {
+    let mut items = Vec::new();
+    let mut rest = t.get(1..)?;
+    let mut positional = 0;
+    loop {
+        let (marker, name, after) = match rest {
+            [Tok::Punct(':'), Tok::Word(name), after @ ..] => {
+                (Marker::Named(name.clone()), name.clone(), after)
+            }
+            [Tok::Punct('?'), after @ ..] => {
+                positional += 1;
+                (
+                    Marker::Positional(positional),
+                    format!("?{positional}"),
+                    after,
+                )
+            }
+            _ => return None,
+        };
+        let (name, after) = match after {
+            [Tok::Word(w), Tok::Word(alias), more @ ..] if w == "as" => (alias.clone(), more),
+            _ => (name, after),
+        };
+        items.push((marker, name));
+        match after {
+            [] => return Some(items),
+            [Tok::Punct(','), more @ ..] => rest = more,
+            _ => return None,
+        }
+    }
+}
+
 fn parse_select(t: &[Tok]) -> Statement {
+    if let Some(markers) = select_markers(t) {
+        return Statement::SelectParams(markers);
+    }
     let g = |i: usize| t.get(i);
     // SELECT <int>
     if t.len() == 2 {
@@ -356,6 +404,29 @@ mod tests {
             parse("select * from Mock . Rows(10000000);"),
             Statement::MockRows(10_000_000)
         );
+    }
+
+    #[test]
+    fn selecting_only_parameter_markers_is_recognised() {
+        assert_eq!(
+            parse("SELECT :id AS Key, :Name"),
+            Statement::SelectParams(vec![
+                (Marker::Named("id".into()), "key".into()),
+                (Marker::Named("name".into()), "name".into()),
+            ])
+        );
+        assert_eq!(
+            parse("select ?, ? as b"),
+            Statement::SelectParams(vec![
+                (Marker::Positional(1), "?1".into()),
+                (Marker::Positional(2), "b".into()),
+            ])
+        );
+        assert!(matches!(
+            parse("SELECT :id FROM t"),
+            Statement::UnknownTable(_)
+        ));
+        assert!(matches!(parse("SELECT :"), Statement::Syntax(_)));
     }
 
     #[test]
