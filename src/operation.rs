@@ -19,6 +19,7 @@ use crate::results::cloudfetch::{
     ChunkObserver, ChunkStats, CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource,
     ResultLink,
 };
+use crate::results::empty_pages::EmptyPages;
 use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
 use crate::telemetry::{PendingStatement, ResultFormat, StatementRecorder};
@@ -223,6 +224,8 @@ pub struct Operation {
     more_rows: bool,
     /// Rows handed out or queued so far: the offset the next row set must start at.
     rows_received: i64,
+    /// Inline pages in a row that had no rows while more were announced.
+    empty_pages: EmptyPages,
     rows_affected: Option<i64>,
     deadline: Option<Instant>,
     /// [`close`](Operation::close) was called: reads fail from now on.
@@ -305,6 +308,7 @@ impl Operation {
             cancel_notify: Notify::new(),
             recorder,
         });
+        let empty_pages = EmptyPages::within(&session.client.config.retry);
         let mut op = Operation {
             shared,
             session,
@@ -318,6 +322,7 @@ impl Operation {
             pending: VecDeque::new(),
             more_rows: true,
             rows_received: 0,
+            empty_pages,
             rows_affected,
             deadline,
             closed_by_user: false,
@@ -649,7 +654,17 @@ impl Operation {
                 start,
                 links,
                 has_more,
-            } => self.start_cloudfetch(links, start, has_more),
+            } => {
+                // The links must go on from the rows already read (inline pages may come first):
+                // the row set's offset is checked here, each link's by the pipeline.
+                if spark && start != self.rows_received {
+                    return Err(self.shared.err(Error::decode(format!(
+                        "the server sent links starting at row offset {start} but {} rows were read so far: rows would be lost or duplicated",
+                        self.rows_received
+                    ))));
+                }
+                self.start_cloudfetch(links, self.rows_received, has_more)
+            }
             Page::Rows {
                 start,
                 batches,
@@ -671,6 +686,11 @@ impl Operation {
                     // Vanilla HiveServer2 always says false: read until an empty page.
                     count > 0
                 };
+                if self.more_rows {
+                    self.empty_pages
+                        .record(count == 0, "rows", self.rows_received)
+                        .map_err(|e| self.shared.err(e))?;
+                }
                 self.start_prefetch();
                 Ok(())
             }
@@ -689,7 +709,12 @@ impl Operation {
         let shared = self.shared.clone();
         let max_rows = self.options.max_rows_per_fetch;
         let from = self.next_offset();
+        // After an empty page, the server is given a moment before it is asked again.
+        let delay = self.empty_pages.delay();
         self.prefetch = Some(AbortOnDrop(tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let resp = fetch_page(&shared, max_rows, from).await?;
             Page::decode(&decoder, resp).map_err(|e| shared.err(e))
         })));
@@ -931,3 +956,7 @@ impl Drop for Operation {
         }, &runtime);
     }
 }
+
+#[cfg(all(test, feature = "mock"))]
+#[path = "operation_tests.rs"]
+mod tests;

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -12,7 +11,7 @@ use tokio::sync::mpsc;
 use super::pipeline::Step;
 use super::stats::SummaryCounters;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::backoff::{Backoff, Jitter};
+use crate::results::empty_pages::EmptyPages;
 
 /// One presigned link to a result file (the Thrift `TSparkArrowResultLink`).
 pub(crate) use crate::thrift::tcli::TSparkArrowResultLink as ResultLink;
@@ -61,12 +60,6 @@ impl fmt::Display for Chunk {
         )
     }
 }
-
-/// How many pages in a row may come back empty while the server says more rows follow, before
-/// the result is given up on (the server may still be writing files: we wait with backoff).
-const MAX_EMPTY_PAGES: u32 = 20;
-const EMPTY_PAGE_MIN_BACKOFF: Duration = Duration::from_millis(100);
-const EMPTY_PAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Checks that each link starts where the previous one ended.
 #[derive(Debug)]
@@ -134,8 +127,8 @@ impl LinkFeed {
         };
         let mut page = first_links;
         let mut has_more = more_links;
-        let mut empty_pages = 0u32;
-        let mut jitter = Jitter::new();
+        // The server may still be writing files: empty pages are waited on with backoff.
+        let mut empty_pages = EmptyPages::default();
         loop {
             for link in page.drain(..) {
                 if let Err(e) = coverage.accept(&link) {
@@ -151,25 +144,16 @@ impl LinkFeed {
                 let _ = out.send(Step::End).await;
                 return;
             }
-            if empty_pages > 0 {
-                let backoff = Backoff::new(EMPTY_PAGE_MIN_BACKOFF, EMPTY_PAGE_MAX_BACKOFF);
-                tokio::time::sleep(backoff.delay(empty_pages, &mut jitter)).await;
+            let delay = empty_pages.delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             match source.fetch_links(coverage.next_offset).await {
                 Ok((links, more)) => {
-                    if links.is_empty() && more {
-                        empty_pages += 1;
-                        if empty_pages > MAX_EMPTY_PAGES {
-                            let e = Error::protocol(format!(
-                                "the server answered {MAX_EMPTY_PAGES} result pages in a row \
-                                 with no links while saying more rows follow (row offset {})",
-                                coverage.next_offset
-                            ));
-                            let _ = out.send(Step::Failed(e)).await;
-                            return;
-                        }
-                    } else {
-                        empty_pages = 0;
+                    let empty = links.is_empty() && more;
+                    if let Err(e) = empty_pages.record(empty, "links", coverage.next_offset) {
+                        let _ = out.send(Step::Failed(e)).await;
+                        return;
                     }
                     page = links;
                     has_more = more;

@@ -1,0 +1,185 @@
+//! Result paging against a server that misbehaves in ways the mock does not on its own: the
+//! mock's FetchResults replies are rewritten on their way to the driver by a transport that
+//! wraps the real one.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{ErrorKind, Result};
+use crate::http::{HttpConfig, HttpRequest, HttpResponse, HttpTransport, RetryPolicy};
+use crate::mock::MockWarehouse;
+use crate::thrift::framing;
+use crate::thrift::tcli::TFetchResultsResp;
+
+/// Rewrites the FetchResults reply number `n` (from 0).
+type Rewrite = Box<dyn Fn(usize, &mut TFetchResultsResp) + Send + Sync>;
+
+/// Forwards to the real transport, rewriting FetchResults replies with `rewrite` (given the
+/// count of FetchResults replies before this one).
+struct Rewriting {
+    inner: Arc<dyn HttpTransport>,
+    fetches: AtomicUsize,
+    rewrite: Rewrite,
+}
+
+impl std::fmt::Debug for Rewriting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewriting")
+    }
+}
+
+#[async_trait]
+impl HttpTransport for Rewriting {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let call = framing::decode_call(&request.body)
+            .ok()
+            .map(|(name, seq, _)| (name, seq));
+        let mut response = self.inner.send(request).await?;
+        if let Some((name, seq)) = call.filter(|(name, _)| name == "FetchResults") {
+            let mut reply: TFetchResultsResp = framing::decode_reply(&name, seq, &response.body)?;
+            let n = self.fetches.fetch_add(1, Ordering::Relaxed);
+            (self.rewrite)(n, &mut reply);
+            response.body = Bytes::from(framing::encode_reply(&name, seq, &reply)?);
+        }
+        Ok(response)
+    }
+}
+
+async fn client_with(
+    mock: &MockWarehouse,
+    rewrite: impl Fn(usize, &mut TFetchResultsResp) + Send + Sync + 'static,
+) -> crate::DBSQLClient {
+    let inner = Arc::new(crate::http::HyperTransport::new(&HttpConfig::default()).unwrap());
+    mock.client_builder()
+        .transport(Arc::new(Rewriting {
+            inner,
+            fetches: AtomicUsize::new(0),
+            rewrite: Box::new(rewrite),
+        }))
+        .direct_results(false)
+        .retry_policy(RetryPolicy {
+            max_attempts: 2,
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            overall_timeout: Duration::from_secs(10),
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn links_that_skip_rows_already_owed_are_an_error_not_lost_rows() {
+    let mock = MockWarehouse::builder()
+        .cloudfetch_threshold_rows(10)
+        .cloudfetch_rows_per_file(100)
+        .start()
+        .await
+        .unwrap();
+    // The first page of links claims to start at row 5 (its links too): rows 0..5 would be
+    // skipped without a word.
+    let client = client_with(&mock, |n, reply| {
+        if n == 0 {
+            if let Some(rows) = reply.results.as_mut() {
+                rows.start_row_offset += 5;
+                for link in rows.result_links.iter_mut().flatten() {
+                    link.start_row_offset += 5;
+                }
+            }
+        }
+    })
+    .await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement("SELECT * FROM range(1000)")
+        .await
+        .unwrap();
+    let err = op.fetch_all().await.expect_err("rows would be lost");
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(err.message().contains("row offset 5"), "{err}");
+    assert!(err.message().contains("0 rows were read"), "{err}");
+    drop(op);
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn empty_inline_pages_announcing_more_rows_are_waited_on_then_given_up() {
+    let mock = MockWarehouse::builder().start().await.unwrap();
+    // Every page is emptied but still says more rows follow.
+    let client = client_with(&mock, |_, reply| {
+        if let Some(rows) = reply.results.as_mut() {
+            rows.arrow_batches = Some(Vec::new());
+            rows.columns = None;
+        }
+        reply.has_more_rows = Some(true);
+    })
+    .await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement("SELECT * FROM range(10)")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(20), op.fetch_all())
+        .await
+        .expect("bounded: the empty pages do not go on forever")
+        .expect_err("given up");
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    assert!(
+        err.message().contains("pages in a row with no rows"),
+        "{err}"
+    );
+    // The first page and the bounded number of empty ones after it.
+    let fetches = mock.call_count("FetchResults");
+    assert_eq!(
+        fetches,
+        crate::results::empty_pages::MAX_EMPTY_PAGES as usize + 1
+    );
+    drop(op);
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_few_empty_pages_then_rows_lose_nothing() {
+    let mock = MockWarehouse::builder()
+        .arrow_batch_rows(10)
+        .start()
+        .await
+        .unwrap();
+    // The 2nd to 4th replies are empty (still announcing more): the driver asks again, from
+    // the same offset, and then gets every row.
+    let client = client_with(&mock, |n, reply| {
+        if (1..4).contains(&n) {
+            if let Some(rows) = reply.results.as_mut() {
+                rows.arrow_batches = Some(Vec::new());
+            }
+            reply.has_more_rows = Some(true);
+        }
+    })
+    .await;
+    let session = client.open_session().await.unwrap();
+    let mut op = session
+        .execute_statement_with(
+            "SELECT * FROM range(100)",
+            crate::ExecuteOptions::new().max_rows_per_fetch(10),
+        )
+        .await
+        .unwrap();
+    let batches = op.fetch_all().await.unwrap();
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            let ids = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
+            ids.values().to_vec()
+        })
+        .collect();
+    assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    op.close().await.unwrap();
+    session.close().await.unwrap();
+}
