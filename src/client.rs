@@ -12,6 +12,7 @@ use crate::auth::{
     AccessToken, AuthProvider, BasicAuth, OAuthM2M, OAuthU2M, TokenAuth, TokenProviderAuth,
 };
 use crate::config::{ClientConfig, SessionOptions};
+use crate::results::decode_threads::DecodeThreads;
 use crate::settings::{
     expand_home, AuthType, Settings, CONFIG_FILE_VAR, CONFIG_PROFILE_VAR, DEFAULT_CONFIG_FILE,
 };
@@ -129,7 +130,7 @@ use crate::thrift::rpc::ThriftClient;
 /// ```
 #[derive(Clone)]
 pub struct DBSQLClient {
-    inner: Arc<ClientInner>,
+    pub(crate) inner: Arc<ClientInner>,
 }
 
 /// What a client's sessions and operations share.
@@ -144,6 +145,10 @@ pub(crate) struct ClientInner {
     /// a result's working set needs beside its live files: measured, a cap of one budget made
     /// every result free and allocate again, with the allocator retention that pooling avoids).
     pub(crate) cloudfetch_buffers: Arc<BufferPool>,
+    /// The threads CloudFetch files and large inline pages are decoded on, shared by every
+    /// result of this client (`CloudFetchConfig::decode_threads` of them, started with the
+    /// first large result).
+    pub(crate) decode_threads: Arc<DecodeThreads>,
     /// What the client reports through: its host's telemetry and the application's hooks.
     pub(crate) telemetry: ClientTelemetry,
     closed: AtomicBool,
@@ -930,6 +935,9 @@ impl ClientBuilder {
         Ok(DBSQLClient {
             inner: Arc::new(ClientInner {
                 cloudfetch_buffers: BufferPool::new(idle_buffers.saturating_mul(2)),
+                decode_threads: Arc::new(DecodeThreads::new(
+                    config.cloud_fetch_config.decode_threads,
+                )),
                 config,
                 rpc,
                 transport,

@@ -19,6 +19,7 @@ use crate::results::cloudfetch::{
     ChunkObserver, ChunkStats, CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource,
     ResultLink,
 };
+use crate::results::decode_threads::DecodeThreads;
 use crate::results::empty_pages::EmptyPages;
 use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
@@ -465,7 +466,10 @@ impl Operation {
             self.ensure_decoder().await?;
             if let Some(direct_rows) = self.direct.as_mut().and_then(|d| d.result_set.take()) {
                 let page = match &self.decoder {
-                    Some(decoder) => Page::decode(decoder, *direct_rows),
+                    Some(decoder) => {
+                        let threads = &self.session.client.decode_threads;
+                        decode_page(threads, decoder.clone(), *direct_rows).await
+                    }
                     None => Err(Error::protocol("rows arrived before metadata")),
                 }
                 .map_err(|e| self.shared.err(e))?;
@@ -707,6 +711,7 @@ impl Operation {
             return;
         };
         let shared = self.shared.clone();
+        let threads = self.session.client.decode_threads.clone();
         let max_rows = self.options.max_rows_per_fetch;
         let from = self.next_offset();
         // After an empty page, the server is given a moment before it is asked again.
@@ -716,7 +721,9 @@ impl Operation {
                 tokio::time::sleep(delay).await;
             }
             let resp = fetch_page(&shared, max_rows, from).await?;
-            Page::decode(&decoder, resp).map_err(|e| shared.err(e))
+            decode_page(&threads, decoder, resp)
+                .await
+                .map_err(|e| shared.err(e))
         })));
     }
 
@@ -741,11 +748,14 @@ impl Operation {
             None => {
                 let from = self.next_offset();
                 let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch, from).await?;
-                let decoder = self.decoder.as_ref().ok_or_else(|| {
+                let decoder = self.decoder.clone().ok_or_else(|| {
                     self.shared
                         .err(Error::protocol("rows arrived before metadata"))
                 })?;
-                Page::decode(decoder, resp).map_err(|e| self.shared.err(e))
+                let threads = &self.session.client.decode_threads;
+                decode_page(threads, decoder, resp)
+                    .await
+                    .map_err(|e| self.shared.err(e))
             }
         }
     }
@@ -787,6 +797,7 @@ impl Operation {
             observer,
             cancelled: Some(Box::pin(self.shared.clone().cancelled())),
             buffers: client.cloudfetch_buffers.clone(),
+            decode_threads: client.decode_threads.clone(),
         })
         .map_err(|e| self.shared.err(e))?;
         if let Some(recorder) = &recorder {
@@ -838,6 +849,40 @@ enum Page {
     },
     /// No row set at all: the end.
     End,
+}
+
+/// Inline pages larger than this (in encoded bytes, about) are decoded on the client's decode
+/// threads, off the async workers: 256 KiB. Smaller ones cost less than the hand-off.
+const DECODE_OFF_WORKER_BYTES: usize = 256 * 1024;
+
+/// Decodes `resp`: a large inline page on `threads`, anything else here.
+async fn decode_page(
+    threads: &DecodeThreads,
+    decoder: Arc<ResultDecoder>,
+    resp: TFetchResultsResp,
+) -> Result<Page> {
+    if encoded_bytes(&resp) <= DECODE_OFF_WORKER_BYTES {
+        return Page::decode(&decoder, resp);
+    }
+    threads.decode(move || Page::decode(&decoder, resp)).await
+}
+
+/// About how many bytes a page's rows take encoded: its Arrow batches, or its columns' values.
+fn encoded_bytes(resp: &TFetchResultsResp) -> usize {
+    let Some(rows) = &resp.results else { return 0 };
+    let arrow: usize = rows
+        .arrow_batches
+        .iter()
+        .flatten()
+        .map(|b| b.batch.len())
+        .sum();
+    let columns: usize = rows
+        .columns
+        .iter()
+        .flatten()
+        .map(|c| crate::results::columnar::column_len(c).saturating_mul(8))
+        .sum();
+    arrow.saturating_add(columns)
 }
 
 impl Page {

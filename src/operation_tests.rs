@@ -183,3 +183,80 @@ async fn a_few_empty_pages_then_rows_lose_nothing() {
     op.close().await.unwrap();
     session.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_results_share_the_clients_decode_threads() {
+    let mock = MockWarehouse::builder()
+        .cloudfetch_threshold_rows(1_000)
+        .cloudfetch_rows_per_file(1_000)
+        .start()
+        .await
+        .unwrap();
+    let client = mock.client_builder().build().unwrap();
+    let live = client.inner.decode_threads.live_threads();
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "started with the first large result"
+    );
+    let session = client.open_session().await.unwrap();
+    let read = |sql: &'static str| {
+        let session = &session;
+        async move {
+            let mut op = session.execute_statement(sql).await.unwrap();
+            let rows: usize = op
+                .fetch_all()
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum();
+            op.close().await.unwrap();
+            rows
+        }
+    };
+    let rows = futures::future::join_all([
+        read("SELECT * FROM range(20000)"),
+        read("SELECT * FROM mock.rows(20000)"),
+        read("SELECT * FROM range(30000)"),
+        read("SELECT * FROM mock.rows(10000)"),
+    ])
+    .await;
+    assert_eq!(rows, [20_000, 20_000, 30_000, 10_000]);
+    let configured = crate::CloudFetchConfig::default().decode_threads;
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        configured,
+        "one pool for four results"
+    );
+    session.close().await.unwrap();
+    client.close().await.unwrap();
+    drop(session);
+    drop(client);
+    for _ in 0..500 {
+        if live.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the decode threads outlived their client");
+}
+
+#[tokio::test]
+async fn large_inline_pages_are_decoded_on_the_decode_threads() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let client = mock.client_builder().cloud_fetch(false).build().unwrap();
+    let live = client.inner.decode_threads.live_threads();
+    let session = client.open_session().await.unwrap();
+    // A small result stays on the async worker.
+    session.query("SELECT 1", crate::params![]).await.unwrap();
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    // 100,000 rows of mock.rows in one inline page: megabytes, decoded off the workers.
+    let batches = session
+        .query("SELECT * FROM mock.rows(100000)", crate::params![])
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 100_000);
+    assert!(live.load(Ordering::SeqCst) > 0);
+    session.close().await.unwrap();
+}

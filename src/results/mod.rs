@@ -9,6 +9,7 @@
 pub(crate) mod arrow_inline;
 pub(crate) mod cloudfetch;
 pub(crate) mod columnar;
+pub(crate) mod decode_threads;
 pub(crate) mod empty_pages;
 #[cfg(any(test, feature = "mock"))]
 pub(crate) mod encode;

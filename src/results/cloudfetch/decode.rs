@@ -1,10 +1,7 @@
-//! Decoding of downloaded files on a small fixed pool of decode threads: LZ4 frame decompression
-//! into recycled buffers, then zero-copy Arrow IPC stream decoding, then the row-count check
-//! against the file's link.
-//!
-//! Why a fixed pool and not `spawn_blocking` per file: a blocking task per file spreads the
-//! allocations over many threads and the allocator's per-thread arenas, which doubled peak RSS
-//! when measured; two long-lived threads do not. The decompressed bytes are handed to the Arrow
+//! Decoding of downloaded files on the client's decode threads
+//! ([`DecodeThreads`](crate::results::decode_threads)): LZ4 frame decompression into recycled
+//! buffers, then zero-copy Arrow IPC stream decoding, then the row-count check against the
+//! file's link. The decompressed bytes are handed to the Arrow
 //! arrays without a copy (`Bytes::from_owner` into `Buffer::from`); once every batch of a file is
 //! dropped its buffer goes back to the client's pool ([`buffers`](super::buffers)), and so does
 //! an LZ4 body once decompressed, so steady-state decoding allocates nothing new.
@@ -14,8 +11,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
@@ -30,6 +26,7 @@ use super::download::Downloaded;
 use super::links::Chunk;
 use super::stats::{ChunkObserver, ChunkStats, SummaryCounters};
 use crate::error::{Error, ErrorKind, Result};
+use crate::results::decode_threads::DecodeThreads;
 use crate::results::lz4::{decompress_frame, decompressed_bound};
 
 /// A downloaded file waiting to be decoded.
@@ -69,66 +66,34 @@ pub(crate) struct DecodeContext {
     pub max_decompressed: usize,
 }
 
-/// The decode threads of one stream. Dropping the pool lets the threads finish the file in hand
-/// and exit.
+/// One stream's access to the client's decode threads: its jobs run with its context.
 #[derive(Debug)]
 pub(crate) struct DecodePool {
-    jobs: mpsc::Sender<DecodeJob>,
-    #[cfg(test)]
-    live: Arc<AtomicUsize>,
+    threads: Arc<DecodeThreads>,
+    worker: Arc<Worker>,
 }
 
 impl DecodePool {
-    /// Starts `threads` (at least 1) decode threads.
-    pub(crate) fn start(threads: usize, context: DecodeContext) -> Result<Self> {
-        let threads = threads.max(1);
-        let (jobs, queue) = mpsc::channel::<DecodeJob>();
-        let queue = Arc::new(Mutex::new(queue));
-        let worker = Arc::new(Worker { context });
-        let live = Arc::new(AtomicUsize::new(0));
-        for n in 0..threads {
-            let queue = queue.clone();
-            let worker = worker.clone();
-            live.fetch_add(1, Ordering::SeqCst);
-            let alive = LiveGuard(live.clone());
-            std::thread::Builder::new()
-                .name(format!("dbsql-decode-{n}"))
-                .spawn(move || worker.run(&queue, alive))
-                .map_err(|e| {
-                    live.fetch_sub(1, Ordering::SeqCst);
-                    Error::config(format!("could not start a CloudFetch decode thread: {e}"))
-                })?;
+    /// Decodes this stream's files (per `context`) on `threads`.
+    pub(crate) fn new(threads: Arc<DecodeThreads>, context: DecodeContext) -> Self {
+        DecodePool {
+            threads,
+            worker: Arc::new(Worker { context }),
         }
-        Ok(DecodePool {
-            jobs,
-            #[cfg(test)]
-            live,
-        })
     }
 
-    /// Queues `job`; its result arrives on `job.reply`. Fails only when every thread is gone.
+    /// Queues `job`; its result arrives on `job.reply`. Fails only when no thread runs.
     pub(crate) fn submit(&self, job: DecodeJob) -> Result<()> {
-        self.jobs.send(job).map_err(|e| {
-            Error::new(
-                ErrorKind::CloudFetch,
-                format!("{}: the decode threads have stopped", e.0.chunk),
-            )
-        })
-    }
-
-    /// Counts the running decode threads (they exit once the pool is dropped).
-    #[cfg(test)]
-    pub(crate) fn live_threads(&self) -> Arc<AtomicUsize> {
-        self.live.clone()
-    }
-}
-
-/// Counts a decode thread as live until it exits.
-struct LiveGuard(Arc<AtomicUsize>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let chunk = job.chunk;
+        let worker = self.worker.clone();
+        self.threads
+            .run(move || {
+                if job.reply.is_closed() {
+                    return; // the stream is gone: skip the work
+                }
+                worker.decode_job(job);
+            })
+            .map_err(|e| Error::new(ErrorKind::CloudFetch, format!("{chunk}: {}", e.message())))
     }
 }
 
@@ -138,20 +103,6 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(&self, queue: &Mutex<mpsc::Receiver<DecodeJob>>, _alive: LiveGuard) {
-        loop {
-            let job = {
-                let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-                queue.recv()
-            };
-            let Ok(job) = job else { return };
-            if job.reply.is_closed() {
-                continue; // the stream is gone: skip the work
-            }
-            self.decode_job(job);
-        }
-    }
-
     fn decode_job(&self, job: DecodeJob) {
         let DecodeJob {
             chunk,

@@ -37,6 +37,7 @@ use arrow_schema::SchemaRef;
 
 use crate::error::Result;
 use crate::http::HttpTransport;
+use crate::results::decode_threads::DecodeThreads;
 
 pub(crate) use buffers::BufferPool;
 pub(crate) use links::{LinkSource, ResultLink};
@@ -106,9 +107,11 @@ pub struct CloudFetchConfig {
     /// Default 1.0. Only downloads that took at least one second are judged, so that the latency
     /// of small files does not count as slowness.
     pub slow_download_mbps: f64,
-    /// Threads that decompress and decode files (LZ4 decompression is most of the work). Default
-    /// 2. A small fixed pool rather than a blocking task per file: spreading files over many
-    /// threads and their allocator arenas doubled peak RSS when measured.
+    /// Threads that decompress and decode files (LZ4 decompression is most of the work) and
+    /// large inline pages: one pool per client, shared by all its results, started with the
+    /// first large result. Default 2. A small fixed pool rather than a blocking task per file:
+    /// spreading files over many threads and their allocator arenas doubled peak RSS when
+    /// measured.
     pub decode_threads: usize,
 }
 
@@ -152,8 +155,8 @@ pub(crate) struct CloudFetchStart {
     pub first_links: Vec<ResultLink>,
     /// Whether the server said more rows follow the first page (`hasMoreRows`).
     pub more_links: bool,
-    /// The row offset of the first row of this result: 0 for a fresh result. The first link must
-    /// start here.
+    /// The row offset the first link must start at: the rows of the result already read (0
+    /// for a result that starts with links).
     pub first_row_offset: i64,
     /// The result's Arrow schema (from `arrowSchema` of the result set metadata); every batch is
     /// delivered with it.
@@ -167,13 +170,16 @@ pub(crate) struct CloudFetchStart {
     pub cancelled: Option<futures::future::BoxFuture<'static, ()>>,
     /// Where file buffers come from and go back to: the client's pool, shared by its results.
     pub buffers: Arc<BufferPool>,
+    /// The threads files are decoded on: the client's, shared by its results.
+    pub decode_threads: Arc<DecodeThreads>,
 }
 
 /// The record batches of one CloudFetch result, in row order.
 ///
 /// Created by [`CloudFetchStream::start`], which starts fetching links and downloading files at
 /// once. Dropping the stream (or calling [`cancel`](Self::cancel)) stops link fetching and every
-/// download; the decode threads finish the file in hand and exit.
+/// download; the file the decode threads have in hand is finished, and the stream's files still
+/// queued for decoding are skipped.
 #[derive(Debug)]
 pub(crate) struct CloudFetchStream {
     pipeline: pipeline::Pipeline,

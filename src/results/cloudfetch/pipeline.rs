@@ -152,11 +152,14 @@ impl Pipeline {
             observer,
             cancelled,
             buffers,
+            decode_threads,
         } = start;
         let summary = Arc::new(SummaryCounters::default());
         let budget = Arc::new(ByteBudget::new(config.max_buffered_bytes));
-        let decode_threads = config.decode_threads.max(1);
-        let pool = DecodePool::start(
+        #[cfg(test)]
+        let live_decode_threads = decode_threads.live_threads();
+        let window = decode_threads.size();
+        let pool = DecodePool::new(
             decode_threads,
             DecodeContext {
                 schema: schema.clone(),
@@ -166,16 +169,14 @@ impl Pipeline {
                 buffers: buffers.clone(),
                 max_decompressed: config.max_decompressed_file_bytes(),
             },
-        )?;
-        #[cfg(test)]
-        let live_decode_threads = pool.live_threads();
+        );
 
         let (links_tx, links_rx) = mpsc::channel(config.link_prefetch.max(1));
         let (scheduled_tx, scheduled_rx) = mpsc::unbounded_channel();
         // Decode-ahead: one file per decode thread plus one decoded and waiting; the consumer
         // holds one more. Decoded files count against the byte budget at their decoded size, so
         // this window decides how much of the budget decoded files may take, not the total.
-        let (ready_tx, ready_rx) = mpsc::channel(decode_threads + 1);
+        let (ready_tx, ready_rx) = mpsc::channel(window + 1);
 
         let feed = LinkFeed {
             source: link_source.clone(),

@@ -1,6 +1,7 @@
 //! Tests of the whole pipeline against a fake object store (an [`HttpTransport`]) and a fake link
 //! source: order, integrity checks, healing, the byte budget, cancellation and what is sent.
 
+use crate::results::decode_threads::DecodeThreads;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -291,6 +292,7 @@ fn start_args(
     lz4: bool,
 ) -> CloudFetchStart {
     CloudFetchStart {
+        decode_threads: Arc::new(DecodeThreads::new(config.decode_threads)),
         config,
         transport: store.clone(),
         link_source: source.clone(),
@@ -882,14 +884,15 @@ async fn dropping_the_stream_stops_downloads_link_fetching_and_decode_threads() 
         store.in_flight.load(Ordering::SeqCst) == 4 && source.in_flight.load(Ordering::SeqCst) == 1
     })
     .await;
-    assert_eq!(decode_threads.load(Ordering::SeqCst), 2);
+    // The decode threads start with the first file to decode: none has arrived.
+    assert_eq!(decode_threads.load(Ordering::SeqCst), 0);
 
     drop(stream);
     eventually("every download and link fetch is dropped", || {
         store.in_flight.load(Ordering::SeqCst) == 0 && source.in_flight.load(Ordering::SeqCst) == 0
     })
     .await;
-    eventually("the decode threads exit", || {
+    eventually("no decode thread is left", || {
         decode_threads.load(Ordering::SeqCst) == 0
     })
     .await;
@@ -970,6 +973,7 @@ async fn reports_each_chunk_to_the_observer() {
     };
     let source = FakeLinks::new(links.clone(), 100);
     let mut stream = CloudFetchStream::start(CloudFetchStart {
+        decode_threads: Arc::new(DecodeThreads::new(2)),
         config: config(),
         transport: store.clone(),
         link_source: source.clone(),
