@@ -10,11 +10,8 @@
 
 use std::time::Instant;
 
-use databricks_sql::arrow::array::{
-    Array, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use databricks_sql::arrow::schema::{DataType, TimeUnit};
+use databricks_sql::arrow::array::RecordBatch;
+use databricks_sql::arrow::schema::Schema;
 use databricks_sql::mock::MockWarehouse;
 use databricks_sql::ClientBuilder;
 
@@ -75,95 +72,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("close", t);
 
     println!("\n{sql}\n");
-    print_table(&schema, &batches);
-    Ok(())
+    if batches.is_empty() {
+        println!("(no rows; columns: {})", schema_names(&schema));
+        return Ok(());
+    }
+    print_table(&batches)
 }
 
 fn step(name: &str, since: Instant) {
     println!("{name:<14} {:>9.2} ms", since.elapsed().as_secs_f64() * 1e3);
 }
 
-fn print_table(schema: &databricks_sql::arrow::schema::Schema, batches: &[RecordBatch]) {
-    let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for batch in batches {
-        for r in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .map(|c| cell(c.as_ref(), r))
-                    .collect(),
-            );
-        }
-    }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain(std::iter::once(header[i].len()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!(" {c:<w$} "))
-            .collect();
-        format!("|{}|", parts.join("|"))
-    };
-    let rule = format!(
-        "+{}+",
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+")
-    );
-    println!("{rule}\n{}\n{rule}", line(&header));
-    for r in &rows {
-        println!("{}", line(r));
-    }
-    println!("{rule}\n{} rows", rows.len());
+/// The result as an aligned table, by arrow's pretty printer (every Arrow type; NULL shown as
+/// `NULL`).
+fn print_table(batches: &[RecordBatch]) -> Result<(), Box<dyn std::error::Error>> {
+    let options = arrow_cast::display::FormatOptions::default().with_null("NULL");
+    let table = arrow_cast::pretty::pretty_format_batches_with_options(batches, &options)?;
+    println!("{table}");
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    println!("{rows} rows");
+    Ok(())
 }
 
-fn cell(array: &dyn Array, row: usize) -> String {
-    if array.is_null(row) {
-        return "NULL".to_string();
-    }
-    let any = array.as_any();
-    match array.data_type() {
-        DataType::Boolean => any
-            .downcast_ref::<BooleanArray>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Int8 => any
-            .downcast_ref::<Int8Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Int16 => any
-            .downcast_ref::<Int16Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Int32 => any
-            .downcast_ref::<Int32Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Int64 => any
-            .downcast_ref::<Int64Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Float32 => any
-            .downcast_ref::<Float32Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Float64 => any
-            .downcast_ref::<Float64Array>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Utf8 => any
-            .downcast_ref::<StringArray>()
-            .map(|a| a.value(row).to_string()),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => any
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .and_then(|a| a.value_as_datetime(row))
-            .map(|t| t.to_string()),
-        other => Some(format!("<{other}>")),
-    }
-    .unwrap_or_else(|| "?".to_string())
+fn schema_names(schema: &Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.join(", ")
 }
