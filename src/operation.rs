@@ -353,6 +353,11 @@ impl Operation {
         }
     }
 
+    /// Whether the statement has a result set (queries; DML on a Databricks warehouse too).
+    pub(crate) fn has_result_set(&self) -> bool {
+        self.has_result_set
+    }
+
     /// Rows inserted, updated or deleted by a DML statement, once it finished; `None` for queries.
     pub fn rows_affected(&self) -> Option<i64> {
         self.rows_affected

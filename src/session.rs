@@ -114,22 +114,22 @@ fn databricks_open_request(
 
 /// OpenSession as plain HiveServer2 expects it: [`HIVE_CLIENT_PROTOCOL`] in field 1 and no
 /// Databricks field; the schema goes in the configuration as `use:database`. HiveServer2 has
-/// no catalogs: a catalog is not sent (logged at warn).
+/// no catalogs: a catalog is a [`Config`](ErrorKind::Config) error (the statements would
+/// otherwise run against another catalog's tables).
 fn hive_open_request(
     mut configuration: BTreeMap<String, String>,
     catalog: Option<&str>,
     schema: Option<&str>,
-) -> TOpenSessionReq {
+) -> Result<TOpenSessionReq> {
     if let Some(catalog) = catalog {
-        tracing::warn!(
-            catalog,
-            "plain HiveServer2 has no catalogs: the session's catalog is not sent"
-        );
+        return Err(Error::config(format!(
+            "the server speaks plain HiveServer2, which has no catalogs: the catalog {catalog:?} cannot be used (leave it unset; a schema can be set)"
+        )));
     }
     if let Some(schema) = schema {
         configuration.insert(HIVE_USE_DATABASE.to_string(), schema.to_string());
     }
-    TOpenSessionReq::new(
+    Ok(TOpenSessionReq::new(
         HIVE_CLIENT_PROTOCOL,
         None::<String>,
         None::<String>,
@@ -139,45 +139,51 @@ fn hive_open_request(
         None,
         None,
         None,
-    )
+    ))
 }
 
 /// Whether OpenSession failed the way a plain HiveServer2 server refuses the Databricks
-/// handshake: it cannot read the SPARK protocol version in field 1 (`Required field
-/// 'client_protocol' is unset!`), answered as a Thrift application exception or as an error
-/// status.
+/// handshake: it cannot read the SPARK protocol version in field 1 and says so (`Required field
+/// 'client_protocol' is unset!`), as a Thrift application exception or as an error status. Any
+/// other failure (an internal error, an overloaded gateway) is not a refusal of the handshake.
 fn refuses_databricks_handshake(e: &Error) -> bool {
-    e.is_application_exception()
-        || (e.kind() == ErrorKind::Server
-            && e.message()
-                .contains("Required field 'client_protocol' is unset"))
+    const REFUSAL: &str = "Required field 'client_protocol' is unset";
+    (e.is_application_exception() || e.kind() == ErrorKind::Server) && e.message().contains(REFUSAL)
 }
 
 /// The column a Databricks warehouse reports the rows a DML statement affected in.
 const NUM_AFFECTED_ROWS: &str = "num_affected_rows";
 
-/// The rows a statement affected, read from its result: the sum of the `num_affected_rows`
-/// column when the result has one (a BIGINT; another type is a decode error), else the number
-/// of rows.
-fn affected_rows_column(batches: &[RecordBatch]) -> Result<u64> {
-    let mut total: u64 = 0;
-    for batch in batches {
-        let Some(column) = batch.column_by_name(NUM_AFFECTED_ROWS) else {
-            total = total.saturating_add(batch.num_rows() as u64);
-            continue;
+/// The rows a statement affected according to its result set, read batch by batch: the sum of
+/// a first column `num_affected_rows` of type BIGINT, else the number of rows; `None` when the
+/// statement has no result set.
+async fn count_affected(op: &mut Operation) -> Result<Option<u64>> {
+    let mut total: Option<u64> = None;
+    while let Some(batch) = op.next_batch().await? {
+        let counts = batch
+            .schema()
+            .fields()
+            .first()
+            .filter(|f| f.name() == NUM_AFFECTED_ROWS)
+            .and_then(|_| {
+                batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+            })
+            .cloned();
+        let n = match counts {
+            Some(counts) => counts
+                .iter()
+                .flatten()
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .fold(0u64, u64::saturating_add),
+            None => batch.num_rows() as u64,
         };
-        let counts = column
-            .as_any()
-            .downcast_ref::<arrow_array::Int64Array>()
-            .ok_or_else(|| {
-                Error::decode(format!(
-                    "the {NUM_AFFECTED_ROWS} column is {}, expected BIGINT",
-                    column.data_type()
-                ))
-            })?;
-        for n in counts.iter().flatten() {
-            total = total.saturating_add(u64::try_from(n).unwrap_or(0));
-        }
+        total = Some(total.unwrap_or(0).saturating_add(n));
+    }
+    if total.is_none() && op.has_result_set() {
+        total = Some(0);
     }
     Ok(total)
 }
@@ -241,25 +247,46 @@ impl Session {
         let request = if plain_hive {
             hive_open_request(configuration.clone(), catalog.as_deref(), schema.as_deref())
         } else {
-            databricks_open_request(configuration.clone(), catalog.clone(), schema.clone())
+            Ok(databricks_open_request(
+                configuration.clone(),
+                catalog.clone(),
+                schema.clone(),
+            ))
         };
         let started = Instant::now();
-        let mut opened = client.rpc.open_session(request).await;
+        let mut opened = match request {
+            Ok(request) => client.rpc.open_session(request).await,
+            Err(e) => Err(e),
+        };
         if !plain_hive {
-            if let Err(e) = &opened {
-                if refuses_databricks_handshake(e) {
-                    tracing::debug!(
-                        error = %e,
-                        "the server refused the Databricks handshake: opening the session as plain HiveServer2"
+            opened = match opened {
+                Err(refused) if refuses_databricks_handshake(&refused) => {
+                    tracing::info!(
+                        "the server refused the Databricks handshake: opening the session as plain HiveServer2 (protocol HIVE V10)"
                     );
-                    let request =
-                        hive_open_request(configuration, catalog.as_deref(), schema.as_deref());
-                    opened = client.rpc.open_session(request).await;
-                    if opened.is_ok() {
-                        client.set_speaks_plain_hive();
+                    let fallback = match hive_open_request(
+                        configuration,
+                        catalog.as_deref(),
+                        schema.as_deref(),
+                    ) {
+                        Ok(request) => client.rpc.open_session(request).await,
+                        Err(e) => Err(e),
+                    };
+                    match fallback {
+                        Ok(resp) => {
+                            client.set_speaks_plain_hive();
+                            Ok(resp)
+                        }
+                        // The server's first answer stays the error; the second one says why
+                        // the HiveServer2 handshake did not help.
+                        Err(e) => Err(refused.with_message_suffix(&format!(
+                            " (opening the session as plain HiveServer2 failed too: {})",
+                            e.message()
+                        ))),
                     }
                 }
-            }
+                other => other,
+            };
         }
         let opened = opened.and_then(|resp| {
             resp.session_handle
@@ -325,9 +352,10 @@ impl Session {
     }
 
     /// Run a statement with `params` (`params![]` for none) to its end and return the rows it
-    /// affected: the server's modified-row count, or else the `num_affected_rows` column a
-    /// Databricks warehouse returns for DML; for any other statement, the number of rows it
-    /// returned (0 without a result set). The operation is closed before this returns.
+    /// affected: the `num_affected_rows` column a Databricks warehouse returns for DML (a first
+    /// column of that name, BIGINT); for another result set, the number of rows it returned
+    /// (read batch by batch, never held whole); without a result set, the server's
+    /// modified-row count (0 when it sends none). The operation is closed before this returns.
     ///
     /// ```no_run
     /// # async fn demo(session: &databricks_sql::Session) -> databricks_sql::Result<()> {
@@ -341,14 +369,16 @@ impl Session {
         let mut op = self
             .execute_statement_with(sql, ExecuteOptions::new().params(params))
             .await?;
-        let batches = op.fetch_all().await;
+        let counted = count_affected(&mut op).await;
         let closed = op.close().await;
-        let batches = batches?;
+        let counted = counted?;
         closed?;
-        if let Some(n) = op.rows_affected() {
-            return Ok(u64::try_from(n).unwrap_or(0));
-        }
-        affected_rows_column(&batches).map_err(|e| e.with_statement_id(op.id()))
+        Ok(match counted {
+            Some(n) => n,
+            None => op
+                .rows_affected()
+                .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
+        })
     }
 
     /// Run a statement with the client's settings. Returns once the server accepted it; the
@@ -850,5 +880,56 @@ impl Drop for SessionInner {
                 tracing::debug!(session_id = %id, error = %e, "background close of a dropped session failed");
             }
         }, &runtime);
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_client_protocol_refusal_triggers_the_hiveserver2_handshake() {
+        let refusal = "Required field 'client_protocol' is unset! Struct:TOpenSessionReq(...)";
+        let exception = Error::protocol(format!(
+            "the server answered OpenSession with a Thrift application exception (ProtocolError): {refusal}"
+        ))
+        .application_exception();
+        assert!(refuses_databricks_handshake(&exception));
+        let status = Error::new(ErrorKind::Server, refusal);
+        assert!(refuses_databricks_handshake(&status));
+        // Other failures of OpenSession leave the client speaking Databricks' protocol.
+        let internal = Error::protocol(
+            "the server answered OpenSession with a Thrift application exception (InternalError): boom",
+        )
+        .application_exception();
+        assert!(!refuses_databricks_handshake(&internal));
+        for other in [
+            Error::new(ErrorKind::Server, "[INVALID_PARAMETER_VALUE] bad catalog"),
+            Error::protocol(
+                "the reply to OpenSession is malformed: Required field 'client_protocol' is unset",
+            ),
+            Error::from_http_status(503, "Service Unavailable"),
+        ] {
+            assert!(!refuses_databricks_handshake(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_catalog_cannot_be_sent_to_plain_hiveserver2() {
+        let e = hive_open_request(BTreeMap::new(), Some("main"), None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("no catalogs"), "{e}");
+        let req = hive_open_request(BTreeMap::new(), None, Some("sales")).unwrap();
+        assert_eq!(req.client_protocol, Some(HIVE_CLIENT_PROTOCOL));
+        assert_eq!(
+            req.configuration
+                .unwrap()
+                .get(HIVE_USE_DATABASE)
+                .map(String::as_str),
+            Some("sales")
+        );
+        assert_eq!(req.client_protocol_i64, None);
+        assert_eq!(req.initial_namespace, None);
+        assert_eq!(req.can_use_multiple_catalogs, None);
     }
 }

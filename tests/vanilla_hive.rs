@@ -165,6 +165,23 @@ async fn the_initial_schema_is_sent_as_use_database() {
 }
 
 #[tokio::test]
+async fn a_catalog_is_refused_rather_than_ignored() {
+    let (mock, client) = hive().await;
+    let err = client
+        .open_session_with(SessionOptions::new().catalog("main"))
+        .await
+        .expect_err("no catalogs on HiveServer2");
+    assert!(
+        err.message().contains("Required field 'client_protocol'"),
+        "{err}"
+    );
+    assert!(err.message().contains("no catalogs"), "{err}");
+    assert_eq!(mock.sessions().len(), 0);
+    // Without the catalog the same client connects.
+    client.open_session().await.unwrap().close().await.unwrap();
+}
+
+#[tokio::test]
 async fn metadata_calls_fetch_their_results_explicitly() {
     let (mock, client) = hive().await;
     let session = client.open_session().await.unwrap();

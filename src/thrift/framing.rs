@@ -61,9 +61,16 @@ pub(crate) fn decode_reply<T: TSerializable>(method: &str, seq_id: i32, body: &[
         TMessageType::Exception => {
             let app = thrift::Error::read_application_error_from_in_protocol(&mut p)
                 .map_err(malformed)?;
+            // A Java server's message may go on with the request it could not read
+            // (`... Struct:TOpenSessionReq(configuration:{...})`): the values the client sent,
+            // which are not repeated in an error.
+            let message = match app.message.find(" Struct:") {
+                Some(end) => &app.message[..end],
+                None => app.message.as_str(),
+            };
             return Err(Error::protocol(format!(
-                "the server answered {method} with a Thrift application exception ({:?}): {}",
-                app.kind, app.message
+                "the server answered {method} with a Thrift application exception ({:?}): {message}",
+                app.kind
             ))
             .application_exception());
         }
@@ -411,6 +418,23 @@ mod tests {
         assert!(e.message().contains("boom: handle table corrupted"), "{e}");
         assert!(e.message().contains("InternalError"), "{e}");
         assert!(e.is_application_exception());
+    }
+
+    #[test]
+    fn the_request_a_java_server_echoes_in_an_exception_is_left_out() {
+        let body = encode_exception(
+            "OpenSession",
+            1,
+            ApplicationErrorKind::ProtocolError,
+            "Required field 'client_protocol' is unset! Struct:TOpenSessionReq(configuration:{spark.secret=abc})",
+        );
+        let e = assert_protocol_error(decode_reply::<TOpenSessionResp>("OpenSession", 1, &body));
+        assert!(
+            e.message()
+                .ends_with("Required field 'client_protocol' is unset!"),
+            "{e}"
+        );
+        assert!(!e.message().contains("abc"), "{e}");
     }
 
     #[test]
