@@ -2,6 +2,8 @@
 //! the per-session ([`SessionOptions`]) and per-statement ([`ExecuteOptions`]) overrides.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::http::{HttpConfig, RetryPolicy};
@@ -53,6 +55,11 @@ pub struct ClientConfig {
     /// Telemetry settings (see [`TelemetryConfiguration`] for each default): on, but in effect
     /// only when the workspace's feature flag for this driver is on.
     pub telemetry: TelemetryConfiguration,
+    /// Local directories that staging statements (`PUT` / `GET` of Unity Catalog volume files)
+    /// may read files from and write files to; see
+    /// [`ClientBuilder::staging_allowed_local_paths`](crate::ClientBuilder::staging_allowed_local_paths).
+    /// Default none: `PUT` and `GET` fail with [`ErrorKind::Config`](crate::ErrorKind::Config).
+    pub staging_allowed_local_paths: Vec<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -76,6 +83,7 @@ impl Default for ClientConfig {
             catalog: None,
             schema: None,
             telemetry: TelemetryConfiguration::default(),
+            staging_allowed_local_paths: Vec::new(),
         }
     }
 }
@@ -144,6 +152,7 @@ pub struct ExecuteOptions {
     pub(crate) cloud_fetch: Option<bool>,
     pub(crate) direct_results: Option<bool>,
     pub(crate) conf_overlay: BTreeMap<String, String>,
+    pub(crate) staging_allowed_local_paths: Option<Vec<PathBuf>>,
 }
 
 impl ExecuteOptions {
@@ -195,6 +204,17 @@ impl ExecuteOptions {
         self.conf_overlay.insert(key.into(), value.into());
         self
     }
+
+    /// The local directories a staging statement (`PUT` / `GET`) may use, in place of the
+    /// client's [`staging_allowed_local_paths`](crate::ClientBuilder::staging_allowed_local_paths)
+    /// for this statement only.
+    pub fn staging_allowed_local_paths(
+        mut self,
+        dirs: impl IntoIterator<Item = impl Into<PathBuf>>,
+    ) -> Self {
+        self.staging_allowed_local_paths = Some(dirs.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 /// The settings one statement runs with: the client's, overridden by its [`ExecuteOptions`].
@@ -207,6 +227,7 @@ pub(crate) struct EffectiveExecuteOptions {
     pub cloud_fetch: bool,
     pub direct_results: bool,
     pub conf_overlay: BTreeMap<String, String>,
+    pub staging_allowed_local_paths: Arc<[PathBuf]>,
 }
 
 impl EffectiveExecuteOptions {
@@ -222,6 +243,10 @@ impl EffectiveExecuteOptions {
             cloud_fetch: options.cloud_fetch.unwrap_or(config.cloud_fetch),
             direct_results: options.direct_results.unwrap_or(config.direct_results),
             conf_overlay: options.conf_overlay,
+            staging_allowed_local_paths: options
+                .staging_allowed_local_paths
+                .unwrap_or_else(|| config.staging_allowed_local_paths.clone())
+                .into(),
         }
     }
 }

@@ -38,6 +38,7 @@ mod operation;
 pub(crate) mod results;
 mod session;
 mod settings;
+mod staging;
 pub mod telemetry;
 pub(crate) mod thrift;
 mod time;
@@ -48,6 +49,7 @@ pub use error::{redact_url, Error, ErrorKind, Result};
 pub use operation::{CancelHandle, Operation, OperationState, OperationStatus};
 pub use results::cloudfetch::{ChunkObserver, ChunkStats, CloudFetchConfig, CloudFetchSummary};
 pub use session::{ServerInfo, Session};
+pub use staging::{StagingOperation, StagingSummary, CHUNK_SIZE as STAGING_CHUNK_SIZE};
 
 /// The Arrow crates this driver's results are built with, re-exported so that your code uses
 /// the same versions.

@@ -16,8 +16,10 @@ use super::cloudfetch::{self, ResultFiles};
 use super::rowset::{self, ok_status};
 use super::source::{BatchesSource, MockRowsSource, RangeSource, RowSource};
 use super::sql::{self, Statement};
+use super::staging;
 use super::state::{
-    push_bounded, Id, OpState, Operation, Outcome, Registered, Shared, SqlError, State, WireFormat,
+    push_bounded, Config, Id, OpState, Operation, Outcome, Registered, Shared, SqlError, State,
+    WireFormat,
 };
 use super::{protocol_version as pv, StatementInfo};
 use crate::error::{Error, Result};
@@ -266,7 +268,7 @@ fn close_session(shared: &Shared, req: TCloseSessionReq) -> TCloseSessionResp {
 // -- statements --------------------------------------------------------------------------
 
 /// What `sql` produces in session `sid`, and how long it runs beyond the statement delay.
-fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
+fn plan(st: &mut State, config: &Config, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
     if let Some(r) = st.registered.get(&sql::normalize(sql_text)) {
         return match r {
             Registered::Rows(src) => (Outcome::Rows(src.clone()), Duration::ZERO),
@@ -338,6 +340,10 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
             (Outcome::NoResult, Duration::ZERO)
         }
         Statement::Command => (Outcome::NoResult, Duration::ZERO),
+        Statement::Staging(command) => (
+            staging::plan(&mut st.staging, config, command),
+            Duration::ZERO,
+        ),
         Statement::UnknownTable(name) => (
             Outcome::Failed(SqlError {
                 sql_state: "42P01".into(),
@@ -357,6 +363,13 @@ fn plan(st: &mut State, sid: &Id, sql_text: &str) -> (Outcome, Duration) {
             Duration::ZERO,
         ),
     }
+}
+
+/// Whether `sql_text` is answered with a staging operation's instructions (a staging
+/// statement, not a result registered for its text).
+fn is_staging(st: &State, sql_text: &str) -> bool {
+    !st.registered.contains_key(&sql::normalize(sql_text))
+        && matches!(sql::parse(sql_text), Statement::Staging(_))
 }
 
 fn operation_handle(
@@ -446,6 +459,8 @@ where
             (Some(sid), Some(version)) => {
                 let mut format = l.ask.grant(version);
                 let (outcome, extra) = plan(&mut st, &sid, &op_id, format);
+                let staging = matches!(outcome, Outcome::Rows(_))
+                    && l.sql.is_some_and(|s| is_staging(&st, s));
                 let cloud_files = match &outcome {
                     Outcome::Rows(src) if format.cloudfetch => {
                         cloud_files(shared, &mut st, src, format, l.sql)
@@ -466,6 +481,7 @@ where
                     canceled: false,
                     next_offset: 0,
                     cloud_files,
+                    staging,
                 };
                 if !l.run_async {
                     op.skip_polls();
@@ -567,7 +583,7 @@ async fn execute_statement(
             conf_overlay: req.conf_overlay.clone().unwrap_or_default(),
         };
         push_bounded(&mut st.statements, info);
-        plan(st, sid, &req.statement)
+        plan(st, &shared.config, sid, &req.statement)
     })
     .await;
     TExecuteStatementResp {
@@ -783,7 +799,9 @@ async fn direct_results(
         };
         let format = op.format;
         let schema = src.schema();
-        dr.result_set_metadata = Some(Box::new(rowset::metadata(&schema, format)));
+        let mut metadata = rowset::metadata(&schema, format);
+        metadata.is_staging_operation = op.staging.then_some(true);
+        dr.result_set_metadata = Some(Box::new(metadata));
         let total = src.num_rows();
         let (page, end) = match &op.cloud_files {
             // CloudFetch: the first page of links. The operation stays open (links are
@@ -1038,10 +1056,12 @@ fn result_set_metadata(
     if let Some(status) = not_fetchable(op, op.state(Instant::now())) {
         return empty_metadata(status);
     }
-    match op.rows() {
+    let mut metadata = match op.rows() {
         Some(src) => rowset::metadata(&src.schema(), op.format),
         None => rowset::metadata(&arrow_schema::Schema::empty(), op.format),
-    }
+    };
+    metadata.is_staging_operation = op.staging.then_some(true);
+    metadata
 }
 
 fn fetch_error(status: TStatus) -> TFetchResultsResp {
