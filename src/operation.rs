@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::EffectiveExecuteOptions;
-use crate::staging::StagingSummary;
 use crate::error::{Error, ErrorKind, Result};
 use crate::results::cloudfetch::{
     ChunkObserver, ChunkStats, CloudFetchStart, CloudFetchStream, CloudFetchSummary, LinkSource,
@@ -22,6 +21,7 @@ use crate::results::cloudfetch::{
 };
 use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
+use crate::staging::StagingSummary;
 use crate::telemetry::{PendingStatement, ResultFormat, StatementRecorder};
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::{counting_retries, ThriftClient};

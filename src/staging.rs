@@ -137,7 +137,11 @@ impl StagingRequest {
     /// `operation`, `presignedUrl`, `localFile` (absent or NULL for `REMOVE`) and `headers`.
     pub(crate) fn from_batches(batches: &[RecordBatch]) -> Result<Self> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0).filter(|_| rows == 1) else {
+        let Some(batch) = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .filter(|_| rows == 1)
+        else {
             return Err(Error::protocol(format!(
                 "a staging operation's result must have exactly one row, not {rows}"
             )));
@@ -216,9 +220,7 @@ fn parse_headers(json: Option<&str>) -> Result<Vec<(HeaderName, HeaderValue)>> {
         return Ok(Vec::new());
     };
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-        .map_err(|_| {
-            Error::protocol("the staging operation's `headers` is not a JSON object")
-        })?;
+        .map_err(|_| Error::protocol("the staging operation's `headers` is not a JSON object"))?;
     map.into_iter()
         .map(|(name, value)| {
             let value = match value {
@@ -326,9 +328,8 @@ impl Stager<'_> {
                 Err(e) => e,
             };
             let wait = backoff.delay_or(attempts, error.retry_after(), &mut jitter);
-            let retry = error.is_retryable()
-                && attempts < max_attempts
-                && Instant::now() + wait < deadline;
+            let retry =
+                error.is_retryable() && attempts < max_attempts && Instant::now() + wait < deadline;
             tracing::debug!(attempt = attempts, retry, error = %error, "staging {what}: attempt failed");
             if !retry {
                 let kind = match error.kind() {
@@ -434,50 +435,21 @@ impl Stager<'_> {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let part = PartFile::create(target).await?;
-        let mut file = part.open().await?;
-        let mut body = response.body;
-        let mut written = 0u64;
-        let mut logged = 0u64;
-        while let Some(piece) = body.next().await {
-            let piece = piece?;
-            largest.fetch_max(piece.len(), Ordering::Relaxed);
-            file.write_all(&piece)
-                .await
-                .map_err(|e| local_io_error("write", part.path(), e))?;
-            written += piece.len() as u64;
-            if written - logged >= PROGRESS_EVERY {
-                logged = written;
-                tracing::debug!(bytes = written, expected, "staging GET: progress");
+        let (part, file) = PartFile::create(target).await?;
+        match write_body(response.body, expected, file, part.path(), largest).await {
+            Ok(written) => {
+                part.commit(target).await?;
+                Ok(written)
             }
-            if expected.is_some_and(|n| written > n) {
-                break;
+            Err(e) => {
+                part.discard().await;
+                Err(e)
             }
         }
-        if let Some(expected) = expected.filter(|&n| n != written) {
-            return Err(Error::new(
-                ErrorKind::Connect,
-                format!(
-                    "the download brought {written} bytes where Content-Length announced {expected}"
-                ),
-            ));
-        }
-        file.flush()
-            .await
-            .map_err(|e| local_io_error("write", part.path(), e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| local_io_error("write", part.path(), e))?;
-        drop(file);
-        part.commit(target).await?;
-        Ok(written)
     }
 
     async fn remove(&self, request: &StagingRequest) -> Result<StagingSummary> {
-        let what = format!(
-            "staging REMOVE of {}",
-            redact_url(&request.url.to_string())
-        );
+        let what = format!("staging REMOVE of {}", redact_url(&request.url.to_string()));
         let response = self
             .retry
             .send_returning_status(
@@ -488,7 +460,8 @@ impl Stager<'_> {
             .await
             .map_err(|e| {
                 let status = e.http_status();
-                Error::new(ErrorKind::Staging, format!("{what} failed: {e}")).with_http_status(status)
+                Error::new(ErrorKind::Staging, format!("{what} failed: {e}"))
+                    .with_http_status(status)
             })?;
         let status = response.status.as_u16();
         let already_absent = status == 404;
@@ -526,6 +499,49 @@ fn local_io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
     )
 }
 
+/// Writes a download's `body` to `file` (at `path`) as it arrives, checking its length against
+/// `expected` (the reply's `Content-Length`), and returns the bytes written.
+async fn write_body(
+    mut body: futures::stream::BoxStream<'static, Result<Bytes>>,
+    expected: Option<u64>,
+    mut file: tokio::fs::File,
+    path: &Path,
+    largest: &AtomicUsize,
+) -> Result<u64> {
+    let mut written = 0u64;
+    let mut logged = 0u64;
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        largest.fetch_max(piece.len(), Ordering::Relaxed);
+        file.write_all(&piece)
+            .await
+            .map_err(|e| local_io_error("write", path, e))?;
+        written += piece.len() as u64;
+        if written - logged >= PROGRESS_EVERY {
+            logged = written;
+            tracing::debug!(bytes = written, expected, "staging GET: progress");
+        }
+        if expected.is_some_and(|n| written > n) {
+            break;
+        }
+    }
+    if let Some(expected) = expected.filter(|&n| n != written) {
+        return Err(Error::new(
+            ErrorKind::Connect,
+            format!(
+                "the download brought {written} bytes where Content-Length announced {expected}"
+            ),
+        ));
+    }
+    file.flush()
+        .await
+        .map_err(|e| local_io_error("write", path, e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| local_io_error("write", path, e))?;
+    Ok(written)
+}
+
 /// The body of a `PUT`: `path` read in pieces of [`CHUNK_SIZE`] as the request is sent,
 /// exactly as long as the file was when opened (a file that shrinks meanwhile fails the
 /// upload). `largest` keeps the largest piece read.
@@ -538,23 +554,30 @@ async fn file_body(path: &Path, largest: Arc<AtomicUsize>) -> Result<(BodyStream
         .await
         .map_err(|e| local_io_error("read", path, e))?
         .len();
-    let chunks = futures::stream::try_unfold(
-        (file, 0u64, 0u64),
-        move |(mut file, read, logged)| {
+    let chunks =
+        futures::stream::try_unfold((file, 0u64, 0u64), move |(mut file, read, logged)| {
             let largest = largest.clone();
             async move {
                 let remaining = length - read;
                 if remaining == 0 {
                     return Ok(None);
                 }
-                let want = usize::try_from(remaining).unwrap_or(CHUNK_SIZE).min(CHUNK_SIZE);
+                let want = usize::try_from(remaining)
+                    .unwrap_or(CHUNK_SIZE)
+                    .min(CHUNK_SIZE);
                 let mut buf = BytesMut::with_capacity(want);
                 while buf.len() < want {
-                    let n = (&mut file).take((want - buf.len()) as u64).read_buf(&mut buf).await?;
+                    let n = (&mut file)
+                        .take((want - buf.len()) as u64)
+                        .read_buf(&mut buf)
+                        .await?;
                     if n == 0 {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
-                            format!("the file shrank to {} bytes while being uploaded", read + buf.len() as u64),
+                            format!(
+                                "the file shrank to {} bytes while being uploaded",
+                                read + buf.len() as u64
+                            ),
                         ));
                     }
                 }
@@ -568,8 +591,7 @@ async fn file_body(path: &Path, largest: Arc<AtomicUsize>) -> Result<(BodyStream
                 };
                 Ok(Some((Bytes::from(buf), (file, read, logged))))
             }
-        },
-    );
+        });
     Ok((BodyStream::new(length, chunks), length))
 }
 
@@ -580,32 +602,26 @@ struct PartFile {
 }
 
 impl PartFile {
-    async fn create(target: &Path) -> Result<PartFile> {
+    /// A new, empty `.part` file beside `target`, and its handle for writing.
+    async fn create(target: &Path) -> Result<(PartFile, tokio::fs::File)> {
         let name = target.file_name().unwrap_or_default().to_string_lossy();
         let random = uuid::Uuid::new_v4().simple().to_string();
         let path = target.with_file_name(format!("{name}.{}.part", &random[..12]));
-        tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .await
             .map_err(|e| local_io_error("create", &path, e))?;
-        Ok(PartFile { path: Some(path) })
+        Ok((PartFile { path: Some(path) }, file))
     }
 
     fn path(&self) -> &Path {
         self.path.as_deref().unwrap_or(Path::new(""))
     }
 
-    async fn open(&self) -> Result<tokio::fs::File> {
-        tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(self.path())
-            .await
-            .map_err(|e| local_io_error("open", self.path(), e))
-    }
-
-    /// Renames the file to `target`; from then on it is no longer removed.
+    /// Renames the file to `target`; from then on it is no longer removed. On failure it is
+    /// removed.
     async fn commit(mut self, target: &Path) -> Result<()> {
         let Some(path) = self.path.take() else {
             return Ok(());
@@ -614,8 +630,16 @@ impl PartFile {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.path = Some(path);
+                self.discard().await;
                 Err(local_io_error("write", target, e))
             }
+        }
+    }
+
+    /// Removes the file now.
+    async fn discard(mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = tokio::task::spawn_blocking(move || remove_part(&path)).await;
         }
     }
 }
@@ -649,7 +673,9 @@ async fn canonical_allowed(allowed: &[PathBuf]) -> Vec<PathBuf> {
     for dir in allowed {
         match tokio::fs::canonicalize(dir).await {
             Ok(dir) => out.push(dir),
-            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "staging: an allowed directory cannot be resolved"),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "staging: an allowed directory cannot be resolved")
+            }
         }
     }
     out
@@ -676,7 +702,9 @@ async fn checked_source(local: &str, allowed: &[PathBuf]) -> Result<PathBuf> {
         return Err(outside_allowed(op, local));
     }
     let metadata = tokio::fs::metadata(&canonical).await.map_err(|e| {
-        Error::config(format!("staging PUT: the local file {local} cannot be read: {e}"))
+        Error::config(format!(
+            "staging PUT: the local file {local} cannot be read: {e}"
+        ))
     })?;
     if !metadata.is_file() {
         return Err(Error::config(format!(
@@ -733,7 +761,9 @@ mod tests {
     fn staging_keywords_are_recognised_after_comments_and_whitespace() {
         assert!(may_be_staging("PUT '/tmp/a' INTO '/Volumes/c/s/v/a'"));
         assert!(may_be_staging("  get '/Volumes/c/s/v/a' TO '/tmp/a'"));
-        assert!(may_be_staging("-- upload\n/* x */ Remove '/Volumes/c/s/v/a'"));
+        assert!(may_be_staging(
+            "-- upload\n/* x */ Remove '/Volumes/c/s/v/a'"
+        ));
         assert!(!may_be_staging("SELECT 'PUT'"));
         assert!(!may_be_staging("GETX"));
         assert!(!may_be_staging("-- PUT"));
@@ -778,11 +808,7 @@ mod tests {
         let largest = Arc::new(AtomicUsize::new(0));
         let (body, length) = file_body(&path, largest.clone()).await.unwrap();
         assert_eq!(length, data.len() as u64);
-        let pieces: Vec<Bytes> = body
-            .into_chunks()
-            .map(|c| c.unwrap())
-            .collect()
-            .await;
+        let pieces: Vec<Bytes> = body.into_chunks().map(|c| c.unwrap()).collect().await;
         assert_eq!(pieces.len(), 4);
         assert!(pieces.iter().all(|p| p.len() <= CHUNK_SIZE));
         assert_eq!(pieces.concat(), data);

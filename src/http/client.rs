@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, PROXY_AUTHORIZATION, USER_AGENT};
 use futures::{StreamExt, TryStreamExt};
+use http::header::{HeaderValue, CONTENT_LENGTH, PROXY_AUTHORIZATION, USER_AGENT};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::Frame;
 use hyper_rustls::HttpsConnector;
@@ -379,40 +379,36 @@ impl HttpTransport for HyperTransport {
     ) -> Result<StreamedResponse> {
         let (url, timeout) = self.checked(&request)?;
         let limit = request.max_response_bytes.unwrap_or(usize::MAX);
-        let (parts, body) =
-            tokio::time::timeout(timeout, self.start(request, &url, upload, limit))
-                .await
-                .unwrap_or_else(|_| Err(no_complete_response(&url, timeout)))?;
-        let pieces = futures::stream::try_unfold(
-            (body, 0usize),
-            move |(mut body, received)| {
-                let url = url.clone();
-                async move {
-                    loop {
-                        let frame = match tokio::time::timeout(timeout, body.frame()).await {
-                            Err(_) => {
-                                return Err(Error::new(
-                                    ErrorKind::Timeout,
-                                    format!(
-                                        "no more of the response body from {url} within {}",
-                                        fmt_duration(timeout)
-                                    ),
-                                ))
-                            }
-                            Ok(None) => return Ok(None),
-                            Ok(Some(frame)) => frame.map_err(|e| cut_short(&url, e.into()))?,
-                        };
-                        if let Ok(data) = frame.into_data() {
-                            if data.len() > limit - received {
-                                return Err(too_large(&url, limit));
-                            }
-                            let received = received + data.len();
-                            return Ok(Some((data, (body, received))));
+        let (parts, body) = tokio::time::timeout(timeout, self.start(request, &url, upload, limit))
+            .await
+            .unwrap_or_else(|_| Err(no_complete_response(&url, timeout)))?;
+        let pieces = futures::stream::try_unfold((body, 0usize), move |(mut body, received)| {
+            let url = url.clone();
+            async move {
+                loop {
+                    let frame = match tokio::time::timeout(timeout, body.frame()).await {
+                        Err(_) => {
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no more of the response body from {url} within {}",
+                                    fmt_duration(timeout)
+                                ),
+                            ))
                         }
+                        Ok(None) => return Ok(None),
+                        Ok(Some(frame)) => frame.map_err(|e| cut_short(&url, e.into()))?,
+                    };
+                    if let Ok(data) = frame.into_data() {
+                        if data.len() > limit - received {
+                            return Err(too_large(&url, limit));
+                        }
+                        let received = received + data.len();
+                        return Ok(Some((data, (body, received))));
                     }
                 }
-            },
-        );
+            }
+        });
         Ok(StreamedResponse::new(parts.status, parts.headers, pieces))
     }
 }

@@ -25,10 +25,10 @@ use super::endpoint;
 use super::fault::{FaultKind, Injected, Occasion};
 use super::oauth;
 use super::service;
+use super::staging;
 use super::state::{push_bounded, Id, Shared};
 use super::telemetry::{feature_flag_path, FeatureFlagRequest, Upload};
 use super::RecordedRequest;
-use super::staging;
 use super::{CLOUDFETCH_HEADER, STAGING_HEADER};
 use crate::error::{Error, ErrorKind, Result};
 

@@ -121,7 +121,9 @@ fn volume_path(path: &str) -> Result<String, String> {
     let ok = parts.len() >= 6
         && parts[0].is_empty()
         && parts[1].eq_ignore_ascii_case("volumes")
-        && parts[2..].iter().all(|p| !p.is_empty() && *p != "." && *p != "..");
+        && parts[2..]
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != "..");
     if ok {
         Ok(path.to_string())
     } else {
@@ -225,8 +227,7 @@ pub(crate) fn plan(state: &mut StagingState, config: &Config, command: Command) 
         config.base_url
     );
     state.tickets.insert(ticket, Ticket { method, volume });
-    let headers =
-        serde_json::json!({ STAGING_HEADER: config.signer.header_value() }).to_string();
+    let headers = serde_json::json!({ STAGING_HEADER: config.signer.header_value() }).to_string();
     let field = |name: &str| Field::new(name, DataType::Utf8, true);
     let schema = Arc::new(Schema::new(vec![
         field("operation"),
@@ -299,7 +300,10 @@ pub(crate) fn serve(
         return refused(403, "AuthenticationFailed: the URL is not signed");
     };
     if sign(config, ticket, exp) != sig {
-        return refused(403, "SignatureDoesNotMatch: the URL's signature is not valid");
+        return refused(
+            403,
+            "SignatureDoesNotMatch: the URL's signature is not valid",
+        );
     }
     if now_ms() > exp {
         return refused(403, "AccessDenied: Request has expired");
@@ -382,6 +386,8 @@ mod tests {
         assert!(parse("PUT '/tmp/a' INTO '/Volumes/c/s/v/a' REPLACE")
             .unwrap_err()
             .contains("OVERWRITE"));
-        assert!(parse("GET '/Volumes/c/s/v/a").unwrap_err().contains("not closed"));
+        assert!(parse("GET '/Volumes/c/s/v/a")
+            .unwrap_err()
+            .contains("not closed"));
     }
 }
