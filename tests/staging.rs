@@ -462,3 +462,62 @@ async fn the_workspace_token_never_reaches_a_presigned_url() {
         }
     }
 }
+
+/// A transport that adds the workspace token to every request, presigned ones included: what
+/// a careless driver would do.
+#[derive(Debug)]
+struct LeakingTransport {
+    inner: databricks_sql::http::HyperTransport,
+    authorization: http::HeaderValue,
+}
+
+#[async_trait::async_trait]
+impl databricks_sql::http::HttpTransport for LeakingTransport {
+    async fn send(
+        &self,
+        mut request: databricks_sql::http::HttpRequest,
+    ) -> databricks_sql::Result<databricks_sql::http::HttpResponse> {
+        request
+            .headers
+            .insert(http::header::AUTHORIZATION, self.authorization.clone());
+        self.inner.send(request).await
+    }
+
+    async fn send_streamed(
+        &self,
+        mut request: databricks_sql::http::HttpRequest,
+        upload: Option<databricks_sql::http::BodyStream>,
+    ) -> databricks_sql::Result<databricks_sql::http::StreamedResponse> {
+        request
+            .headers
+            .insert(http::header::AUTHORIZATION, self.authorization.clone());
+        self.inner.send_streamed(request, upload).await
+    }
+}
+
+#[tokio::test]
+async fn a_presigned_url_refuses_a_request_that_carries_the_token() {
+    let dir = TempDir::new("leak");
+    let source = dir.path().join("a.txt");
+    std::fs::write(&source, b"abc").unwrap();
+    let (mock, builder) = mock().await;
+    let transport = LeakingTransport {
+        inner: databricks_sql::http::HyperTransport::new(&Default::default()).unwrap(),
+        authorization: http::HeaderValue::from_str(&format!("Bearer {}", mock.token())).unwrap(),
+    };
+    let client = builder
+        .transport(std::sync::Arc::new(transport))
+        .staging_allowed_local_paths([dir.path()])
+        .build()
+        .unwrap();
+    let session = client.open_session().await.unwrap();
+    let err = session
+        .execute_statement(&format!("PUT '{}' INTO '{VOLUME_FILE}'", source.display()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Staging, "{err}");
+    assert_eq!(err.http_status(), Some(400));
+    assert!(!err.to_string().contains(mock.token()), "{err}");
+    assert_eq!(mock.staging_requests_with_authorization(), 1);
+    assert_eq!(mock.volume_file(VOLUME_FILE), None);
+}

@@ -4,8 +4,10 @@
 //! Everything above this layer talks to an [`HttpTransport`]: the seam that unit tests replace.
 //! [`HyperTransport`] is the real one; [`RetryPolicy::send`] wraps any transport with retries.
 //! A client builds one transport and sends everything through it (Thrift calls, CloudFetch
-//! downloads, telemetry, feature flags, OAuth), so its proxy ([`ProxyConfig`]) and TLS settings
-//! ([`HttpConfig`]: extra root certificates, client certificate) apply to every request.
+//! downloads, staging transfers, telemetry, feature flags, OAuth), so its proxy
+//! ([`ProxyConfig`]) and TLS settings ([`HttpConfig`]: extra root certificates, client
+//! certificate) apply to every request. Large bodies (files moved to and from volumes) are
+//! streamed with [`HttpTransport::send_streamed`], never held whole in memory.
 //!
 //! ```no_run
 //! use databricks_sql::http::{HttpConfig, HttpRequest, HttpTransport, HyperTransport, RetryPolicy};
@@ -222,10 +224,12 @@ pub trait HttpTransport: Send + Sync + std::fmt::Debug + 'static {
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| {
                     crate::Error::new(
-                        crate::ErrorKind::Staging,
-                        "the request body could not be read",
+                        crate::ErrorKind::Connect,
+                        format!(
+                            "the body of the request to {} could not be read: {e}",
+                            crate::error::redact_url(&request.url.to_string())
+                        ),
                     )
-                    .with_source(e)
                 })?;
                 body.extend_from_slice(&chunk);
             }
