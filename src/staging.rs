@@ -79,7 +79,8 @@ pub struct StagingSummary {
     /// The largest piece of file data the driver held in memory at once: a piece read from
     /// the file (`PUT`, at most [`CHUNK_SIZE`]) or received from the network (`GET`).
     pub largest_chunk: usize,
-    /// Attempts made, the successful one included.
+    /// `PUT` and `GET`: attempts made, the successful one included. `REMOVE`: 1 (its retries
+    /// are those of the client's [`RetryPolicy`]).
     pub attempts: u32,
     /// For `REMOVE`: the file was already gone (HTTP 404).
     pub already_absent: bool,

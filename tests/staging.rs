@@ -521,3 +521,96 @@ async fn a_presigned_url_refuses_a_request_that_carries_the_token() {
     assert_eq!(mock.staging_requests_with_authorization(), 1);
     assert_eq!(mock.volume_file(VOLUME_FILE), None);
 }
+
+/// A transport that keeps a copy of every streamed request (the presigned ones).
+#[derive(Debug)]
+struct RecordingTransport {
+    inner: databricks_sql::http::HyperTransport,
+    seen: std::sync::Mutex<Vec<databricks_sql::http::HttpRequest>>,
+}
+
+#[async_trait::async_trait]
+impl databricks_sql::http::HttpTransport for RecordingTransport {
+    async fn send(
+        &self,
+        request: databricks_sql::http::HttpRequest,
+    ) -> databricks_sql::Result<databricks_sql::http::HttpResponse> {
+        self.inner.send(request).await
+    }
+
+    async fn send_streamed(
+        &self,
+        request: databricks_sql::http::HttpRequest,
+        upload: Option<databricks_sql::http::BodyStream>,
+    ) -> databricks_sql::Result<databricks_sql::http::StreamedResponse> {
+        self.seen.lock().unwrap().push(request.clone());
+        self.inner.send_streamed(request, upload).await
+    }
+}
+
+#[tokio::test]
+async fn the_mock_checks_a_presigned_urls_header_signature_and_method() {
+    use databricks_sql::http::{HttpRequest, HttpTransport, HyperTransport};
+
+    let dir = TempDir::new("mock-checks");
+    let (mock, builder) = mock().await;
+    mock.put_volume_file(VOLUME_FILE, &b"volume data"[..]);
+    let recorder = std::sync::Arc::new(RecordingTransport {
+        inner: HyperTransport::new(&Default::default()).unwrap(),
+        seen: Default::default(),
+    });
+    let client = builder
+        .transport(recorder.clone())
+        .staging_allowed_local_paths([dir.path()])
+        .build()
+        .unwrap();
+    let session = client.open_session().await.unwrap();
+    stage(
+        &session,
+        &format!(
+            "GET '{VOLUME_FILE}' TO '{}'",
+            dir.path().join("copy").display()
+        ),
+    )
+    .await
+    .unwrap();
+    let issued = recorder.seen.lock().unwrap()[0].clone();
+    assert!(issued
+        .headers
+        .contains_key(databricks_sql::mock::STAGING_HEADER));
+
+    let plain = HyperTransport::new(&Default::default()).unwrap();
+    let status = |request: HttpRequest| {
+        let plain = &plain;
+        async move { plain.send(request).await.unwrap().status.as_u16() }
+    };
+    let again = plain.send(issued.clone()).await.unwrap();
+    assert_eq!(again.status.as_u16(), 200);
+    assert_eq!(&again.body[..], b"volume data");
+
+    let mut no_header = issued.clone();
+    no_header.headers.clear();
+    assert_eq!(status(no_header).await, 400);
+
+    let mut other_method = issued.clone();
+    other_method.method = http::Method::DELETE;
+    assert_eq!(status(other_method).await, 403);
+
+    let mut tampered = issued.clone();
+    let url = issued.url.to_string();
+    let (path, query) = url.split_once('?').unwrap();
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("sig", _)) => "sig=0000000000000000".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    tampered.url = format!("{path}?{query}").parse().unwrap();
+    assert_eq!(status(tampered).await, 403);
+    assert_eq!(
+        mock.volume_file(VOLUME_FILE).as_deref(),
+        Some(&b"volume data"[..])
+    );
+}

@@ -747,5 +747,15 @@ mod tests {
             route(p, &Method::POST, oauth::AUTHORIZE_PATH),
             Route::WrongMethod("GET")
         ));
+        for method in [Method::PUT, Method::GET, Method::DELETE] {
+            assert!(matches!(
+                route(p, &method, "/staging/abc"),
+                Route::Staging { ticket } if ticket == "abc"
+            ));
+        }
+        assert!(matches!(
+            route(p, &Method::POST, "/staging/abc"),
+            Route::WrongMethod(_)
+        ));
     }
 }
