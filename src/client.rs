@@ -739,6 +739,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Local directories that staging statements may read files from (`PUT`) and write files
+    /// to (`GET`) when moving files to and from Unity Catalog volumes. A local path is allowed
+    /// when its canonical form (`..` and symbolic links resolved; for `GET`, that of its
+    /// directory) lies under the canonical form of one of these directories. Replaces any
+    /// earlier list. Default none: staging `PUT` and `GET` fail with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) before any transfer (`REMOVE` needs no
+    /// local path).
+    ///
+    /// ```
+    /// let builder = databricks_sql::DBSQLClient::builder()
+    ///     .staging_allowed_local_paths(["/data/uploads", "/data/downloads"]);
+    /// ```
+    pub fn staging_allowed_local_paths(
+        mut self,
+        dirs: impl IntoIterator<Item = impl Into<std::path::PathBuf>>,
+    ) -> Self {
+        self.config.staging_allowed_local_paths = dirs.into_iter().map(Into::into).collect();
+        self
+    }
+
     // --- telemetry and observation ---
 
     /// Telemetry settings (see [`TelemetryConfiguration`], which documents each default). By

@@ -2,6 +2,8 @@
 //! the per-session ([`SessionOptions`]) and per-statement ([`ExecuteOptions`]) overrides.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::http::{HttpConfig, RetryPolicy};
@@ -54,6 +56,11 @@ pub struct ClientConfig {
     /// Telemetry settings (see [`TelemetryConfiguration`] for each default): on, but in effect
     /// only when the workspace's feature flag for this driver is on.
     pub telemetry: TelemetryConfiguration,
+    /// Local directories that staging statements (`PUT` / `GET` of Unity Catalog volume files)
+    /// may read files from and write files to; see
+    /// [`ClientBuilder::staging_allowed_local_paths`](crate::ClientBuilder::staging_allowed_local_paths).
+    /// Default none: `PUT` and `GET` fail with [`ErrorKind::Config`](crate::ErrorKind::Config).
+    pub staging_allowed_local_paths: Vec<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +84,7 @@ impl Default for ClientConfig {
             catalog: None,
             schema: None,
             telemetry: TelemetryConfiguration::default(),
+            staging_allowed_local_paths: Vec::new(),
         }
     }
 }
@@ -194,6 +202,7 @@ pub struct ExecuteOptions {
     pub(crate) params: Params,
     pub(crate) row_limit: Option<u64>,
     pub(crate) query_tags: Vec<(String, String)>,
+    pub(crate) staging_allowed_local_paths: Option<Vec<PathBuf>>,
 }
 
 impl ExecuteOptions {
@@ -281,6 +290,17 @@ impl ExecuteOptions {
         self.query_tags.push((key.into(), value.into()));
         self
     }
+
+    /// The local directories a staging statement (`PUT` / `GET`) may use, in place of the
+    /// client's [`staging_allowed_local_paths`](crate::ClientBuilder::staging_allowed_local_paths)
+    /// for this statement only.
+    pub fn staging_allowed_local_paths(
+        mut self,
+        dirs: impl IntoIterator<Item = impl Into<PathBuf>>,
+    ) -> Self {
+        self.staging_allowed_local_paths = Some(dirs.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 /// The settings one statement runs with: the client's, overridden by its [`ExecuteOptions`].
@@ -296,6 +316,7 @@ pub(crate) struct EffectiveExecuteOptions {
     pub params: Params,
     pub row_limit: Option<u64>,
     pub query_tags: Vec<(String, String)>,
+    pub staging_allowed_local_paths: Arc<[PathBuf]>,
 }
 
 impl EffectiveExecuteOptions {
@@ -314,6 +335,10 @@ impl EffectiveExecuteOptions {
             params: options.params,
             row_limit: options.row_limit,
             query_tags: options.query_tags,
+            staging_allowed_local_paths: options
+                .staging_allowed_local_paths
+                .unwrap_or_else(|| config.staging_allowed_local_paths.clone())
+                .into(),
         }
     }
 }

@@ -52,6 +52,12 @@ pub enum ErrorKind {
     CloudFetch,
     /// The client, session or operation was already closed. Not retried.
     Closed,
+    /// The file transfer of a staging statement (`PUT`, `GET` or `REMOVE` of a Unity Catalog
+    /// volume file) failed: the presigned URL answered an error status (see
+    /// [`Error::http_status`]), the local file could not be read or written, or the transfer
+    /// was cut short. Transient failures were already retried like idempotent requests; not
+    /// retried further.
+    Staging,
 }
 
 impl ErrorKind {
@@ -70,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Decode => "result decoding failed",
             ErrorKind::CloudFetch => "CloudFetch download failed",
             ErrorKind::Closed => "already closed",
+            ErrorKind::Staging => "staging transfer failed",
         }
     }
 }

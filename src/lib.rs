@@ -39,6 +39,7 @@ pub mod params;
 pub(crate) mod results;
 mod session;
 mod settings;
+mod staging;
 pub mod telemetry;
 pub(crate) mod thrift;
 mod time;
@@ -50,6 +51,7 @@ pub use operation::{CancelHandle, Operation, OperationState, OperationStatus};
 pub use params::{Decimal, Params, SqlValue, ToSql};
 pub use results::cloudfetch::{ChunkObserver, ChunkStats, CloudFetchConfig, CloudFetchSummary};
 pub use session::{ServerInfo, Session};
+pub use staging::{StagingOperation, StagingSummary, CHUNK_SIZE as STAGING_CHUNK_SIZE};
 
 /// The Arrow crates this driver's results are built with, re-exported so that your code uses
 /// the same versions.

@@ -23,6 +23,7 @@ use crate::results::decode_threads::DecodeThreads;
 use crate::results::empty_pages::EmptyPages;
 use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
+use crate::staging::StagingSummary;
 use crate::telemetry::{PendingStatement, ResultFormat, StatementRecorder};
 use crate::thrift::handles::guid_to_string;
 use crate::thrift::rpc::{counting_retries, ThriftClient};
@@ -231,6 +232,10 @@ pub struct Operation {
     deadline: Option<Instant>,
     /// [`close`](Operation::close) was called: reads fail from now on.
     closed_by_user: bool,
+    /// The result set metadata marks the result a staging operation.
+    staging: bool,
+    /// What the file transfer of a staging statement did.
+    staging_summary: Option<StagingSummary>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -327,6 +332,8 @@ impl Operation {
             rows_affected,
             deadline,
             closed_by_user: false,
+            staging: false,
+            staging_summary: None,
         };
         // A status in the direct results tells at once whether the statement is done.
         if let Some(status) = op.direct.as_mut().and_then(|d| d.operation_status.take()) {
@@ -391,6 +398,41 @@ impl Operation {
             sql_state: resp.sql_state.clone(),
             error_message: resp.error_message.clone(),
         })
+    }
+
+    /// What the file transfer of a staging statement did (`PUT`, `GET` or `REMOVE` of a Unity
+    /// Catalog volume file); `None` for other statements.
+    pub fn staging_summary(&self) -> Option<&StagingSummary> {
+        self.staging_summary.as_ref()
+    }
+
+    /// Waits for the statement and, when the server marks its result a staging operation,
+    /// reads the one row of instructions and runs the file transfer (see
+    /// [`staging`](crate::staging)): the operation has no rows left afterwards.
+    pub(crate) async fn run_staging(&mut self) -> Result<()> {
+        self.wait().await?;
+        if !self.has_result_set {
+            return Ok(());
+        }
+        let decoded = self.ensure_decoder().await;
+        self.shared.observe(decoded)?;
+        if !self.staging {
+            return Ok(());
+        }
+        let rows = self.fetch_all().await?;
+        let client = &self.session.client;
+        let stager = crate::staging::Stager {
+            transport: &client.transport,
+            retry: &client.config.retry,
+            allowed: &self.options.staging_allowed_local_paths,
+        };
+        let done = match crate::staging::StagingRequest::from_batches(&rows) {
+            Ok(request) => stager.run(request).await,
+            Err(e) => Err(e),
+        };
+        let summary = self.shared.observe(done.map_err(|e| self.shared.err(e)))?;
+        self.staging_summary = Some(summary);
+        Ok(())
     }
 
     /// Wait until the statement finished; errors if it failed, was cancelled or timed out.
@@ -635,6 +677,7 @@ impl Operation {
                     .await?
             }
         };
+        self.staging = metadata.is_staging_operation == Some(true);
         let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
         if let Some(recorder) = &self.shared.recorder {
             let format = match decoder.format() {

@@ -383,6 +383,14 @@ impl Session {
 
     /// Run a statement with the client's settings. Returns once the server accepted it; the
     /// result (or the error) is read through the [`Operation`].
+    ///
+    /// A staging statement (`PUT '<local>' INTO '/Volumes/...' [OVERWRITE]`,
+    /// `GET '/Volumes/...' TO '<local>'`, `REMOVE '/Volumes/...'`) returns only once its file
+    /// transfer is done: a statement whose first keyword is `PUT`, `GET` or `REMOVE` is waited
+    /// for, and when the server marks its result a staging operation the driver moves the file
+    /// (see [`ClientBuilder::staging_allowed_local_paths`](crate::ClientBuilder::staging_allowed_local_paths));
+    /// the operation then has no rows, and
+    /// [`Operation::staging_summary`] says what was moved.
     pub async fn execute_statement(&self, sql: &str) -> Result<Operation> {
         self.execute_statement_with(sql, ExecuteOptions::default())
             .await
@@ -401,7 +409,11 @@ impl Session {
             .map_err(|e| e.with_session_id(&self.inner.id))?;
         let call = self.inner.client.rpc.execute_statement(req);
         let (resp, pending) = self.submit(OperationType::ExecuteStatement, call).await?;
-        Operation::from_execute(self.inner.clone(), resp, opts, pending)
+        let mut op = Operation::from_execute(self.inner.clone(), resp, opts, pending)?;
+        if crate::staging::may_be_staging(sql) {
+            op.run_staging().await?;
+        }
+        Ok(op)
     }
 
     /// Submit a statement or metadata call of `operation_type` with the RPC `call`: its

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use http::header::{HeaderValue, CONTENT_LENGTH, PROXY_AUTHORIZATION, USER_AGENT};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -23,14 +25,20 @@ use super::config::{user_agent, HttpConfig};
 use super::proxy::connector::{ProxyConnector, ProxyError};
 use super::proxy::{ProxyRoute, ProxyRules};
 use super::tls;
-use super::{fmt_duration, HttpRequest, HttpResponse, HttpTransport};
+use super::{fmt_duration, BodyStream, HttpRequest, HttpResponse, HttpTransport, StreamedResponse};
 use crate::error::{redact_url, ConnectFailure, Error, ErrorKind, Result};
 
 /// The most [`HttpTransport::send_into`] allocates up front from a reply's `Content-Length`
 /// (64 MiB); a longer body grows the buffer as it arrives.
 const MAX_PRESIZE: usize = 64 << 20;
 
-type HyperClient = Client<TimedConnector<HttpsConnector<ProxyConnector>>, Full<Bytes>>;
+/// A request body: whole in memory, or streamed ([`HttpTransport::send_streamed`]).
+type RequestBody = Either<Full<Bytes>, StreamBody<BoxFrames>>;
+
+/// The pieces of a streamed request body, as hyper takes them.
+type BoxFrames = futures::stream::BoxStream<'static, std::io::Result<Frame<Bytes>>>;
+
+type HyperClient = Client<TimedConnector<HttpsConnector<ProxyConnector>>, RequestBody>;
 
 /// The driver's HTTP transport: a pooled hyper 1 client over rustls with the `ring` crypto
 /// provider, HTTP/1.1, TLS 1.2 or 1.3 with certificate verification (see [`HttpConfig`] for
@@ -132,19 +140,26 @@ impl HyperTransport {
         self.inner.proxies.route(url).is_some()
     }
 
-    /// Sends `request` and returns the response head and its unread body (size-checked against
-    /// `Content-Length` when the server sent one).
+    /// The most bytes a response body to `request` may have: its own cap, within the
+    /// transport's.
+    fn limit(&self, request: &HttpRequest) -> usize {
+        let transport = self.inner.max_response_bytes;
+        request
+            .max_response_bytes
+            .map_or(transport, |cap| cap.min(transport))
+    }
+
+    /// Sends `request` (with `upload` as its body when given) and returns the response head and
+    /// its unread body (size-checked against `limit` by `Content-Length` when the server sent
+    /// one).
     async fn start(
         &self,
         request: HttpRequest,
         url: &str,
-    ) -> Result<(http::response::Parts, hyper::body::Incoming, usize)> {
+        upload: Option<BodyStream>,
+        limit: usize,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming)> {
         let inner = &self.inner;
-        let limit = request
-            .max_response_bytes
-            .map_or(inner.max_response_bytes, |cap| {
-                cap.min(inner.max_response_bytes)
-            });
         let route = inner.proxies.route(&request.url).cloned();
         // A plain-http request goes to the proxy itself (in absolute form), which wants the
         // credentials on the request; through a tunnel they were on the CONNECT.
@@ -166,8 +181,19 @@ impl HyperTransport {
                 headers.insert(PROXY_AUTHORIZATION, value.clone());
             }
         }
+        let body = match upload {
+            None => Either::Left(Full::new(request.body)),
+            Some(upload) => {
+                if let Some(headers) = builder.headers_mut() {
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(upload.len()));
+                }
+                Either::Right(StreamBody::new(
+                    upload.into_chunks().map_ok(Frame::data).boxed(),
+                ))
+            }
+        };
         let hyper_request = builder
-            .body(Full::new(request.body))
+            .body(body)
             .map_err(|e| Error::config(format!("invalid HTTP request to {url}: {e}")))?;
 
         let response = inner
@@ -181,12 +207,13 @@ impl HyperTransport {
                 return Err(too_large(url, limit));
             }
         }
-        Ok((parts, body, limit))
+        Ok((parts, body))
     }
 
     /// One attempt without the overall request timeout (the caller applies it).
     async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
-        let (parts, body, limit) = self.start(request, url).await?;
+        let limit = self.limit(&request);
+        let (parts, body) = self.start(request, url, None, limit).await?;
         let body = Limited::new(body, limit)
             .collect()
             .await
@@ -214,7 +241,8 @@ impl HyperTransport {
         url: &str,
         out: &mut Vec<u8>,
     ) -> Result<HttpResponse> {
-        let (parts, mut body, limit) = self.start(request, url).await?;
+        let limit = self.limit(&request);
+        let (parts, mut body) = self.start(request, url, None, limit).await?;
         if let Some(length) = content_length(&parts.headers) {
             // Room for the announced length up front (bounded by the limit, and by
             // MAX_PRESIZE: a length the body has not proven yet allocates no more than that).
@@ -342,6 +370,46 @@ impl HttpTransport for HyperTransport {
             body.clear();
         }
         result
+    }
+
+    async fn send_streamed(
+        &self,
+        request: HttpRequest,
+        upload: Option<BodyStream>,
+    ) -> Result<StreamedResponse> {
+        let (url, timeout) = self.checked(&request)?;
+        let limit = request.max_response_bytes.unwrap_or(usize::MAX);
+        let (parts, body) = tokio::time::timeout(timeout, self.start(request, &url, upload, limit))
+            .await
+            .unwrap_or_else(|_| Err(no_complete_response(&url, timeout)))?;
+        let pieces = futures::stream::try_unfold((body, 0usize), move |(mut body, received)| {
+            let url = url.clone();
+            async move {
+                loop {
+                    let frame = match tokio::time::timeout(timeout, body.frame()).await {
+                        Err(_) => {
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no more of the response body from {url} within {}",
+                                    fmt_duration(timeout)
+                                ),
+                            ))
+                        }
+                        Ok(None) => return Ok(None),
+                        Ok(Some(frame)) => frame.map_err(|e| cut_short(&url, e.into()))?,
+                    };
+                    if let Ok(data) = frame.into_data() {
+                        if data.len() > limit - received {
+                            return Err(too_large(&url, limit));
+                        }
+                        let received = received + data.len();
+                        return Ok(Some((data, (body, received))));
+                    }
+                }
+            }
+        });
+        Ok(StreamedResponse::new(parts.status, parts.headers, pieces))
     }
 }
 

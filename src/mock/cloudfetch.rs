@@ -56,7 +56,12 @@ impl LinkSigner {
         }
     }
 
-    fn sign(&self, statement: &str, chunk: usize, exp_ms: i64, nonce: &str) -> String {
+    /// The header value presigned requests must carry.
+    pub(crate) fn header_value(&self) -> &str {
+        &self.header_value
+    }
+
+    pub(crate) fn sign(&self, statement: &str, chunk: usize, exp_ms: i64, nonce: &str) -> String {
         format!(
             "{:016x}",
             self.keys.hash_one((statement, chunk, exp_ms, nonce))

@@ -34,6 +34,8 @@
 //!   link's own header instead.
 //! - `GET /oidc/.well-known/oauth-authorization-server`, `GET /oidc/v1/authorize` and
 //!   `POST /oidc/v1/token` (no bearer token): the workspace's OAuth server (see [OAuth](#oauth)).
+//! - `PUT`, `GET` or `DELETE /staging/<ticket>?exp=..&sig=..`: the presigned URLs of staging
+//!   statements (see [Staging](#staging)). No bearer token: [`STAGING_HEADER`] instead.
 //! - Every other path answers 404.
 //!
 //! # Built-in statements
@@ -117,6 +119,22 @@
 //! - Counters: [`MockWarehouse::cloudfetch_get_count`] / [`cloudfetch_get_counts`](MockWarehouse::cloudfetch_get_counts)
 //!   (GETs per file index, over every statement), `call_count(`[`endpoint::CLOUDFETCH_FILE`]`)`
 //!   (all file GETs), `call_count("FetchResults")` (link pages and refreshes).
+//!
+//! # Staging
+//! Unity Catalog volume files live in memory ([`MockWarehouse::volume_file`],
+//! [`MockWarehouse::put_volume_file`]). `PUT '<local>' INTO '/Volumes/...' [OVERWRITE]`,
+//! `GET '/Volumes/...' TO '<local>'` and `REMOVE '/Volumes/...'` are answered as staging
+//! operations: result metadata with `isStagingOperation = true` and one row of `operation`,
+//! `presignedUrl` (`<base_url>/staging/<ticket>?exp=<ms>&sig=<keyed hash>`, valid 15 minutes,
+//! for its own method only), `localFile` and `headers` (`{"x-mock-staging-key": "<value>"}`).
+//! - A `PUT` without `OVERWRITE` onto an existing file fails with SQLSTATE `42K04`; a `GET` of
+//!   a missing file fails with SQLSTATE `42K03`; the `DELETE` of a `REMOVE` whose file is gone
+//!   answers 404.
+//! - A request to a staging URL with an `Authorization` header is refused with 400 and counted
+//!   ([`MockWarehouse::staging_requests_with_authorization`]) before any fault; then faults
+//!   targeted at [`endpoint::STAGING`] apply (e.g. [`Fault::truncated_body`] cuts a download
+//!   short); a missing or wrong [`STAGING_HEADER`] is 400, a bad or expired signature or another
+//!   method 403.
 //!
 //! # OAuth
 //! The mock is also the workspace's OAuth server, for machine-to-machine (client credentials)
@@ -203,6 +221,7 @@ mod server;
 mod service;
 mod source;
 mod sql;
+mod staging;
 mod state;
 mod telemetry;
 mod tls;
@@ -295,6 +314,8 @@ pub mod endpoint {
     pub const OAUTH_AUTHORIZE: &str = "oauth-authorize";
     /// `POST /oidc/v1/token`: the OAuth token endpoint.
     pub const OAUTH_TOKEN: &str = "oauth-token";
+    /// `PUT`, `GET` or `DELETE /staging/<ticket>`: a presigned URL of a staging statement.
+    pub const STAGING: &str = "staging";
     /// Any other path or method (answered 404 or 405).
     pub const UNKNOWN: &str = "unknown";
 }
@@ -303,6 +324,10 @@ pub mod endpoint {
 /// and that a GET of the file must carry: without it (or with another value) the GET answers
 /// 400, as a storage service does when a presigned request lacks its required headers.
 pub const CLOUDFETCH_HEADER: &str = "x-mock-cloudfetch-key";
+
+/// The header every staging operation lists in its `headers` (with a value random per mock),
+/// and that a request to its presigned URL must carry (else 400).
+pub const STAGING_HEADER: &str = "x-mock-staging-key";
 
 /// Default of [`MockWarehouseBuilder::cloudfetch_threshold_rows`].
 pub const DEFAULT_CLOUDFETCH_THRESHOLD_ROWS: u64 = 100_000;
@@ -1043,6 +1068,38 @@ impl MockWarehouse {
     /// A driver must send presigned URLs only the links' own headers, so this should stay 0.
     pub fn cloudfetch_gets_with_authorization(&self) -> usize {
         self.inner.shared.lock().cloudfetch_gets_with_authorization
+    }
+
+    /// The Unity Catalog volume file at `path` (`/Volumes/<catalog>/<schema>/<volume>/...`),
+    /// if there is one.
+    pub fn volume_file(&self, path: &str) -> Option<bytes::Bytes> {
+        self.inner.shared.lock().staging.files.get(path).cloned()
+    }
+
+    /// Stores `contents` as the volume file at `path`, replacing any file there.
+    pub fn put_volume_file(&self, path: &str, contents: impl Into<bytes::Bytes>) {
+        let contents = contents.into();
+        self.inner
+            .shared
+            .lock()
+            .staging
+            .files
+            .insert(path.to_string(), contents);
+    }
+
+    /// The paths of every volume file, sorted.
+    pub fn volume_files(&self) -> Vec<String> {
+        let st = self.inner.shared.lock();
+        let mut paths: Vec<String> = st.staging.files.keys().cloned().collect();
+        paths.sort();
+        paths
+    }
+
+    /// Requests to presigned staging URLs that carried an `Authorization` header: each was
+    /// refused with 400. A driver must send them only the operation's own headers, so this
+    /// should stay 0.
+    pub fn staging_requests_with_authorization(&self) -> usize {
+        self.inner.shared.lock().staging.with_authorization
     }
 
     /// Every session opened so far (open or closed), in opening order.

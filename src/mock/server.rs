@@ -25,10 +25,11 @@ use super::endpoint;
 use super::fault::{FaultKind, Injected, Occasion};
 use super::oauth;
 use super::service;
+use super::staging;
 use super::state::{push_bounded, Id, Shared};
 use super::telemetry::{feature_flag_path, FeatureFlagRequest, Upload};
 use super::RecordedRequest;
-use super::CLOUDFETCH_HEADER;
+use super::{CLOUDFETCH_HEADER, STAGING_HEADER};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The body sent by a [`FaultKind::CorruptBody`] fault: neither strict binary Thrift (its first
@@ -200,6 +201,7 @@ enum Route {
     OAuthDiscovery,
     OAuthAuthorize,
     OAuthToken,
+    Staging { ticket: String },
     WrongMethod(&'static str),
     NotFound,
 }
@@ -232,6 +234,15 @@ fn route(http_path: &str, method: &Method, path: &str) -> Route {
             Some((op, chunk)) if method == Method::GET => Route::CloudFetchFile { op, chunk },
             Some(_) => Route::WrongMethod("GET"),
             None => Route::NotFound,
+        };
+    }
+    if let Some(ticket) = path.strip_prefix(staging::PATH_PREFIX) {
+        return if [Method::PUT, Method::GET, Method::DELETE].contains(method) {
+            Route::Staging {
+                ticket: ticket.to_string(),
+            }
+        } else {
+            Route::WrongMethod("PUT, GET, DELETE")
         };
     }
     match path {
@@ -427,6 +438,7 @@ async fn answer(
         Route::OAuthDiscovery => (endpoint::OAUTH_DISCOVERY.to_string(), false),
         Route::OAuthAuthorize => (endpoint::OAUTH_AUTHORIZE.to_string(), false),
         Route::OAuthToken => (endpoint::OAUTH_TOKEN.to_string(), false),
+        Route::Staging { .. } => (endpoint::STAGING.to_string(), false),
         Route::WrongMethod(_) | Route::NotFound => (endpoint::UNKNOWN.to_string(), false),
     };
     let chunk = match &route {
@@ -459,6 +471,17 @@ async fn answer(
                 );
                 return Ok((r, false));
             }
+        }
+        if with_authorization && matches!(route, Route::Staging { .. }) {
+            // Like CloudFetch files: the workspace token must never reach a presigned URL.
+            st.staging.with_authorization += 1;
+            drop(st);
+            tracing::debug!("mock warehouse: a staging request carried an Authorization header");
+            let r = text(
+                StatusCode::BAD_REQUEST,
+                "InvalidAuthenticationInfo: a presigned URL must not carry an Authorization header",
+            );
+            return Ok((r, false));
         }
         st.faults.take(Occasion {
             name: &name,
@@ -545,6 +568,23 @@ async fn respond(
                     refused.message,
                 ),
             }
+        }
+        Route::Staging { ticket } => {
+            shared.lock().handled(name);
+            let header = parts
+                .headers
+                .get(STAGING_HEADER)
+                .and_then(|v| v.to_str().ok());
+            let served = staging::serve(
+                shared,
+                &ticket,
+                &parts.method,
+                parts.uri.query(),
+                header,
+                body,
+            );
+            let status = StatusCode::from_u16(served.status).unwrap_or(StatusCode::FORBIDDEN);
+            reply(status, "application/octet-stream", served.body)
         }
         Route::OAuthDiscovery | Route::OAuthAuthorize | Route::OAuthToken => {
             shared.lock().handled(name);
@@ -706,6 +746,16 @@ mod tests {
         assert!(matches!(
             route(p, &Method::POST, oauth::AUTHORIZE_PATH),
             Route::WrongMethod("GET")
+        ));
+        for method in [Method::PUT, Method::GET, Method::DELETE] {
+            assert!(matches!(
+                route(p, &method, "/staging/abc"),
+                Route::Staging { ticket } if ticket == "abc"
+            ));
+        }
+        assert!(matches!(
+            route(p, &Method::POST, "/staging/abc"),
+            Route::WrongMethod(_)
         ));
     }
 }

@@ -16,8 +16,10 @@ use super::cloudfetch::{self, ResultFiles};
 use super::rowset::{self, ok_status};
 use super::source::{BatchesSource, LimitedSource, MockRowsSource, RangeSource, RowSource};
 use super::sql::{self, Statement};
+use super::staging;
 use super::state::{
-    push_bounded, Id, OpState, Operation, Outcome, Registered, Shared, SqlError, State, WireFormat,
+    push_bounded, Config, Id, OpState, Operation, Outcome, Registered, Shared, SqlError, State,
+    WireFormat,
 };
 use super::{protocol_version as pv, ParameterInfo, StatementInfo};
 use crate::error::{Error, Result};
@@ -326,13 +328,13 @@ fn inserted_rows(sql_text: &str, affected: i64) -> i64 {
 }
 
 /// What `sql` produces in session `sid` with `params` bound, and how long it runs beyond the
-/// statement delay; `dml_result_set`: DML answers with a `num_affected_rows` result set.
+/// statement delay.
 fn plan(
     st: &mut State,
+    config: &Config,
     sid: &Id,
     sql_text: &str,
     params: &[ParameterInfo],
-    dml_result_set: bool,
 ) -> (Outcome, Duration) {
     if let Some(r) = st.registered.get(&sql::normalize(sql_text)) {
         return match r {
@@ -393,7 +395,7 @@ fn plan(
             Ok(src) => (rows(src), Duration::ZERO),
             Err(e) => (Outcome::Failed(e), Duration::ZERO),
         },
-        Statement::Dml { rows: n } if dml_result_set => (
+        Statement::Dml { rows: n } if config.dml_result_set => (
             rows(BatchesSource::dml_counts(n, inserted_rows(sql_text, n))),
             Duration::ZERO,
         ),
@@ -413,6 +415,10 @@ fn plan(
             (Outcome::NoResult, Duration::ZERO)
         }
         Statement::Command => (Outcome::NoResult, Duration::ZERO),
+        Statement::Staging(command) => (
+            staging::plan(&mut st.staging, config, command),
+            Duration::ZERO,
+        ),
         Statement::UnknownTable(name) => (
             Outcome::Failed(SqlError {
                 sql_state: "42P01".into(),
@@ -432,6 +438,13 @@ fn plan(
             Duration::ZERO,
         ),
     }
+}
+
+/// Whether `sql_text` is answered with a staging operation's instructions (a staging
+/// statement, not a result registered for its text).
+fn is_staging(st: &State, sql_text: &str) -> bool {
+    !st.registered.contains_key(&sql::normalize(sql_text))
+        && matches!(sql::parse(sql_text), Statement::Staging(_))
 }
 
 fn operation_handle(
@@ -521,6 +534,8 @@ where
             (Some(sid), Some(version)) => {
                 let mut format = l.ask.grant(version);
                 let (outcome, extra) = plan(&mut st, &sid, &op_id, format);
+                let staging = matches!(outcome, Outcome::Rows(_))
+                    && l.sql.is_some_and(|s| is_staging(&st, s));
                 let cloud_files = match &outcome {
                     Outcome::Rows(src) if format.cloudfetch => {
                         cloud_files(shared, &mut st, src, format, l.sql)
@@ -541,6 +556,7 @@ where
                     canceled: false,
                     next_offset: 0,
                     cloud_files,
+                    staging,
                 };
                 if !l.run_async {
                     op.skip_polls();
@@ -660,13 +676,7 @@ async fn execute_statement(
         };
         let params = info.parameters.clone();
         push_bounded(&mut st.statements, info);
-        let (outcome, runs_for) = plan(
-            st,
-            sid,
-            &req.statement,
-            &params,
-            shared.config.dml_result_set,
-        );
+        let (outcome, runs_for) = plan(st, &shared.config, sid, &req.statement, &params);
         let outcome = match (outcome, req.result_row_limit) {
             (Outcome::Rows(src), Some(limit)) => {
                 let limit = u64::try_from(limit).unwrap_or(0);
@@ -890,7 +900,9 @@ async fn direct_results(
         };
         let format = op.format;
         let schema = src.schema();
-        dr.result_set_metadata = Some(Box::new(rowset::metadata(&schema, format)));
+        let mut metadata = rowset::metadata(&schema, format);
+        metadata.is_staging_operation = op.staging.then_some(true);
+        dr.result_set_metadata = Some(Box::new(metadata));
         let total = src.num_rows();
         let (page, end) = match &op.cloud_files {
             // CloudFetch: the first page of links. The operation stays open (links are
@@ -1145,10 +1157,12 @@ fn result_set_metadata(
     if let Some(status) = not_fetchable(op, op.state(Instant::now())) {
         return empty_metadata(status);
     }
-    match op.rows() {
+    let mut metadata = match op.rows() {
         Some(src) => rowset::metadata(&src.schema(), op.format),
         None => rowset::metadata(&arrow_schema::Schema::empty(), op.format),
-    }
+    };
+    metadata.is_staging_operation = op.staging.then_some(true);
+    metadata
 }
 
 fn fetch_error(status: TStatus) -> TFetchResultsResp {

@@ -52,6 +52,8 @@ pub(crate) enum Statement {
     UnknownTable(String),
     /// Text the warehouse cannot parse (SQLSTATE 42601).
     Syntax(String),
+    /// `PUT`, `GET` or `REMOVE` of a Unity Catalog volume file.
+    Staging(super::staging::Command),
 }
 
 /// A parameter marker: `:name`, or the n-th `?` (1-based).
@@ -189,6 +191,10 @@ pub(crate) fn parse(sql: &str) -> Statement {
             rows: FIXED_DML_ROWS,
         },
         "use" => parse_use(&toks),
+        "put" | "get" | "remove" => match super::staging::parse(sql) {
+            Ok(command) => Statement::Staging(command),
+            Err(detail) => Statement::Syntax(detail),
+        },
         "set" | "reset" | "create" | "drop" | "alter" | "truncate" | "grant" | "revoke"
         | "refresh" | "cache" | "uncache" | "clear" | "analyze" | "optimize" | "vacuum"
         | "comment" | "msck" => Statement::Command,

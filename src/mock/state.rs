@@ -12,6 +12,7 @@ use super::cloudfetch::{CloudFetchSettings, LinkSigner, ResultFiles};
 use super::fault::FaultQueue;
 use super::oauth::OAuthState;
 use super::source::RowSource;
+use super::staging::StagingState;
 use super::telemetry::TelemetryState;
 use super::{RecordedRequest, SessionInfo, StatementInfo};
 
@@ -122,6 +123,8 @@ pub(crate) struct State {
     pub(crate) hive_cookies: std::collections::HashSet<String>,
     /// Requests that carried a `hive.server2.auth` cookie the mock issued.
     pub(crate) cookie_authenticated: usize,
+    /// Unity Catalog volume files and the presigned staging URLs issued.
+    pub(crate) staging: StagingState,
 }
 
 impl State {
@@ -145,6 +148,7 @@ impl State {
             oauth,
             hive_cookies: std::collections::HashSet::new(),
             cookie_authenticated: 0,
+            staging: StagingState::default(),
         }
     }
 
@@ -290,6 +294,8 @@ pub(crate) struct Operation {
     /// The result's CloudFetch files, when it is sent as links; dropped (and so evicted) with
     /// the operation unless the mock keeps files.
     pub(crate) cloud_files: Option<Arc<ResultFiles>>,
+    /// The result is a staging operation's instructions (`isStagingOperation`).
+    pub(crate) staging: bool,
 }
 
 impl Operation {
@@ -376,6 +382,7 @@ mod tests {
             canceled: false,
             next_offset: 0,
             cloud_files: None,
+            staging: false,
         }
     }
 
