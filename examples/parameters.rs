@@ -92,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     p.value.as_deref().unwrap_or("NULL")
                 );
             }
-            if let Some(tags) = statement.conf_overlay.get("QUERY_TAGS") {
+            if let Some(tags) = statement.conf_overlay.get("query_tags") {
                 println!("  query tags: {tags}");
             }
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::http::{HttpConfig, RetryPolicy};
 use crate::params::{Params, ToSql};
 use crate::results::cloudfetch::CloudFetchConfig;
@@ -133,48 +134,64 @@ impl SessionOptions {
 
     /// A query tag for every statement of the session (e.g. `("team", "finance")`), for cost
     /// attribution in the warehouse's query history: sent as the `QUERY_TAGS` session
-    /// configuration, `key:value` pairs separated by commas, with `\`, `:` and `,` in keys and
-    /// values escaped by a backslash. Tags accumulate; a key set twice keeps both.
+    /// configuration, `key:value` pairs separated by commas; `\` in keys, and `\`, `:` and `,`
+    /// in values, are escaped by a backslash; an empty value sends the key alone. A key may not
+    /// be empty or hold `:` or `,` (opening the session fails with a `Config` error). Tags
+    /// accumulate, and win over a `QUERY_TAGS` entry set with
+    /// [`configuration`](Self::configuration).
     pub fn query_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.query_tags.push((key.into(), value.into()));
         self
     }
 
-    /// The session configuration as sent: the entries, plus `QUERY_TAGS` when tags were given
-    /// (the tags win over a `QUERY_TAGS` entry).
-    pub(crate) fn effective_configuration(&self) -> BTreeMap<String, String> {
+    /// The session configuration as sent: the entries, plus `QUERY_TAGS` when tags were given.
+    pub(crate) fn effective_configuration(&self) -> Result<BTreeMap<String, String>> {
         let mut configuration = self.configuration.clone();
-        if !self.query_tags.is_empty() {
-            configuration.insert(QUERY_TAGS.to_string(), query_tags_text(&self.query_tags));
+        if let Some(tags) = query_tags_text(&self.query_tags)? {
+            configuration.insert(SESSION_QUERY_TAGS.to_string(), tags);
         }
-        configuration
+        Ok(configuration)
     }
 }
 
-/// The configuration key of query tags, session-wide or per statement.
-pub(crate) const QUERY_TAGS: &str = "QUERY_TAGS";
+/// The session configuration key of the session's query tags.
+pub(crate) const SESSION_QUERY_TAGS: &str = "QUERY_TAGS";
 
-/// Query tags as the `QUERY_TAGS` value: `key:value` pairs joined by `,`, with `\`, `:` and `,`
-/// escaped by a backslash.
-pub(crate) fn query_tags_text(tags: &[(String, String)]) -> String {
-    fn escape(out: &mut String, text: &str) {
+/// The statement configuration (`confOverlay`) key of a statement's own query tags.
+pub(crate) const STATEMENT_QUERY_TAGS: &str = "query_tags";
+
+/// Query tags as sent: `key:value` pairs joined by `,`; `\` escaped in keys, `\`, `:` and `,`
+/// escaped in values, by a backslash; a key alone for an empty value. `None` for no tags; an
+/// error for a key that is empty or holds `:` or `,` (it could not be read back).
+pub(crate) fn query_tags_text(tags: &[(String, String)]) -> Result<Option<String>> {
+    fn escape(out: &mut String, text: &str, special: &[char]) {
         for c in text.chars() {
-            if matches!(c, '\\' | ':' | ',') {
+            if special.contains(&c) {
                 out.push('\\');
             }
             out.push(c);
         }
     }
+    if tags.is_empty() {
+        return Ok(None);
+    }
     let mut out = String::new();
     for (i, (key, value)) in tags.iter().enumerate() {
+        if key.is_empty() || key.contains([':', ',']) {
+            return Err(Error::config(format!(
+                "query tag key {key:?} is empty or holds ':' or ','"
+            )));
+        }
         if i > 0 {
             out.push(',');
         }
-        escape(&mut out, key);
-        out.push(':');
-        escape(&mut out, value);
+        escape(&mut out, key, &['\\']);
+        if !value.is_empty() {
+            out.push(':');
+            escape(&mut out, value, &['\\', ':', ',']);
+        }
     }
-    out
+    Ok(Some(out))
 }
 
 /// Settings of one statement, for
@@ -275,17 +292,17 @@ impl ExecuteOptions {
         self
     }
 
-    /// The server returns at most this many rows (`resultRowLimit`; Databricks servers only:
-    /// on a plain HiveServer2 server, executing the statement fails before anything is sent).
-    /// Default: no limit.
+    /// The server returns at most this many rows (`resultRowLimit`; protocol SPARK V8 or later:
+    /// on an older or a plain HiveServer2 server, which would ignore it, executing the
+    /// statement fails before anything is sent). Default: no limit.
     pub fn row_limit(mut self, rows: u64) -> Self {
         self.row_limit = Some(rows);
         self
     }
 
-    /// A query tag for this statement only. The statement is sent with `QUERY_TAGS` in its
-    /// configuration: the session's tags followed by the statement's, escaped as
-    /// [`SessionOptions::query_tag`] says.
+    /// A query tag for this statement only, sent as `query_tags` in the statement's
+    /// configuration (the session's tags stay in force through the session's configuration);
+    /// written and checked as [`SessionOptions::query_tag`] says.
     pub fn query_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.query_tags.push((key.into(), value.into()));
         self

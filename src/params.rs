@@ -9,9 +9,10 @@
 //! |---|---|---|
 //! | `bool` | `BOOLEAN` | `true` / `false` |
 //! | `i8`, `i16`, `i32`, `i64` | `TINYINT`, `SMALLINT`, `INT`, `BIGINT` | decimal digits |
+//! | `u8`, `u16`, `u32`, `u64` | `SMALLINT`, `INT`, `BIGINT`, `DECIMAL(20,0)` (the next signed type that holds every value) | decimal digits |
 //! | `f32`, `f64` | `FLOAT`, `DOUBLE` | the shortest text that reads back as the same value (`0.1`, `1.0`, `1e300`); `NaN`, `Infinity`, `-Infinity` |
 //! | `&str`, `String` | `STRING` | as is |
-//! | `&[u8]`, `Vec<u8>` | `BINARY` | the bytes, which must be UTF-8 (the value travels as text) |
+//! | `&[u8]`, `[u8; N]`, `Vec<u8>` | `BINARY` | the bytes, which must be UTF-8 (the value travels as text) |
 //! | [`Decimal`] | `DECIMAL(p,s)` (p = its digits, at least s and 1) | exact digits, never through a float |
 //! | `chrono::NaiveDate` | `DATE` | `YYYY-MM-DD` |
 //! | `chrono::NaiveDateTime` | `TIMESTAMP_NTZ` | `YYYY-MM-DD HH:MM:SS[.fffffffff]` |
@@ -19,6 +20,7 @@
 //! | `std::time::SystemTime` | `TIMESTAMP` | as `DateTime<Utc>` |
 //! | `Option<T>` | `T`'s type | `None` is a NULL of that type |
 //! | [`SqlValue`] | any | any: the escape hatch for `INTERVAL`, `TIMESTAMP_NTZ` text, ... |
+//! | `&dyn ToSql`, `Box<dyn ToSql + Send + Sync>` | the value's | the value's (a `None` of these is `VOID`) |
 //!
 //! [`Params`] holds the parameters of one statement, all named or all positional; build it with
 //! the [`params!`](crate::params!) macro or its methods.
@@ -84,15 +86,63 @@ pub trait ToSql {
     fn to_sql(&self) -> Result<SqlValue>;
 
     /// The SQL type of a NULL of this Rust type (what `None::<Self>` binds as).
-    fn null_sql_type() -> String;
+    fn null_sql_type() -> String
+    where
+        Self: Sized;
 }
 
-impl<T: ToSql + ?Sized> ToSql for &T {
+impl<T: ToSql> ToSql for &T {
     fn to_sql(&self) -> Result<SqlValue> {
         (**self).to_sql()
     }
     fn null_sql_type() -> String {
         T::null_sql_type()
+    }
+}
+
+impl ToSql for &str {
+    fn to_sql(&self) -> Result<SqlValue> {
+        (**self).to_sql()
+    }
+    fn null_sql_type() -> String {
+        "STRING".to_string()
+    }
+}
+
+impl ToSql for &[u8] {
+    fn to_sql(&self) -> Result<SqlValue> {
+        (**self).to_sql()
+    }
+    fn null_sql_type() -> String {
+        "BINARY".to_string()
+    }
+}
+
+impl<const N: usize> ToSql for [u8; N] {
+    fn to_sql(&self) -> Result<SqlValue> {
+        self.as_slice().to_sql()
+    }
+    fn null_sql_type() -> String {
+        "BINARY".to_string()
+    }
+}
+
+/// A boxed or borrowed `dyn ToSql`, for lists of parameters of mixed types.
+impl ToSql for &dyn ToSql {
+    fn to_sql(&self) -> Result<SqlValue> {
+        (**self).to_sql()
+    }
+    fn null_sql_type() -> String {
+        "VOID".to_string()
+    }
+}
+
+impl ToSql for Box<dyn ToSql + Send + Sync> {
+    fn to_sql(&self) -> Result<SqlValue> {
+        (**self).to_sql()
+    }
+    fn null_sql_type() -> String {
+        "VOID".to_string()
     }
 }
 
@@ -136,9 +186,18 @@ to_sql_display!(
     i16 => "SMALLINT",
     i32 => "INT",
     i64 => "BIGINT",
-    str => "STRING",
+    u8 => "SMALLINT",
+    u16 => "INT",
+    u32 => "BIGINT",
+    u64 => "DECIMAL(20,0)",
     String => "STRING",
 );
+
+impl ToSql for str {
+    fn to_sql(&self) -> Result<SqlValue> {
+        Ok(SqlValue::new("STRING", self))
+    }
+}
 
 /// A float's text: Rust's shortest round-trip form (`0.1`, `1.0`, `1e300`), and the names
 /// Spark reads for the non-finite values.
@@ -187,9 +246,6 @@ impl ToSql for [u8] {
             ))
         })?;
         Ok(SqlValue::new("BINARY", text))
-    }
-    fn null_sql_type() -> String {
-        "BINARY".to_string()
     }
 }
 
@@ -308,7 +364,8 @@ impl ToSql for SystemTime {
 }
 
 /// An exact decimal number: an integer of at most 38 digits and a scale (digits after the
-/// point), bound as `DECIMAL(p,s)` without ever going through a float.
+/// point), bound as `DECIMAL(p,s)` without ever going through a float. Equality compares
+/// digits and scale: `1.5` and `1.50` are different values (they bind as different types).
 ///
 /// ```
 /// # use databricks_sql::params::Decimal;
@@ -445,10 +502,24 @@ impl ToSql for Decimal {
 
 /// One parameter: its name (positional parameters have none) and its value, or why it cannot
 /// be sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Param {
     name: Option<String>,
     value: std::result::Result<SqlValue, String>,
+}
+
+/// Names and types only: values may be confidential, and `Debug` output ends up in logs.
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sql_type = match &self.value {
+            Ok(v) => v.sql_type.as_str(),
+            Err(_) => "<invalid>",
+        };
+        match &self.name {
+            Some(name) => write!(f, ":{name} {sql_type}"),
+            None => write!(f, "? {sql_type}"),
+        }
+    }
 }
 
 /// The parameters of one statement: all named (`:name` markers) or all positional (`?`
@@ -522,7 +593,13 @@ impl Params {
             )));
         }
         let mut out = Vec::with_capacity(self.items.len());
+        let mut names = std::collections::HashSet::new();
         for (index, param) in self.items.iter().enumerate() {
+            if let Some(name) = &param.name {
+                if !names.insert(name.to_ascii_lowercase()) {
+                    return Err(Error::config(format!("parameter :{name} is given twice")));
+                }
+            }
             let which = match &param.name {
                 Some(name) => format!("parameter :{name}"),
                 None => format!("parameter {}", index + 1),
@@ -561,7 +638,9 @@ impl Params {
 
 /// Builds [`Params`](crate::params::Params): `params![name => value, ...]` for named markers
 /// (`:name`; names are identifiers or string literals), `params![value, ...]` for positional
-/// ones (`?`), `params![]` for none. Each value is anything that implements
+/// ones (`?`), `params![]` for none. A name is taken as written: `params![id => x]` binds `:id`
+/// whatever a variable `id` holds (for names held in variables, use
+/// [`Params::named`](crate::params::Params::named)). Each value is anything that implements
 /// [`ToSql`](crate::params::ToSql).
 ///
 /// ```
@@ -619,6 +698,42 @@ mod tests {
         assert_eq!(sql(String::from("x")), some("STRING", "x"));
         assert_eq!(sql(&b"abc"[..]), some("BINARY", "abc"));
         assert_eq!(sql(b"abc".to_vec()), some("BINARY", "abc"));
+    }
+
+    #[test]
+    fn unsigned_integers_bind_as_the_next_signed_type_that_holds_them() {
+        assert_eq!(sql(u8::MAX), some("SMALLINT", "255"));
+        assert_eq!(sql(u16::MAX), some("INT", "65535"));
+        assert_eq!(sql(u32::MAX), some("BIGINT", "4294967295"));
+        assert_eq!(sql(u64::MAX), some("DECIMAL(20,0)", "18446744073709551615"));
+        assert_eq!(sql(*b"ab"), some("BINARY", "ab"));
+        assert_eq!(sql(None::<&str>), ("STRING".to_string(), None));
+    }
+
+    #[test]
+    fn values_of_mixed_types_can_be_listed_as_trait_objects() {
+        let values: Vec<Box<dyn ToSql + Send + Sync>> =
+            vec![Box::new(1_i64), Box::new("x"), Box::new(None::<f64>)];
+        let p = values
+            .into_iter()
+            .fold(Params::new(), |p, v| p.positional(v));
+        let sent = p.to_thrift().unwrap().unwrap();
+        let types: Vec<_> = sent.iter().map(|p| p.type_.clone().unwrap()).collect();
+        assert_eq!(types, ["BIGINT", "STRING", "DOUBLE"]);
+        let borrowed: [&dyn ToSql; 2] = [&true, &2_i8];
+        assert_eq!(sql(borrowed[0]), some("BOOLEAN", "true"));
+        assert_eq!(sql(borrowed[1]), some("TINYINT", "2"));
+    }
+
+    #[test]
+    fn debug_shows_names_and_types_never_values() {
+        let p = params![password => "hunter2", n => 5_i32];
+        let text = format!("{p:?}");
+        assert!(
+            text.contains(":password STRING") && text.contains(":n INT"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]
@@ -778,6 +893,8 @@ mod tests {
             .unwrap_err()
             .message()
             .contains("at most 256"));
+        let twice = params![a => 1_i32, A => 2_i32].to_thrift().unwrap_err();
+        assert!(twice.message().contains("given twice"), "{twice}");
         for name in [":id", "1st", "", "a-b"] {
             let e = Params::new().named(name, 1_i32).to_thrift().unwrap_err();
             assert!(e.message().contains("not an identifier"), "{name}: {e}");

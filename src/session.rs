@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::client::ClientInner;
 use crate::config::{
-    query_tags_text, EffectiveExecuteOptions, ExecuteOptions, SessionOptions, QUERY_TAGS,
+    query_tags_text, EffectiveExecuteOptions, ExecuteOptions, SessionOptions, STATEMENT_QUERY_TAGS,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::operation::Operation;
@@ -60,8 +60,6 @@ pub(crate) struct SessionInner {
     /// The statements of this session still measuring: closing the session ends their report.
     statements: Mutex<Vec<Weak<StatementRecorder>>>,
     closed: AtomicBool,
-    /// The session's query tags: a statement with tags of its own sends these first.
-    query_tags: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -242,7 +240,7 @@ impl Session {
             .schema
             .clone()
             .or_else(|| client.config.schema.clone());
-        let configuration = options.effective_configuration();
+        let configuration = options.effective_configuration()?;
         let plain_hive = client.speaks_plain_hive();
         let request = if plain_hive {
             hive_open_request(configuration.clone(), catalog.as_deref(), schema.as_deref())
@@ -312,7 +310,6 @@ impl Session {
             emitter,
             statements: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
-            query_tags: options.query_tags.clone(),
         });
         client.register_session(&inner.id, Arc::downgrade(&inner));
         Ok(Session { inner })
@@ -457,9 +454,11 @@ impl Session {
                 protocol_name(s.server_protocol)
             )));
         }
-        if opts.row_limit.is_some() && !spark {
+        // A server that does not know the field would ignore it and return every row.
+        if opts.row_limit.is_some() && !s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8)
+        {
             return Err(Error::config(format!(
-                "a row limit (resultRowLimit) needs a Databricks server, and this session negotiated {}: use LIMIT in the SQL text",
+                "a row limit (resultRowLimit) needs protocol SPARK V8 or later, and this session negotiated {}: use LIMIT in the SQL text",
                 protocol_name(s.server_protocol)
             )));
         }
@@ -470,14 +469,8 @@ impl Session {
             && opts.cloud_fetch
             && s.supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V3);
         let mut conf_overlay = opts.conf_overlay.clone();
-        if !opts.query_tags.is_empty() {
-            let tags: Vec<(String, String)> = s
-                .query_tags
-                .iter()
-                .chain(&opts.query_tags)
-                .cloned()
-                .collect();
-            conf_overlay.insert(QUERY_TAGS.to_string(), query_tags_text(&tags));
+        if let Some(tags) = query_tags_text(&opts.query_tags)? {
+            conf_overlay.insert(STATEMENT_QUERY_TAGS.to_string(), tags);
         }
         let conf_overlay = (!conf_overlay.is_empty()).then_some(conf_overlay);
         let mut req = TExecuteStatementReq::new(

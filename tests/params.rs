@@ -332,17 +332,17 @@ async fn query_tags_arrive_escaped_for_the_session_and_each_statement() {
         .open_session_with(
             SessionOptions::new()
                 .query_tag("team", "data,eng")
-                .query_tag("cost:center", r"a\b"),
+                .query_tag(r"cost\center", r"a:b\c")
+                .query_tag("flag", ""),
         )
         .await
         .unwrap();
-    let session_tags = r"team:data\,eng,cost\:center:a\\b";
     assert_eq!(
         mock.sessions()[0]
             .configuration
             .get("QUERY_TAGS")
             .map(String::as_str),
-        Some(session_tags)
+        Some(r"team:data\,eng,cost\\center:a\:b\\c,flag")
     );
     let mut op = session
         .execute_statement_with(
@@ -353,16 +353,28 @@ async fn query_tags_arrive_escaped_for_the_session_and_each_statement() {
         .unwrap();
     op.fetch_all().await.unwrap();
     op.close().await.unwrap();
+    // A statement's own tags go in its configuration under `query_tags`.
+    let overlay = &mock.statements()[0].conf_overlay;
     assert_eq!(
-        mock.statements()[0]
-            .conf_overlay
-            .get("QUERY_TAGS")
-            .map(String::as_str),
-        Some(format!(r"{session_tags},job:nightly\:1").as_str())
+        overlay.get("query_tags").map(String::as_str),
+        Some(r"job:nightly\:1")
     );
-    // A statement without tags of its own sends none (the session's apply).
+    assert!(!overlay.contains_key("QUERY_TAGS"));
+    // A statement without tags of its own sends none.
     session.query("SELECT 1", params![]).await.unwrap();
-    assert!(!mock.statements()[1].conf_overlay.contains_key("QUERY_TAGS"));
+    assert!(mock.statements()[1].conf_overlay.is_empty());
+    // A key that could not be read back is refused before anything is sent.
+    let err = session
+        .execute_statement_with("SELECT 1", ExecuteOptions::new().query_tag("a:b", "x"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(mock.call_count("ExecuteStatement"), 2);
+    let err = client
+        .open_session_with(SessionOptions::new().query_tag("", "x"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     session.close().await.unwrap();
 }
 

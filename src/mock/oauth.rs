@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
@@ -476,15 +476,7 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
 /// `Some(Err(_))` when it does not decode, `None` without one. The id and secret are each
 /// form-urlencoded inside the base64 (RFC 6749 section 2.3.1), so they are decoded after it.
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok());
+    let decoded = super::server::basic_text(headers)?;
     Some(
         decoded
             .and_then(|s| {
@@ -692,6 +684,7 @@ fn refresh_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     /// RFC 7636 appendix B.
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

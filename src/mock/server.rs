@@ -314,12 +314,8 @@ fn hive_gate(
                 "Authentication Error: the Authorization header is not Basic",
             )))
         }
-        Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
-            use base64::Engine as _;
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|d| String::from_utf8(d).ok());
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => {
+            let decoded = basic_text(headers).flatten();
             let expected = format!("{}:{}", auth.user, auth.password);
             if decoded.as_deref() != Some(expected.as_str()) {
                 shared.lock().unauthorized += 1;
@@ -330,7 +326,7 @@ fn hive_gate(
                 "{HIVE_AUTH_COOKIE}={value}; Path=/; Max-Age=86400; HttpOnly"
             ))
             .ok();
-            shared.lock().hive_cookies.insert(value);
+            push_bounded(&mut shared.lock().hive_cookies, value);
             Ok(set_cookie)
         }
         _ => {
@@ -338,6 +334,23 @@ fn hive_gate(
             Err(Box::new(basic_challenge()))
         }
     }
+}
+
+/// The decoded text (`user:password`) of an `Authorization: Basic` header: `None` without
+/// one, `Some(None)` when it is not base64 of UTF-8 text.
+pub(crate) fn basic_text(headers: &HeaderMap) -> Option<Option<String>> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+    )
 }
 
 fn basic_challenge() -> Reply {

@@ -119,8 +119,8 @@ pub(crate) struct State {
     pub(crate) kept_files: HashMap<(String, WireFormat), Arc<ResultFiles>>,
     /// The OAuth server: clients, issued codes and tokens, counts.
     pub(crate) oauth: OAuthState,
-    /// The `hive.server2.auth` cookie values issued (plain HiveServer2 mode).
-    pub(crate) hive_cookies: std::collections::HashSet<String>,
+    /// The latest `hive.server2.auth` cookie values issued (plain HiveServer2 mode).
+    pub(crate) hive_cookies: VecDeque<String>,
     /// Requests that carried a `hive.server2.auth` cookie the mock issued.
     pub(crate) cookie_authenticated: usize,
     /// Unity Catalog volume files and the presigned staging URLs issued.
@@ -146,7 +146,7 @@ impl State {
             unauthorized: 0,
             kept_files: HashMap::new(),
             oauth,
-            hive_cookies: std::collections::HashSet::new(),
+            hive_cookies: VecDeque::new(),
             cookie_authenticated: 0,
             staging: StagingState::default(),
         }

@@ -10,7 +10,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -24,7 +24,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct DecodeThreads {
     size: usize,
     /// The queue, created with the threads at the first job.
-    jobs: OnceLock<Mutex<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
     live: Arc<AtomicUsize>,
 }
 
@@ -33,7 +33,7 @@ impl DecodeThreads {
     pub(crate) fn new(size: usize) -> Self {
         DecodeThreads {
             size: size.max(1),
-            jobs: OnceLock::new(),
+            jobs: Mutex::new(None),
             live: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -45,14 +45,12 @@ impl DecodeThreads {
 
     /// Queues `job`. Fails when no thread could be started.
     pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) -> Result<()> {
-        let sender = match self.jobs.get() {
+        // The lock is held only to start the threads once and to queue (which never blocks).
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = match jobs.as_ref() {
             Some(sender) => sender,
-            None => {
-                let sender = self.start()?;
-                self.jobs.get_or_init(|| Mutex::new(sender))
-            }
+            None => jobs.insert(self.start()?),
         };
-        let sender = sender.lock().unwrap_or_else(|e| e.into_inner());
         sender
             .send(Box::new(job))
             .map_err(|_| Error::decode("the decode threads have stopped"))
@@ -66,6 +64,9 @@ impl DecodeThreads {
     ) -> Result<T> {
         let (reply, result) = oneshot::channel();
         self.run(move || {
+            if reply.is_closed() {
+                return; // nobody waits for it any more: skip the work
+            }
             let outcome = catch_unwind(AssertUnwindSafe(work))
                 .unwrap_or_else(|_| Err(Error::decode("the decoder failed (it panicked)")));
             let _ = reply.send(outcome);

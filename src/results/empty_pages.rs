@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::http::backoff::{Backoff, Jitter};
 use crate::http::RetryPolicy;
 
-/// How many pages in a row may come back empty while more rows are announced: 20.
+/// How many pages in a row may come back empty while more rows are announced: 20 (the next
+/// one is an error).
 pub(crate) const MAX_EMPTY_PAGES: u32 = 20;
 /// The wait before fetching again after the first empty page: 100 ms, doubling up to
 /// [`EMPTY_PAGE_MAX_BACKOFF`] (with jitter).
@@ -60,8 +61,8 @@ impl EmptyPages {
         self.in_a_row += 1;
         if self.in_a_row > MAX_EMPTY_PAGES {
             return Err(Error::protocol(format!(
-                "the server answered {MAX_EMPTY_PAGES} result pages in a row with no {what} \
-                 while saying more rows follow (row offset {offset})"
+                "the server answered more than {MAX_EMPTY_PAGES} result pages in a row with no \
+                 {what} while saying more rows follow (row offset {offset})"
             )));
         }
         Ok(())

@@ -4,7 +4,7 @@
 //! be authenticated again; load balancers set affinity cookies the same way.
 //!
 //! The jar serves one endpoint (one host), so `Domain` and `Path` are not needed to choose
-//! cookies; a cookie is removed when the server expires it (`Max-Age` of zero or less, or an
+//! cookies; only successful replies are read (a `Set-Cookie` on an HTTP error is not kept); a cookie is removed when the server expires it (`Max-Age` of zero or less, or an
 //! `Expires` date in the past) and expires on its own after its `Max-Age` or `Expires`. Cookie
 //! values are credentials: they are never logged, and the header sent is marked sensitive.
 
@@ -81,6 +81,11 @@ impl CookieJar {
                 tracing::debug!("a Set-Cookie header the driver cannot read was ignored");
                 continue;
             };
+            if cookie.name.len() + cookie.value.len() > MAX_COOKIE_BYTES {
+                // Kept, it would push every other cookie out.
+                tracing::debug!(name = %cookie.name, "an oversized cookie was ignored");
+                continue;
+            }
             cookies.retain(|c| c.name != cookie.name);
             if cookie.expires.is_some_and(|at| at <= now) {
                 // The server expires (deletes) the cookie.
@@ -108,7 +113,7 @@ fn parse(header: &str, now: SystemTime) -> Option<Cookie> {
     let name = name.trim();
     let value = value.trim();
     let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-    if name.is_empty() || !name.chars().all(token) || value.chars().any(|c| c == ';') {
+    if name.is_empty() || !name.chars().all(token) {
         return None;
     }
     let mut max_age = None;

@@ -127,6 +127,11 @@ impl BufferPool {
         }
         let mut freed = Vec::new();
         let mut idle = self.idle();
+        // Checked again under the lock: a close between the check above and here has emptied
+        // the pool and must stay so.
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         idle.bytes += buf.capacity();
         idle.buffers.push(buf);
         idle.last_used = Some(Instant::now());
