@@ -509,8 +509,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     // Months counted from March: March is 0, February is 11.
     let month_from_march = i64::from((month + 9) % 12);
     let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_cycle =
-        year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
     // 719,468 days separate 0000-03-01 from 1970-01-01.
     cycle * 146_097 + day_of_cycle - 719_468
 }
@@ -807,6 +806,400 @@ mod tests {
         let empty = vec![TColumn::I64Val(TI64Column::new(vec![], vec![]))];
         assert!(columns_to_batch(&s, empty).unwrap().is_none());
         assert!(columns_to_batch(&schema(vec![]), vec![]).unwrap().is_none());
+    }
+
+    fn strings(values: &[&str], nulls: Vec<u8>) -> TColumn {
+        TColumn::StringVal(TStringColumn::new(
+            values.iter().map(|v| v.to_string()).collect(),
+            nulls,
+        ))
+    }
+
+    /// Converts one string column of type `data_type` (named `c`, at index 1 behind an INT
+    /// column named `id`).
+    fn convert(data_type: DataType, values: &[&str], nulls: Vec<u8>) -> Result<ArrayRef> {
+        let s = schema(vec![("id", DataType::Int32), ("c", data_type)]);
+        let ids = TColumn::I32Val(TI32Column::new(vec![0; values.len()], vec![]));
+        let batch = columns_to_batch(&s, vec![ids, strings(values, nulls)])?;
+        Ok(batch.expect("rows").column(1).clone())
+    }
+
+    /// Asserts that `text` at row 2 of a column of `data_type` is a decode error naming the
+    /// column, the row, the text and `reason`.
+    fn assert_malformed(data_type: DataType, text: &str, reason: &str) {
+        let err = convert(data_type.clone(), &["", "", text], vec![0b011])
+            .expect_err(&format!("{text:?} must not parse as {data_type}"));
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        let message = err.to_string();
+        assert!(
+            message.contains("column 1 (c), row 2 of the row set"),
+            "{message}"
+        );
+        assert!(message.contains(&format!("{text:?}")), "{message}");
+        assert!(message.contains(&data_type.to_string()), "{message}");
+        assert!(message.contains(reason), "{text:?}: {message}");
+    }
+
+    #[test]
+    fn decimals_are_parsed_exactly_with_their_scale() {
+        let t = DataType::Decimal128(10, 2);
+        let array = convert(
+            t.clone(),
+            &[
+                "-12.50",
+                "garbage",
+                "0.05",
+                "7",
+                "+3.1",
+                ".5",
+                "8.",
+                "-0",
+                "00012.30",
+                "99999999.99",
+                "1E+2",
+                "1.5e-1",
+                "1.200",
+                "-0.00",
+                "12300E-4",
+            ],
+            vec![0b10],
+        )
+        .unwrap();
+        assert_eq!(array.data_type(), &t);
+        let d = array.as_primitive::<Decimal128Type>();
+        let got: Vec<Option<i128>> = d.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(-1250),
+                None,
+                Some(5),
+                Some(700),
+                Some(310),
+                Some(50),
+                Some(800),
+                Some(0),
+                Some(1230),
+                Some(9_999_999_999),
+                Some(10_000),
+                Some(15),
+                Some(120),
+                Some(0),
+                Some(123),
+            ]
+        );
+    }
+
+    #[test]
+    fn decimals_use_the_whole_precision_of_decimal128_and_decimal256() {
+        let max38 = "9".repeat(38);
+        let array = convert(
+            DataType::Decimal128(38, 0),
+            &[&max38, &format!("-{max38}")],
+            vec![],
+        )
+        .unwrap();
+        let d = array.as_primitive::<Decimal128Type>();
+        assert_eq!(d.value(0), 10i128.pow(38) - 1);
+        assert_eq!(d.value(1), -(10i128.pow(38) - 1));
+        let small = convert(
+            DataType::Decimal128(38, 38),
+            &["0.00000000000000000000000000000000000001"],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(small.as_primitive::<Decimal128Type>().value(0), 1);
+
+        let t = DataType::Decimal256(76, 4);
+        let int72 = "1".repeat(72);
+        let array = convert(t.clone(), &[&format!("-{int72}.5"), "", "3.25"], vec![0b10]).unwrap();
+        assert_eq!(array.data_type(), &t);
+        let d = array.as_primitive::<Decimal256Type>();
+        let expected = i256::from_string(&format!("-{int72}5000")).unwrap();
+        assert_eq!(d.value(0), expected);
+        assert!(d.is_null(1));
+        assert_eq!(d.value(2), i256::from_i128(32_500));
+    }
+
+    #[test]
+    fn malformed_decimals_are_decode_errors_naming_column_row_and_text() {
+        let t = DataType::Decimal128(5, 2);
+        assert_malformed(t.clone(), "12.345", "more fraction digits than the scale");
+        assert_malformed(t.clone(), "1000.00", "more digits than the precision");
+        assert_malformed(t.clone(), "1E+3", "more digits than the precision");
+        assert_malformed(t.clone(), "abc", "no digits");
+        assert_malformed(t.clone(), "", "no digits");
+        assert_malformed(t.clone(), "-", "no digits");
+        assert_malformed(t.clone(), ".", "no digits");
+        assert_malformed(t.clone(), "1.2.3", "unexpected character");
+        assert_malformed(t.clone(), "1,5", "unexpected character");
+        assert_malformed(t.clone(), " 1.5", "no digits");
+        assert_malformed(t.clone(), "1.5 ", "unexpected character");
+        assert_malformed(t.clone(), "--1", "no digits");
+        assert_malformed(t.clone(), "1e", "no digits in the exponent");
+        assert_malformed(t.clone(), "1e+9999999", "exponent is out of range");
+        assert_malformed(t.clone(), "NaN", "no digits");
+        assert_malformed(DataType::Decimal256(40, 0), "1.5", "more fraction digits");
+    }
+
+    #[test]
+    fn an_error_shows_at_most_64_characters_of_the_text() {
+        let long = format!("1.{}", "7".repeat(200));
+        let err = convert(DataType::Decimal128(10, 2), &[&long], vec![]).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("\"1.{}\"...", "7".repeat(62))),
+            "{message}"
+        );
+        assert!(!message.contains(&"7".repeat(63)), "{message}");
+        assert!(message.contains("row 0 of the row set"), "{message}");
+    }
+
+    #[test]
+    fn dates_are_days_since_the_epoch() {
+        let array = convert(
+            DataType::Date32,
+            &[
+                "1970-01-01",
+                "not a date",
+                "1969-12-31",
+                "2000-02-29",
+                "2024-12-31",
+                "0001-01-01",
+                "9999-12-31",
+                "+10000-01-01",
+                "-1-01-01",
+                "1900-03-01",
+            ],
+            vec![0b10],
+        )
+        .unwrap();
+        let d = array.as_primitive::<Date32Type>();
+        let got: Vec<Option<i32>> = d.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(0),
+                None,
+                Some(-1),
+                Some(11_016),
+                Some(20_088),
+                Some(-719_162),
+                Some(2_932_896),
+                Some(2_932_897),
+                Some(-719_893),
+                Some(-25_508),
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_written_by_the_encoder_parse_back() {
+        use crate::results::encode::to_columns;
+        let days: Vec<i32> = (-800_000..3_000_000)
+            .step_by(997)
+            .chain([0, -1, 59, 60])
+            .collect();
+        let original: ArrayRef = Arc::new(arrow_array::Date32Array::from(days));
+        let s = schema(vec![("c", DataType::Date32)]);
+        let batch = RecordBatch::try_new(s.clone(), vec![original.clone()]).unwrap();
+        let back = columns_to_batch(&s, to_columns(&batch).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.column(0), &original);
+    }
+
+    #[test]
+    fn malformed_dates_are_decode_errors_naming_column_row_and_text() {
+        let t = DataType::Date32;
+        assert_malformed(t.clone(), "2024-02-30", "the day is not in the month");
+        assert_malformed(t.clone(), "2023-02-29", "the day is not in the month");
+        assert_malformed(t.clone(), "1900-02-29", "the day is not in the month");
+        assert_malformed(t.clone(), "2024-13-01", "the month is not 01 to 12");
+        assert_malformed(t.clone(), "2024-00-10", "the month is not 01 to 12");
+        assert_malformed(t.clone(), "2024-01-00", "the day is not in the month");
+        assert_malformed(t.clone(), "2024-1-01", "expected a date");
+        assert_malformed(t.clone(), "2024/01/01", "expected a date");
+        assert_malformed(t.clone(), "", "expected a date");
+        assert_malformed(t.clone(), "yesterday", "expected a date");
+        assert_malformed(t.clone(), "2024-01-01 00:00:00", "unexpected characters");
+        assert_malformed(t.clone(), "999999999-01-01", "the date is out of range");
+        assert_malformed(t.clone(), "1234567890-01-01", "expected a date");
+    }
+
+    #[test]
+    fn timestamps_are_microseconds_since_the_epoch_read_as_utc() {
+        let t = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let array = convert(
+            t.clone(),
+            &[
+                "1970-01-01 00:00:01",
+                "garbage",
+                "1970-01-01 00:00:01.5",
+                "1969-12-31 23:59:59.999999",
+                "2023-11-14T22:13:20.123456",
+                "2023-11-14 22:13:20.123456789",
+                "2000-02-29 12:00:00.1",
+                "1969-12-31 23:59:59.9999999",
+            ],
+            vec![0b10],
+        )
+        .unwrap();
+        assert_eq!(array.data_type(), &t);
+        let ts = array.as_primitive::<TimestampMicrosecondType>();
+        let got: Vec<Option<i64>> = ts.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(1_000_000),
+                None,
+                Some(1_500_000),
+                Some(-1),
+                Some(1_700_000_000_123_456),
+                Some(1_700_000_000_123_456),
+                Some(951_825_600_100_000),
+                Some(-1),
+            ]
+        );
+    }
+
+    #[test]
+    fn timestamps_of_other_units_truncate_finer_digits() {
+        let text = ["1970-01-01 00:00:01.987654321", "1969-12-31 23:59:59.5"];
+        let cases: [(TimeUnit, [i64; 2]); 4] = [
+            (TimeUnit::Second, [1, -1]),
+            (TimeUnit::Millisecond, [1_987, -500]),
+            (TimeUnit::Microsecond, [1_987_654, -500_000]),
+            (TimeUnit::Nanosecond, [1_987_654_321, -500_000_000]),
+        ];
+        for (unit, expected) in cases {
+            let array = convert(DataType::Timestamp(unit, None), &text, vec![]).unwrap();
+            let got: Vec<i64> = match unit {
+                TimeUnit::Second => array
+                    .as_primitive::<TimestampSecondType>()
+                    .values()
+                    .to_vec(),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .to_vec(),
+                TimeUnit::Microsecond => array
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .values()
+                    .to_vec(),
+                TimeUnit::Nanosecond => array
+                    .as_primitive::<TimestampNanosecondType>()
+                    .values()
+                    .to_vec(),
+            };
+            assert_eq!(got, expected, "{unit:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_written_by_the_encoder_parse_back() {
+        use crate::results::encode::to_columns;
+        let micros: Vec<i64> = (-40_000i64..40_000)
+            .map(|i| i * 7_919_000_003 + i % 1_000_000)
+            .chain([0, -1, 1, 253_402_300_799_999_999, -62_135_596_800_000_000])
+            .collect();
+        let t = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let original: ArrayRef =
+            Arc::new(arrow_array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"));
+        let s = schema(vec![("c", t)]);
+        let batch = RecordBatch::try_new(s.clone(), vec![original.clone()]).unwrap();
+        let back = columns_to_batch(&s, to_columns(&batch).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.column(0), &original);
+    }
+
+    #[test]
+    fn malformed_timestamps_are_decode_errors_naming_column_row_and_text() {
+        let t = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        assert_malformed(t.clone(), "2024-01-01", "expected a timestamp");
+        assert_malformed(t.clone(), "2024-01-01 12:00", "expected a timestamp");
+        assert_malformed(t.clone(), "2024-01-01_12:00:00", "expected a timestamp");
+        assert_malformed(
+            t.clone(),
+            "2024-01-01 24:00:00",
+            "time of day is out of range",
+        );
+        assert_malformed(
+            t.clone(),
+            "2024-01-01 23:60:00",
+            "time of day is out of range",
+        );
+        assert_malformed(
+            t.clone(),
+            "2024-01-01 23:59:60",
+            "time of day is out of range",
+        );
+        assert_malformed(t.clone(), "2024-01-01 1:00:00", "expected a timestamp");
+        assert_malformed(t.clone(), "2024-01-01 12:00:00.", "expected a timestamp");
+        assert_malformed(t.clone(), "2024-01-01 12:00:00.1234567891", "more than 9");
+        assert_malformed(t.clone(), "2024-01-01 12:00:00Z", "unexpected characters");
+        assert_malformed(
+            t.clone(),
+            "2024-01-01 12:00:00 UTC",
+            "unexpected characters",
+        );
+        assert_malformed(
+            t.clone(),
+            "2024-02-30 12:00:00",
+            "the day is not in the month",
+        );
+        assert_malformed(t.clone(), "999999999-01-01 00:00:00", "out of range");
+        assert_malformed(t.clone(), "", "expected a date");
+    }
+
+    #[test]
+    fn the_text_of_a_null_row_is_never_parsed() {
+        for t in [
+            DataType::Decimal128(5, 2),
+            DataType::Decimal256(50, 2),
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ] {
+            let array = convert(t.clone(), &["garbage", "", "\u{0}\u{ff}"], vec![0b111]).unwrap();
+            assert_eq!(array.data_type(), &t);
+            assert_eq!(array.null_count(), 3, "{t}");
+        }
+    }
+
+    #[test]
+    fn a_void_column_is_a_null_array_of_the_column_length() {
+        for column in [
+            strings(&["", "", ""], vec![0b111]),
+            TColumn::I32Val(TI32Column::new(vec![0, 0, 0], vec![])),
+            TColumn::BoolVal(TBoolColumn::new(vec![false; 3], vec![0b101])),
+        ] {
+            let s = schema(vec![("n", DataType::Null)]);
+            let batch = columns_to_batch(&s, vec![column]).unwrap().unwrap();
+            assert_eq!(batch.column(0).data_type(), &DataType::Null);
+            assert_eq!(batch.column(0).len(), 3);
+            assert_eq!(batch.column(0).logical_null_count(), 3);
+        }
+    }
+
+    #[test]
+    fn a_typed_column_for_a_decimal_date_or_timestamp_is_a_type_mismatch() {
+        for t in [
+            DataType::Decimal128(5, 2),
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+        ] {
+            let s = schema(vec![("x", t.clone())]);
+            let col = TColumn::I32Val(TI32Column::new(vec![1], vec![]));
+            let err = columns_to_batch(&s, vec![col]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Decode);
+            assert!(
+                err.to_string().contains(&format!(
+                    "column 0 (x) is {t} in the result schema but the server sent i32Val"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]
