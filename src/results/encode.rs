@@ -857,6 +857,261 @@ mod tests {
     }
 
     #[test]
+    fn renders_lists_structs_and_maps_as_json_text() {
+        use arrow_array::builder::{Int32Builder, MapBuilder, StringBuilder};
+        use arrow_array::{BinaryArray, Float64Array, Int32Array, ListArray, StructArray};
+        use arrow_schema::{Field, Fields};
+
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2), None]),
+            None,
+            Some(vec![]),
+        ]));
+        let column = to_column(&list).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(values, &["[1,2,null]", "", "[]"]);
+        assert_eq!(nulls, &[0b010]);
+
+        let fields = Fields::from(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b \"q\"", DataType::Utf8, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("dec", DataType::Decimal128(5, 2), true),
+            Field::new("f", DataType::Float64, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("bin", DataType::Binary, true),
+        ]);
+        let st: ArrayRef = Arc::new(
+            StructArray::try_new(
+                fields,
+                vec![
+                    Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+                    Arc::new(StringArray::from(vec![
+                        Some("x"),
+                        Some("say \"hi\"\\\n\u{1}é"),
+                        None,
+                    ])),
+                    Arc::new(
+                        TimestampMicrosecondArray::from(vec![Some(1_500_000), None, Some(0)])
+                            .with_timezone("UTC"),
+                    ),
+                    Arc::new(
+                        Decimal128Array::from(vec![Some(-1250), Some(5), None])
+                            .with_precision_and_scale(5, 2)
+                            .unwrap(),
+                    ),
+                    Arc::new(Float64Array::from(vec![
+                        Some(0.1),
+                        Some(f64::NAN),
+                        Some(f64::NEG_INFINITY),
+                    ])),
+                    Arc::new(Date32Array::from(vec![Some(0), None, Some(-1)])),
+                    Arc::new(BinaryArray::from_opt_vec(vec![
+                        Some(b"hi?".as_slice()),
+                        None,
+                        Some(b"".as_slice()),
+                    ])),
+                ],
+                Some(NullBuffer::from(vec![true, true, false])),
+            )
+            .unwrap(),
+        );
+        let column = to_column(&st).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(
+            values,
+            &[
+                r#"{"a":1,"b \"q\"":"x","ts":"1970-01-01 00:00:01.5","dec":-12.50,"f":0.1,"day":"1970-01-01","bin":"aGk/"}"#,
+                r#"{"a":null,"b \"q\"":"say \"hi\"\\\n\u0001é","ts":null,"dec":0.05,"f":"NaN","day":null,"bin":null}"#,
+                "",
+            ]
+        );
+        assert_eq!(nulls, &[0b100]);
+
+        let mut builder = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+        builder.keys().append_value("k");
+        builder.values().append_value(1);
+        builder.keys().append_value("quote\"");
+        builder.values().append_null();
+        builder.append(true).unwrap();
+        builder.append(false).unwrap();
+        builder.append(true).unwrap();
+        let map: ArrayRef = Arc::new(builder.finish());
+        let column = to_column(&map).unwrap();
+        assert_eq!(
+            strings_of(&column),
+            (
+                &[
+                    r#"{"k":1,"quote\"":null}"#.to_string(),
+                    String::new(),
+                    "{}".to_string()
+                ][..],
+                &[0b010u8][..]
+            )
+        );
+
+        let mut builder = MapBuilder::new(None, Int32Builder::new(), StringBuilder::new());
+        builder.keys().append_value(7);
+        builder.values().append_value("x");
+        builder.append(true).unwrap();
+        let int_keys: ArrayRef = Arc::new(builder.finish());
+        assert_eq!(
+            json_text(int_keys.as_ref()).unwrap(),
+            vec![Some(r#"{"7":"x"}"#.to_string())]
+        );
+
+        // Every rendering is valid JSON.
+        for array in [&list, &st, &map, &int_keys] {
+            for text in json_text(array.as_ref()).unwrap().into_iter().flatten() {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn renders_nested_lists_of_structs_and_float32_shortest() {
+        use arrow_array::{Float32Array, ListArray, StructArray};
+        use arrow_buffer::OffsetBuffer;
+        use arrow_schema::{Field, Fields};
+        let inner = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1)]),
+            Some(vec![]),
+            None,
+        ]);
+        let fields = Fields::from(vec![
+            Field::new("xs", inner.data_type().clone(), true),
+            Field::new("f", DataType::Float32, true),
+        ]);
+        let structs = StructArray::try_new(
+            fields.clone(),
+            vec![
+                Arc::new(inner),
+                Arc::new(Float32Array::from(vec![0.1, 1.0, 1e-7])),
+            ],
+            None,
+        )
+        .unwrap();
+        let outer: ArrayRef = Arc::new(ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(fields), true)),
+            OffsetBuffer::new(vec![0, 2, 3].into()),
+            Arc::new(structs),
+            None,
+        ));
+        assert_eq!(
+            json_text(outer.as_ref()).unwrap(),
+            vec![
+                Some(r#"[{"xs":[1],"f":0.1},{"xs":[],"f":1.0}]"#.to_string()),
+                Some(r#"[{"xs":null,"f":1e-7}]"#.to_string()),
+            ]
+        );
+        let nulls: ArrayRef = Arc::new(arrow_array::NullArray::new(2));
+        assert_eq!(json_text(nulls.as_ref()).unwrap(), vec![None, None]);
+    }
+
+    #[test]
+    fn renders_intervals_like_hive() {
+        use arrow_array::{
+            DurationMicrosecondArray, DurationSecondArray, IntervalDayTimeArray,
+            IntervalYearMonthArray,
+        };
+        use arrow_buffer::IntervalDayTime;
+        let year_month: ArrayRef = Arc::new(IntervalYearMonthArray::from(vec![
+            Some(14),
+            Some(-3),
+            None,
+            Some(0),
+        ]));
+        let column = to_column(&year_month).unwrap();
+        assert_eq!(strings_of(&column).0, &["1-2", "-0-3", "", "0-0"]);
+        assert_eq!(strings_of(&column).1, &[0b100]);
+
+        let micros: ArrayRef = Arc::new(DurationMicrosecondArray::from(vec![
+            93_784_500_000,
+            -1_000_000,
+            0,
+        ]));
+        let column = to_column(&micros).unwrap();
+        assert_eq!(
+            strings_of(&column).0,
+            &[
+                "1 02:03:04.500000000",
+                "-0 00:00:01.000000000",
+                "0 00:00:00.000000000"
+            ]
+        );
+        let seconds: ArrayRef = Arc::new(DurationSecondArray::from(vec![i64::MIN]));
+        assert_eq!(
+            strings_of(&to_column(&seconds).unwrap()).0,
+            &["-106751991167300 15:30:08.000000000"]
+        );
+        let day_time: ArrayRef = Arc::new(IntervalDayTimeArray::from(vec![IntervalDayTime::new(
+            2, 1_500,
+        )]));
+        assert_eq!(
+            strings_of(&to_column(&day_time).unwrap()).0,
+            &["2 00:00:01.500000000"]
+        );
+        let schema = Schema::new(vec![
+            arrow_schema::Field::new("ym", DataType::Interval(IntervalUnit::YearMonth), true),
+            arrow_schema::Field::new("dt", DataType::Duration(TimeUnit::Microsecond), true),
+        ]);
+        let types: Vec<TTypeId> = to_table_schema(&schema)
+            .columns
+            .iter()
+            .map(|c| match &c.type_desc.types[0] {
+                TTypeEntry::PrimitiveEntry(e) => e.type_,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                TTypeId::INTERVAL_YEAR_MONTH_TYPE,
+                TTypeId::INTERVAL_DAY_TIME_TYPE
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_without_a_column_based_form_is_a_clear_error() {
+        use arrow_array::{IntervalMonthDayNanoArray, ListArray};
+        use arrow_buffer::{IntervalMonthDayNano, OffsetBuffer};
+        let month_day_nano =
+            IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(1, 2, 3)]);
+        let list: ArrayRef = Arc::new(ListArray::new(
+            Arc::new(arrow_schema::Field::new(
+                "item",
+                month_day_nano.data_type().clone(),
+                true,
+            )),
+            OffsetBuffer::new(vec![0, 1].into()),
+            Arc::new(month_day_nano.clone()),
+            None,
+        ));
+        let err = json_text(list.as_ref()).unwrap_err();
+        assert!(err.to_string().contains("Interval(MonthDayNano)"), "{err}");
+        for array in [list, Arc::new(month_day_nano) as ArrayRef] {
+            let schema = Arc::new(Schema::new(vec![arrow_schema::Field::new(
+                "iv",
+                array.data_type().clone(),
+                true,
+            )]));
+            let batch = RecordBatch::try_new(schema, vec![array]).unwrap();
+            let err = to_columns(&batch).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("cannot be sent as a column-based result"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn null_bitmap_sets_bit_i_mod_8_of_byte_i_div_8_and_is_empty_without_nulls() {
         let mut values: Vec<Option<i64>> = (0..11).map(Some).collect();
         values[0] = None;
