@@ -682,7 +682,15 @@ fn null_bitmap(nulls: Option<&NullBuffer>, len: usize) -> Vec<u8> {
     bitmap
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits.
 fn push_digits(s: &mut String, value: u32, width: usize) {
+    if width == 2 && value < 100 {
+        // Months, days, hours, minutes, seconds: two digits, the common case.
+        let pair = [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+        s.push(char::from(pair[0]));
+        s.push(char::from(pair[1]));
+        return;
+    }
     let mut buf = [b'0'; 10];
     let mut v = value;
     let mut i = buf.len();
@@ -694,9 +702,7 @@ fn push_digits(s: &mut String, value: u32, width: usize) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        s.push(b as char);
-    }
+    s.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 /// Writes the decimal digits of `v` into the end of `buf` and returns them.
