@@ -39,7 +39,9 @@ use arrow_array::{
     RecordBatchOptions,
 };
 use arrow_buffer::{i256, BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
-use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
+use arrow_schema::{
+    DataType, Field, SchemaRef, TimeUnit, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION,
+};
 
 use super::schema::truncated;
 use crate::error::{Error, Result};
@@ -217,6 +219,7 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
         }
         (TColumn::StringVal(c), DataType::Decimal128(precision, scale)) => {
             let (precision, scale) = (*precision, *scale);
+            check_precision(at, precision, DECIMAL128_MAX_PRECISION)?;
             let array = parse_column::<Decimal128Type>(&c, at, |text| {
                 parse_decimal::<i128>(text, precision, scale)
             })?;
@@ -224,6 +227,7 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
         }
         (TColumn::StringVal(c), DataType::Decimal256(precision, scale)) => {
             let (precision, scale) = (*precision, *scale);
+            check_precision(at, precision, DECIMAL256_MAX_PRECISION)?;
             let array = parse_column::<Decimal256Type>(&c, at, |text| {
                 parse_decimal::<i256>(text, precision, scale)
             })?;
@@ -272,6 +276,20 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
         }
     };
     Ok(array)
+}
+
+/// Checks that a decimal field's precision fits its Arrow type (at most `max` digits), so that
+/// parsing at most `precision` digits cannot overflow.
+fn check_precision(at: ColumnRef<'_>, precision: u8, max: u8) -> Result<()> {
+    if precision > max {
+        return Err(Error::decode(format!(
+            "column {} ({}) is {} in the result schema, wider than {max} digits",
+            at.index,
+            at.field.name(),
+            at.field.data_type()
+        )));
+    }
+    Ok(())
 }
 
 /// The total of `lengths`, which must fit the 32-bit offsets of `Utf8`/`Binary` arrays.
@@ -616,29 +634,39 @@ fn parse_timestamp(text: &[u8], units_per_second: i64) -> std::result::Result<i6
         .ok_or("the timestamp is out of range")
 }
 
+/// A typed column as text (`Display` of each value, binaries as lossy UTF-8), written straight
+/// into the array's buffer.
 fn stringify(column: TColumn) -> ArrayRef {
-    fn build<V>(values: Vec<V>, nulls: &[u8], show: impl Fn(&V) -> String) -> ArrayRef {
+    fn build<V>(
+        values: Vec<V>,
+        nulls: &[u8],
+        show: impl Fn(&mut StringBuilder, &V) -> std::fmt::Result,
+    ) -> ArrayRef {
         let nulls = nulls_from_bitmap(nulls, values.len());
         let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 8);
         for (i, v) in values.iter().enumerate() {
             if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                 builder.append_null();
             } else {
-                builder.append_value(show(v));
+                // Writing into the builder's buffer cannot fail; `append_value("")` ends the
+                // value written so far.
+                let _ = show(&mut builder, v);
+                builder.append_value("");
             }
         }
         Arc::new(builder.finish())
     }
+    use std::fmt::Write;
     match column {
-        TColumn::BoolVal(c) => build(c.values, &c.nulls, |v| v.to_string()),
-        TColumn::ByteVal(c) => build(c.values, &c.nulls, |v| v.to_string()),
-        TColumn::I16Val(c) => build(c.values, &c.nulls, |v| v.to_string()),
-        TColumn::I32Val(c) => build(c.values, &c.nulls, |v| v.to_string()),
-        TColumn::I64Val(c) => build(c.values, &c.nulls, |v| v.to_string()),
-        TColumn::DoubleVal(c) => build(c.values, &c.nulls, |v| v.0.to_string()),
-        TColumn::StringVal(c) => build(c.values, &c.nulls, String::clone),
-        TColumn::BinaryVal(c) => build(c.values, &c.nulls, |v| {
-            String::from_utf8_lossy(v).into_owned()
+        TColumn::BoolVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
+        TColumn::ByteVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
+        TColumn::I16Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
+        TColumn::I32Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
+        TColumn::I64Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
+        TColumn::DoubleVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{}", v.0)),
+        TColumn::StringVal(c) => build(c.values, &c.nulls, |b, v| b.write_str(v)),
+        TColumn::BinaryVal(c) => build(c.values, &c.nulls, |b, v| {
+            b.write_str(&String::from_utf8_lossy(v))
         }),
     }
 }
@@ -940,6 +968,15 @@ mod tests {
         assert_malformed(t.clone(), "1e+9999999", "exponent is out of range");
         assert_malformed(t.clone(), "NaN", "no digits");
         assert_malformed(DataType::Decimal256(40, 0), "1.5", "more fraction digits");
+    }
+
+    #[test]
+    fn a_decimal_field_wider_than_its_arrow_type_is_an_error_not_an_overflow() {
+        let err = convert(DataType::Decimal128(39, 0), &[&"9".repeat(39)], vec![]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        assert!(err.to_string().contains("wider than 38 digits"), "{err}");
+        let err = convert(DataType::Decimal256(77, 0), &["1"], vec![]).unwrap_err();
+        assert!(err.to_string().contains("wider than 76 digits"), "{err}");
     }
 
     #[test]
