@@ -12,8 +12,11 @@
 //! `[-]D HH:MM:SS.nnnnnnnnn` (`1 02:03:04.500000000`). `Interval(MonthDayNano)` mixes months
 //! with days and has no Hive form: such a column cannot be sent column-based.
 //!
-//! Complex values (`List`, `LargeList`, `FixedSizeList`, `Struct`, `Map`) are JSON text, the way
-//! Databricks renders them in column-based results ([`json_text`] renders any array this way):
+//! Complex values (`List`, `LargeList`, `FixedSizeList`, `Struct`, `Map`) are JSON text in the
+//! shape Databricks and Spark give them in column-based results (`[1,2,null]`,
+//! `{"a":1,"b":"x"}`, maps as objects); where Spark's text is not valid JSON (nested strings not
+//! escaped, nested dates and timestamps not quoted) this encoder writes valid JSON.
+//! [`json_text`] renders any array this way:
 //!
 //! | Arrow value | JSON |
 //! |---|---|

@@ -28,8 +28,9 @@
 //! scale above the precision is a decode error: Databricks and Hive stop at 38, and Arrow has no
 //! decimal wider than 76 digits.
 //!
-//! Timestamps are `Timestamp(Microsecond, "UTC")`, the type the Arrow form of the same result
-//! has (Databricks sends timestamps as UTC instants in Arrow results). Column-based results send
+//! Timestamps are `Timestamp(Microsecond, "UTC")`: Arrow results carry timestamps as instants
+//! with a UTC zone (the mock warehouse's `mock.rows` among them), and giving column-based
+//! results the same type makes a table read both ways compare equal. Column-based results send
 //! the wall-clock text of the session time zone; the text is read as UTC, so the instants are
 //! exact when the session time zone is UTC (the Databricks SQL default) and shifted by the
 //! session's offset otherwise.
