@@ -6,14 +6,42 @@
 //! trailing zeros of the fraction dropped), dates as `1970-01-01`, decimals as plain numbers with
 //! their scale (`-12.50`). Null bitmaps: bit `i % 8` of byte `i / 8` set means row `i` is NULL,
 //! and a column without NULLs gets an empty bitmap.
+//!
+//! Intervals are Hive's text: a year-month interval (`Interval(YearMonth)`) as `[-]Y-M` (`1-2`,
+//! `-0-3`), a day-time interval (`Interval(DayTime)`, `Duration` of any unit) as
+//! `[-]D HH:MM:SS.nnnnnnnnn` (`1 02:03:04.500000000`). `Interval(MonthDayNano)` mixes months
+//! with days and has no Hive form: such a column cannot be sent column-based.
+//!
+//! Complex values (`List`, `LargeList`, `FixedSizeList`, `Struct`, `Map`) are JSON text in the
+//! shape Databricks and Spark give them in column-based results (`[1,2,null]`,
+//! `{"a":1,"b":"x"}`, maps as objects); where Spark's text is not valid JSON (nested strings not
+//! escaped, nested dates and timestamps not quoted) this encoder writes valid JSON.
+//! [`json_text`] renders any array this way:
+//!
+//! | Arrow value | JSON |
+//! |---|---|
+//! | NULL (at any depth, and every `Null` value) | `null` |
+//! | `Boolean` | `true` / `false` |
+//! | integers | numbers: `-7` |
+//! | `Float32`, `Float64` | numbers, shortest text that reads back exactly (`0.1`, `1.0`, `1e-7`); NaN and infinities as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+//! | `Decimal128`, `Decimal256` | numbers in their top-level text: `-12.50` |
+//! | strings | JSON strings, `"` `\` and control characters escaped |
+//! | binaries | JSON strings holding standard base64 with padding |
+//! | `Date32`, `Date64`, `Timestamp` | JSON strings holding their top-level text: `"2024-01-31"`, `"1970-01-01 00:00:01.5"` |
+//! | intervals | JSON strings holding their top-level text: `"1-2"` |
+//! | `List`, `LargeList`, `FixedSizeList` | arrays: `[1,2,null]` |
+//! | `Struct` | objects with the fields in order: `{"a":1,"b":"x"}` |
+//! | `Map` | objects with the entries in order, each key as a JSON string of its text: `{"k":1}`, `{"7":"x"}` |
 
 use std::collections::BTreeMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    ArrowPrimitiveType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Float32Type,
-    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowPrimitiveType, Date32Type, Date64Type, Decimal128Type, Decimal256Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, IntervalDayTimeType,
+    IntervalYearMonthType, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::NullBuffer;
@@ -21,7 +49,7 @@ use arrow_ipc::writer::{
     write_message, DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
     StreamWriter,
 };
-use arrow_schema::{DataType, Schema, TimeUnit};
+use arrow_schema::{DataType, IntervalUnit, Schema, TimeUnit};
 use thrift::OrderedFloat;
 
 use crate::error::{Error, Result};
@@ -135,6 +163,7 @@ fn hive_type(data_type: &DataType) -> (TTypeId, Option<TTypeQualifiers>) {
         }
         DataType::Map(_, _) => TTypeId::MAP_TYPE,
         DataType::Struct(_) => TTypeId::STRUCT_TYPE,
+        DataType::Interval(IntervalUnit::YearMonth) => TTypeId::INTERVAL_YEAR_MONTH_TYPE,
         DataType::Interval(_) | DataType::Duration(_) => TTypeId::INTERVAL_DAY_TIME_TYPE,
         _ => TTypeId::STRING_TYPE,
     };
@@ -142,7 +171,8 @@ fn hive_type(data_type: &DataType) -> (TTypeId, Option<TTypeQualifiers>) {
 }
 
 /// The column-based form of `batch`: typed columns for booleans, integers, floats, strings and
-/// binaries; timestamps, dates and decimals as strings in Databricks' format.
+/// binaries; timestamps, dates, decimals, intervals and complex values as strings in Databricks'
+/// format (see the module documentation); a `Null` column as empty strings, all NULL.
 pub(crate) fn to_columns(batch: &RecordBatch) -> Result<Vec<TColumn>> {
     batch
         .schema()
@@ -239,9 +269,362 @@ fn to_column(array: &ArrayRef) -> Option<TColumn> {
                 format_decimal(s, negative, digits.as_bytes(), *scale)
             })
         }
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            let raw = array.as_primitive::<IntervalYearMonthType>().values();
+            formatted(array, raw, nulls, |s, &months| format_year_month(s, months))
+        }
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let raw = array.as_primitive::<IntervalDayTimeType>().values();
+            formatted(array, raw, nulls, |s, v| {
+                let millis = i128::from(v.days) * 86_400_000 + i128::from(v.milliseconds);
+                format_day_time(s, millis * 1_000_000)
+            })
+        }
+        DataType::Duration(unit) => {
+            let raw: Vec<i64> = match unit {
+                TimeUnit::Second => values::<DurationSecondType>(array),
+                TimeUnit::Millisecond => values::<DurationMillisecondType>(array),
+                TimeUnit::Microsecond => values::<DurationMicrosecondType>(array),
+                TimeUnit::Nanosecond => values::<DurationNanosecondType>(array),
+            };
+            let nanos_per_unit = i128::from(nanos_per(*unit));
+            formatted(array, &raw, nulls, |s, &v| {
+                format_day_time(s, i128::from(v) * nanos_per_unit)
+            })
+        }
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(_, _)
+        | DataType::Struct(_)
+        | DataType::Map(_, _) => {
+            let values = json_text(array.as_ref()).ok()?;
+            let values = values.into_iter().map(Option::unwrap_or_default).collect();
+            TColumn::StringVal(TStringColumn::new(values, nulls))
+        }
         _ => return None,
     };
     Some(column)
+}
+
+/// Nanoseconds in one `unit`.
+fn nanos_per(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// Hive's year-month interval text: `1-2` for 14 months, `-0-3` for -3.
+fn format_year_month(s: &mut String, months: i32) {
+    use std::fmt::Write;
+    let sign = if months < 0 { "-" } else { "" };
+    let months = months.unsigned_abs();
+    let _ = write!(s, "{sign}{}-{}", months / 12, months % 12);
+}
+
+/// Hive's day-time interval text: `1 02:03:04.500000000`, `-0 00:00:01.000000000`.
+fn format_day_time(s: &mut String, nanos: i128) {
+    use std::fmt::Write;
+    let sign = if nanos < 0 { "-" } else { "" };
+    let nanos = nanos.unsigned_abs();
+    let seconds = nanos / 1_000_000_000;
+    let _ = write!(
+        s,
+        "{sign}{} {:02}:{:02}:{:02}.{:09}",
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+        nanos % 1_000_000_000
+    );
+}
+
+/// Renders every row of `array` as JSON text (the module documentation has the rules); `None`
+/// for NULL rows. Arrays holding a type without a JSON form (unions, dictionaries, run-end
+/// encoded arrays, `Interval(MonthDayNano)`, views of lists...) are a decode error naming it.
+pub(crate) fn json_text(array: &dyn Array) -> Result<Vec<Option<String>>> {
+    (0..array.len())
+        .map(|row| {
+            if is_null_at(array, row) {
+                return Ok(None);
+            }
+            let mut s = String::with_capacity(32);
+            write_json(&mut s, array, row).map_err(|unsupported| {
+                Error::decode(format!("values of type {unsupported} have no JSON form"))
+            })?;
+            Ok(Some(s))
+        })
+        .collect()
+}
+
+/// Whether row `row` of `array` is NULL, `Null` arrays included.
+fn is_null_at(array: &dyn Array, row: usize) -> bool {
+    matches!(array.data_type(), DataType::Null) || array.is_null(row)
+}
+
+/// Appends the JSON text of row `row` of `array` to `s`; the error is the data type (at any
+/// depth) that has no JSON form.
+fn write_json(s: &mut String, array: &dyn Array, row: usize) -> std::result::Result<(), DataType> {
+    if is_null_at(array, row) {
+        s.push_str("null");
+        return Ok(());
+    }
+    let unsupported = || array.data_type().clone();
+    match array.data_type() {
+        DataType::Boolean => {
+            let v = array.as_boolean_opt().ok_or_else(unsupported)?.value(row);
+            s.push_str(if v { "true" } else { "false" });
+        }
+        DataType::Int8 => write_int::<Int8Type>(s, array, row)?,
+        DataType::Int16 => write_int::<Int16Type>(s, array, row)?,
+        DataType::Int32 => write_int::<Int32Type>(s, array, row)?,
+        DataType::Int64 => write_int::<Int64Type>(s, array, row)?,
+        DataType::UInt8 => write_int::<UInt8Type>(s, array, row)?,
+        DataType::UInt16 => write_int::<UInt16Type>(s, array, row)?,
+        DataType::UInt32 => write_int::<UInt32Type>(s, array, row)?,
+        DataType::UInt64 => write_int::<UInt64Type>(s, array, row)?,
+        DataType::Float32 => {
+            let v = primitive_at::<Float32Type>(array, row)?;
+            write_float(s, f64::from(v), || format!("{v:?}"));
+        }
+        DataType::Float64 => {
+            let v = primitive_at::<Float64Type>(array, row)?;
+            write_float(s, v, || format!("{v:?}"));
+        }
+        DataType::Utf8 => write_json_string(
+            s,
+            array
+                .as_string_opt::<i32>()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::LargeUtf8 => write_json_string(
+            s,
+            array
+                .as_string_opt::<i64>()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::Utf8View => write_json_string(
+            s,
+            array
+                .as_string_view_opt()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::Binary => write_base64(
+            s,
+            array
+                .as_binary_opt::<i32>()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::LargeBinary => write_base64(
+            s,
+            array
+                .as_binary_opt::<i64>()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::BinaryView => write_base64(
+            s,
+            array
+                .as_binary_view_opt()
+                .ok_or_else(unsupported)?
+                .value(row),
+        ),
+        DataType::Date32 => {
+            let days = primitive_at::<Date32Type>(array, row)?;
+            quoted(s, |s| format_date(s, i64::from(days)));
+        }
+        DataType::Date64 => {
+            let ms = primitive_at::<Date64Type>(array, row)?;
+            quoted(s, |s| format_date(s, ms.div_euclid(86_400_000)));
+        }
+        DataType::Timestamp(unit, _) => {
+            let v = match unit {
+                TimeUnit::Second => primitive_at::<TimestampSecondType>(array, row)?,
+                TimeUnit::Millisecond => primitive_at::<TimestampMillisecondType>(array, row)?,
+                TimeUnit::Microsecond => primitive_at::<TimestampMicrosecondType>(array, row)?,
+                TimeUnit::Nanosecond => primitive_at::<TimestampNanosecondType>(array, row)?,
+            };
+            let nanos_per_unit = nanos_per(*unit);
+            quoted(s, |s| format_timestamp(s, v, nanos_per_unit));
+        }
+        DataType::Decimal128(_, scale) => {
+            let v = primitive_at::<Decimal128Type>(array, row)?;
+            let mut digits = [0u8; 40];
+            let digits = u128_digits(v.unsigned_abs(), &mut digits);
+            format_decimal(s, v < 0, digits, *scale);
+        }
+        DataType::Decimal256(_, scale) => {
+            let text = primitive_at::<Decimal256Type>(array, row)?.to_string();
+            let (negative, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text.as_str()),
+            };
+            format_decimal(s, negative, digits.as_bytes(), *scale);
+        }
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            let months = primitive_at::<IntervalYearMonthType>(array, row)?;
+            quoted(s, |s| format_year_month(s, months));
+        }
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let v = primitive_at::<IntervalDayTimeType>(array, row)?;
+            let millis = i128::from(v.days) * 86_400_000 + i128::from(v.milliseconds);
+            quoted(s, |s| format_day_time(s, millis * 1_000_000));
+        }
+        DataType::Duration(unit) => {
+            let v = match unit {
+                TimeUnit::Second => primitive_at::<DurationSecondType>(array, row)?,
+                TimeUnit::Millisecond => primitive_at::<DurationMillisecondType>(array, row)?,
+                TimeUnit::Microsecond => primitive_at::<DurationMicrosecondType>(array, row)?,
+                TimeUnit::Nanosecond => primitive_at::<DurationNanosecondType>(array, row)?,
+            };
+            let nanos = i128::from(v) * i128::from(nanos_per(*unit));
+            quoted(s, |s| format_day_time(s, nanos));
+        }
+        DataType::List(_) => {
+            let list = array.as_list_opt::<i32>().ok_or_else(unsupported)?;
+            write_json_array(s, list.value(row).as_ref())?;
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list_opt::<i64>().ok_or_else(unsupported)?;
+            write_json_array(s, list.value(row).as_ref())?;
+        }
+        DataType::FixedSizeList(_, _) => {
+            let list = array.as_fixed_size_list_opt().ok_or_else(unsupported)?;
+            write_json_array(s, list.value(row).as_ref())?;
+        }
+        DataType::Struct(fields) => {
+            let st = array.as_struct_opt().ok_or_else(unsupported)?;
+            s.push('{');
+            for (i, (field, column)) in fields.iter().zip(st.columns()).enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                write_json_string(s, field.name());
+                s.push(':');
+                write_json(s, column.as_ref(), row)?;
+            }
+            s.push('}');
+        }
+        DataType::Map(_, _) => {
+            let map = array.as_map_opt().ok_or_else(unsupported)?;
+            let entries = map.value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            s.push('{');
+            let mut key = String::new();
+            for i in 0..entries.len() {
+                if i > 0 {
+                    s.push(',');
+                }
+                key.clear();
+                write_json(&mut key, keys.as_ref(), i)?;
+                if key.starts_with('"') {
+                    s.push_str(&key);
+                } else {
+                    write_json_string(s, &key);
+                }
+                s.push(':');
+                write_json(s, values.as_ref(), i)?;
+            }
+            s.push('}');
+        }
+        other => return Err(other.clone()),
+    }
+    Ok(())
+}
+
+/// Value `row` of a primitive array of type `T`; the array's type when it is not one.
+fn primitive_at<T: ArrowPrimitiveType>(
+    array: &dyn Array,
+    row: usize,
+) -> std::result::Result<T::Native, DataType> {
+    array
+        .as_primitive_opt::<T>()
+        .map(|a| a.value(row))
+        .ok_or_else(|| array.data_type().clone())
+}
+
+fn write_int<T: ArrowPrimitiveType>(
+    s: &mut String,
+    array: &dyn Array,
+    row: usize,
+) -> std::result::Result<(), DataType>
+where
+    T::Native: itoa::Integer,
+{
+    let v = primitive_at::<T>(array, row)?;
+    s.push_str(itoa::Buffer::new().format(v));
+    Ok(())
+}
+
+/// A finite float as its shortest exact text (`shortest`), NaN and infinities as JSON strings.
+fn write_float(s: &mut String, v: f64, shortest: impl FnOnce() -> String) {
+    if v.is_nan() {
+        s.push_str("\"NaN\"");
+    } else if v.is_infinite() {
+        s.push_str(if v > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
+    } else {
+        s.push_str(&shortest());
+    }
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+fn write_json_string(s: &mut String, text: &str) {
+    use std::fmt::Write;
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            '\u{8}' => s.push_str("\\b"),
+            '\u{c}' => s.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", u32::from(c));
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+}
+
+/// `bytes` as a JSON string of standard base64 with padding.
+fn write_base64(s: &mut String, bytes: &[u8]) {
+    use base64::Engine as _;
+    s.push('"');
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, s);
+    s.push('"');
+}
+
+/// What `write` appends, between double quotes (it never writes a quote or a backslash).
+fn quoted(s: &mut String, write: impl FnOnce(&mut String)) {
+    s.push('"');
+    write(s);
+    s.push('"');
+}
+
+/// A JSON array of every value of `values`.
+fn write_json_array(s: &mut String, values: &dyn Array) -> std::result::Result<(), DataType> {
+    s.push('[');
+    for i in 0..values.len() {
+        if i > 0 {
+            s.push(',');
+        }
+        write_json(s, values, i)?;
+    }
+    s.push(']');
+    Ok(())
 }
 
 fn values<T: ArrowPrimitiveType>(array: &ArrayRef) -> Vec<T::Native> {
@@ -302,7 +685,15 @@ fn null_bitmap(nulls: Option<&NullBuffer>, len: usize) -> Vec<u8> {
     bitmap
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits.
 fn push_digits(s: &mut String, value: u32, width: usize) {
+    if width == 2 && value < 100 {
+        // Months, days, hours, minutes, seconds: two digits, the common case.
+        let pair = [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+        s.push(char::from(pair[0]));
+        s.push(char::from(pair[1]));
+        return;
+    }
     let mut buf = [b'0'; 10];
     let mut v = value;
     let mut i = buf.len();
@@ -314,9 +705,7 @@ fn push_digits(s: &mut String, value: u32, width: usize) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        s.push(b as char);
-    }
+    s.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 /// Writes the decimal digits of `v` into the end of `buf` and returns them.
@@ -474,6 +863,261 @@ mod tests {
         let (values, nulls) = strings_of(&column);
         assert_eq!(values, &["-12.50", "0.05", "", "0.00", "1234.56"]);
         assert_eq!(nulls, &[0b0000_0100]);
+    }
+
+    #[test]
+    fn renders_lists_structs_and_maps_as_json_text() {
+        use arrow_array::builder::{Int32Builder, MapBuilder, StringBuilder};
+        use arrow_array::{BinaryArray, Float64Array, Int32Array, ListArray, StructArray};
+        use arrow_schema::{Field, Fields};
+
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2), None]),
+            None,
+            Some(vec![]),
+        ]));
+        let column = to_column(&list).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(values, &["[1,2,null]", "", "[]"]);
+        assert_eq!(nulls, &[0b010]);
+
+        let fields = Fields::from(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b \"q\"", DataType::Utf8, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("dec", DataType::Decimal128(5, 2), true),
+            Field::new("f", DataType::Float64, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("bin", DataType::Binary, true),
+        ]);
+        let st: ArrayRef = Arc::new(
+            StructArray::try_new(
+                fields,
+                vec![
+                    Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+                    Arc::new(StringArray::from(vec![
+                        Some("x"),
+                        Some("say \"hi\"\\\n\u{1}é"),
+                        None,
+                    ])),
+                    Arc::new(
+                        TimestampMicrosecondArray::from(vec![Some(1_500_000), None, Some(0)])
+                            .with_timezone("UTC"),
+                    ),
+                    Arc::new(
+                        Decimal128Array::from(vec![Some(-1250), Some(5), None])
+                            .with_precision_and_scale(5, 2)
+                            .unwrap(),
+                    ),
+                    Arc::new(Float64Array::from(vec![
+                        Some(0.1),
+                        Some(f64::NAN),
+                        Some(f64::NEG_INFINITY),
+                    ])),
+                    Arc::new(Date32Array::from(vec![Some(0), None, Some(-1)])),
+                    Arc::new(BinaryArray::from_opt_vec(vec![
+                        Some(b"hi?".as_slice()),
+                        None,
+                        Some(b"".as_slice()),
+                    ])),
+                ],
+                Some(NullBuffer::from(vec![true, true, false])),
+            )
+            .unwrap(),
+        );
+        let column = to_column(&st).unwrap();
+        let (values, nulls) = strings_of(&column);
+        assert_eq!(
+            values,
+            &[
+                r#"{"a":1,"b \"q\"":"x","ts":"1970-01-01 00:00:01.5","dec":-12.50,"f":0.1,"day":"1970-01-01","bin":"aGk/"}"#,
+                r#"{"a":null,"b \"q\"":"say \"hi\"\\\n\u0001é","ts":null,"dec":0.05,"f":"NaN","day":null,"bin":null}"#,
+                "",
+            ]
+        );
+        assert_eq!(nulls, &[0b100]);
+
+        let mut builder = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+        builder.keys().append_value("k");
+        builder.values().append_value(1);
+        builder.keys().append_value("quote\"");
+        builder.values().append_null();
+        builder.append(true).unwrap();
+        builder.append(false).unwrap();
+        builder.append(true).unwrap();
+        let map: ArrayRef = Arc::new(builder.finish());
+        let column = to_column(&map).unwrap();
+        assert_eq!(
+            strings_of(&column),
+            (
+                &[
+                    r#"{"k":1,"quote\"":null}"#.to_string(),
+                    String::new(),
+                    "{}".to_string()
+                ][..],
+                &[0b010u8][..]
+            )
+        );
+
+        let mut builder = MapBuilder::new(None, Int32Builder::new(), StringBuilder::new());
+        builder.keys().append_value(7);
+        builder.values().append_value("x");
+        builder.append(true).unwrap();
+        let int_keys: ArrayRef = Arc::new(builder.finish());
+        assert_eq!(
+            json_text(int_keys.as_ref()).unwrap(),
+            vec![Some(r#"{"7":"x"}"#.to_string())]
+        );
+
+        // Every rendering is valid JSON.
+        for array in [&list, &st, &map, &int_keys] {
+            for text in json_text(array.as_ref()).unwrap().into_iter().flatten() {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn renders_nested_lists_of_structs_and_float32_shortest() {
+        use arrow_array::{Float32Array, ListArray, StructArray};
+        use arrow_buffer::OffsetBuffer;
+        use arrow_schema::{Field, Fields};
+        let inner = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1)]),
+            Some(vec![]),
+            None,
+        ]);
+        let fields = Fields::from(vec![
+            Field::new("xs", inner.data_type().clone(), true),
+            Field::new("f", DataType::Float32, true),
+        ]);
+        let structs = StructArray::try_new(
+            fields.clone(),
+            vec![
+                Arc::new(inner),
+                Arc::new(Float32Array::from(vec![0.1, 1.0, 1e-7])),
+            ],
+            None,
+        )
+        .unwrap();
+        let outer: ArrayRef = Arc::new(ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(fields), true)),
+            OffsetBuffer::new(vec![0, 2, 3].into()),
+            Arc::new(structs),
+            None,
+        ));
+        assert_eq!(
+            json_text(outer.as_ref()).unwrap(),
+            vec![
+                Some(r#"[{"xs":[1],"f":0.1},{"xs":[],"f":1.0}]"#.to_string()),
+                Some(r#"[{"xs":null,"f":1e-7}]"#.to_string()),
+            ]
+        );
+        let nulls: ArrayRef = Arc::new(arrow_array::NullArray::new(2));
+        assert_eq!(json_text(nulls.as_ref()).unwrap(), vec![None, None]);
+    }
+
+    #[test]
+    fn renders_intervals_like_hive() {
+        use arrow_array::{
+            DurationMicrosecondArray, DurationSecondArray, IntervalDayTimeArray,
+            IntervalYearMonthArray,
+        };
+        use arrow_buffer::IntervalDayTime;
+        let year_month: ArrayRef = Arc::new(IntervalYearMonthArray::from(vec![
+            Some(14),
+            Some(-3),
+            None,
+            Some(0),
+        ]));
+        let column = to_column(&year_month).unwrap();
+        assert_eq!(strings_of(&column).0, &["1-2", "-0-3", "", "0-0"]);
+        assert_eq!(strings_of(&column).1, &[0b100]);
+
+        let micros: ArrayRef = Arc::new(DurationMicrosecondArray::from(vec![
+            93_784_500_000,
+            -1_000_000,
+            0,
+        ]));
+        let column = to_column(&micros).unwrap();
+        assert_eq!(
+            strings_of(&column).0,
+            &[
+                "1 02:03:04.500000000",
+                "-0 00:00:01.000000000",
+                "0 00:00:00.000000000"
+            ]
+        );
+        let seconds: ArrayRef = Arc::new(DurationSecondArray::from(vec![i64::MIN]));
+        assert_eq!(
+            strings_of(&to_column(&seconds).unwrap()).0,
+            &["-106751991167300 15:30:08.000000000"]
+        );
+        let day_time: ArrayRef = Arc::new(IntervalDayTimeArray::from(vec![IntervalDayTime::new(
+            2, 1_500,
+        )]));
+        assert_eq!(
+            strings_of(&to_column(&day_time).unwrap()).0,
+            &["2 00:00:01.500000000"]
+        );
+        let schema = Schema::new(vec![
+            arrow_schema::Field::new("ym", DataType::Interval(IntervalUnit::YearMonth), true),
+            arrow_schema::Field::new("dt", DataType::Duration(TimeUnit::Microsecond), true),
+        ]);
+        let types: Vec<TTypeId> = to_table_schema(&schema)
+            .columns
+            .iter()
+            .map(|c| match &c.type_desc.types[0] {
+                TTypeEntry::PrimitiveEntry(e) => e.type_,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                TTypeId::INTERVAL_YEAR_MONTH_TYPE,
+                TTypeId::INTERVAL_DAY_TIME_TYPE
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_without_a_column_based_form_is_a_clear_error() {
+        use arrow_array::{IntervalMonthDayNanoArray, ListArray};
+        use arrow_buffer::{IntervalMonthDayNano, OffsetBuffer};
+        let month_day_nano =
+            IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(1, 2, 3)]);
+        let list: ArrayRef = Arc::new(ListArray::new(
+            Arc::new(arrow_schema::Field::new(
+                "item",
+                month_day_nano.data_type().clone(),
+                true,
+            )),
+            OffsetBuffer::new(vec![0, 1].into()),
+            Arc::new(month_day_nano.clone()),
+            None,
+        ));
+        let err = json_text(list.as_ref()).unwrap_err();
+        assert!(err.to_string().contains("Interval(MonthDayNano)"), "{err}");
+        for array in [list, Arc::new(month_day_nano) as ArrayRef] {
+            let schema = Arc::new(Schema::new(vec![arrow_schema::Field::new(
+                "iv",
+                array.data_type().clone(),
+                true,
+            )]));
+            let batch = RecordBatch::try_new(schema, vec![array]).unwrap();
+            let err = to_columns(&batch).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("cannot be sent as a column-based result"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

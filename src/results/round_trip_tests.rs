@@ -4,21 +4,33 @@
 
 use std::sync::Arc;
 
+use arrow_array::builder::{Float64Builder, MapBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, IntervalYearMonthType};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, IntervalYearMonthArray, ListArray,
+    NullArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
 };
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, Field, Fields, IntervalUnit, Schema, SchemaRef, TimeUnit};
 
-use super::encode::{encode_batch_message, encode_schema_message, to_columns, to_table_schema};
+use super::encode::{
+    encode_batch_message, encode_schema_message, json_text, to_columns, to_table_schema,
+};
 use super::lz4::compress_frame;
 use super::{ResultDecoder, ResultFormat};
-use crate::thrift::tcli::{TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType};
+use crate::thrift::tcli::{
+    TColumn, TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType,
+};
 use crate::ErrorKind;
 
-/// Every type the driver supports, each column with NULLs (row `i` is NULL when `i % 4 == 1`).
+/// Index of the first complex (list, struct, map) column of [`all_types`]; the columns before
+/// it are scalar.
+const FIRST_COMPLEX: usize = 14;
+
+/// Every type the driver supports, each column with NULLs (row `i` is NULL when `i % 4 == 1`,
+/// and the `Null` column in every row); inside the complex columns, more NULLs at other rows.
 fn all_types(rows: usize, start: i64) -> RecordBatch {
     let null = |i: usize| i % 4 == 1;
     let ids = || (0..rows).map(|i| (i, start + i as i64));
@@ -64,8 +76,79 @@ fn all_types(rows: usize, start: i64) -> RecordBatch {
                 .with_precision_and_scale(12, 2)
                 .unwrap(),
         ),
+        Arc::new(IntervalYearMonthArray::from_iter(
+            ids().map(|(i, v)| (!null(i)).then_some(v as i32 - 7)),
+        )),
+        Arc::new(NullArray::new(rows)),
+        Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+            ids().map(|(i, v)| {
+                (!null(i)).then(|| (0..i % 3).map(move |k| (k != 1).then_some(v + k as i64)))
+            }),
+        )),
+        Arc::new(
+            StructArray::try_new(
+                struct_fields(),
+                vec![
+                    Arc::new(Int32Array::from_iter(
+                        ids().map(|(i, v)| (i % 3 != 0).then_some(v as i32)),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        ids().map(|(i, v)| (i % 5 != 0).then(|| format!("\"s\"\\{v}"))),
+                    )),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(
+                            ids().map(|(_, v)| v * 1_000_123),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(
+                        Decimal128Array::from_iter_values(ids().map(|(_, v)| v as i128 * 7))
+                            .with_precision_and_scale(9, 3)
+                            .unwrap(),
+                    ),
+                ],
+                Some(NullBuffer::from_iter((0..rows).map(|i| !null(i)))),
+            )
+            .unwrap(),
+        ),
+        Arc::new({
+            let mut map = MapBuilder::new(None, StringBuilder::new(), Float64Builder::new());
+            for (i, v) in ids() {
+                for k in 0..i % 3 {
+                    map.keys().append_value(format!("k{k}"));
+                    map.values()
+                        .append_option((k != 0).then_some(v as f64 / 4.0));
+                }
+                map.append(!null(i)).unwrap();
+            }
+            map.finish()
+        }),
     ];
     RecordBatch::try_new(all_types_schema(), columns).unwrap()
+}
+
+fn struct_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("n", DataType::Int32, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("d", DataType::Decimal128(9, 3), false),
+    ])
+}
+
+fn map_type() -> DataType {
+    let entries = Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+    ]);
+    DataType::Map(
+        Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+        false,
+    )
 }
 
 fn all_types_schema() -> SchemaRef {
@@ -86,6 +169,15 @@ fn all_types_schema() -> SchemaRef {
         ),
         Field::new("day", DataType::Date32, true),
         Field::new("price", DataType::Decimal128(12, 2), true),
+        Field::new("months", DataType::Interval(IntervalUnit::YearMonth), true),
+        Field::new("nothing", DataType::Null, true),
+        Field::new(
+            "list",
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
+            true,
+        ),
+        Field::new("record", DataType::Struct(struct_fields()), true),
+        Field::new("map", map_type(), true),
     ]))
 }
 
@@ -126,9 +218,9 @@ fn inline_arrow_round_trips_every_type_with_nulls_with_and_without_lz4() {
     }
 }
 
-#[test]
-fn column_based_round_trips_typed_columns_and_stringifies_the_rest() {
-    let original = all_types(50, -10);
+/// `original` sent column-based by the mock's encoder and decoded with the schema the table
+/// schema gives.
+fn column_based_round_trip(original: &RecordBatch) -> (ResultDecoder, Vec<RecordBatch>) {
     let decoder = ResultDecoder::new(
         None,
         Some(&to_table_schema(&original.schema())),
@@ -140,35 +232,155 @@ fn column_based_round_trips_typed_columns_and_stringifies_the_rest() {
     let row_set = TRowSet::new(
         0,
         vec![],
-        to_columns(&original).unwrap(),
+        to_columns(original).unwrap(),
         None,
         None,
         None,
         None,
     );
     let decoded = decoder.decode(row_set).unwrap();
+    (decoder, decoded)
+}
+
+#[test]
+fn column_based_round_trips_every_scalar_type_and_renders_complex_values_as_json() {
+    let original = all_types(50, -10);
+    let (decoder, decoded) = column_based_round_trip(&original);
     assert_eq!(decoded.len(), 1);
     let batch = &decoded[0];
     assert_eq!(batch.schema(), decoder.schema());
     assert_eq!(batch.num_rows(), 50);
-    // Booleans, integers, floats, strings and binaries come back as they were.
-    for i in 0..9 {
-        assert_eq!(
-            batch.column(i).as_ref(),
-            original.column(i).as_ref(),
-            "column {i}"
-        );
+    let schema = original.schema();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let name = field.name();
+        let got = batch.column(i);
+        match field.data_type() {
+            // Intervals come back as Hive's text.
+            DataType::Interval(_) => {
+                let months = original.column(i).as_primitive::<IntervalYearMonthType>();
+                let expected: StringArray = months
+                    .iter()
+                    .map(|m| {
+                        m.map(|m| {
+                            let sign = if m < 0 { "-" } else { "" };
+                            let m = m.unsigned_abs();
+                            format!("{sign}{}-{}", m / 12, m % 12)
+                        })
+                    })
+                    .collect();
+                assert_eq!(got.as_ref(), &expected as &dyn Array, "column {i} ({name})");
+            }
+            // Lists, structs and maps come back as their JSON text.
+            DataType::List(_) | DataType::Struct(_) | DataType::Map(_, _) => {
+                assert!(i >= FIRST_COMPLEX, "column {i} ({name})");
+                let expected = StringArray::from(json_text(original.column(i).as_ref()).unwrap());
+                assert_eq!(got.as_ref(), &expected as &dyn Array, "column {i} ({name})");
+            }
+            // Every scalar type comes back as it was: values, NULLs and Arrow type.
+            _ => {
+                assert!(i < FIRST_COMPLEX, "column {i} ({name})");
+                assert_eq!(
+                    got.data_type(),
+                    field.data_type(),
+                    "column {i} ({name}) type"
+                );
+                assert_eq!(
+                    got.logical_nulls(),
+                    original.column(i).logical_nulls(),
+                    "column {i} ({name}) NULLs"
+                );
+                assert_eq!(
+                    got.as_ref(),
+                    original.column(i).as_ref(),
+                    "column {i} ({name}) values"
+                );
+            }
+        }
     }
-    // Timestamps, dates and decimals come back as Databricks' strings, NULLs kept.
+    // Spot checks of the JSON text.
     let text = |col: usize, row: usize| {
         let strings = batch.column(col).as_string::<i32>();
         (!strings.is_null(row)).then(|| strings.value(row).to_string())
     };
-    assert_eq!(text(9, 0).as_deref(), Some("1969-12-31 23:59:50"));
-    assert_eq!(text(10, 0).as_deref(), Some("1969-12-22"));
-    assert_eq!(text(11, 0).as_deref(), Some("-12.50"));
-    assert_eq!(text(11, 1), None);
-    assert_eq!(text(9, 12).as_deref(), Some("1970-01-01 00:00:02"));
+    assert_eq!(text(FIRST_COMPLEX, 1), None);
+    assert_eq!(text(FIRST_COMPLEX, 2).as_deref(), Some("[-8,null]"));
+    assert_eq!(
+        text(FIRST_COMPLEX + 1, 0).as_deref(),
+        Some(r#"{"n":null,"s":null,"ts":"1969-12-31 23:59:49.99877","d":-0.070}"#)
+    );
+    assert_eq!(
+        text(FIRST_COMPLEX + 1, 2).as_deref(),
+        Some(r#"{"n":-8,"s":"\"s\"\\-8","ts":"1969-12-31 23:59:51.999016","d":-0.056}"#)
+    );
+    assert_eq!(text(FIRST_COMPLEX + 2, 0).as_deref(), Some("{}"));
+    assert_eq!(
+        text(FIRST_COMPLEX + 2, 2).as_deref(),
+        Some(r#"{"k0":null,"k1":-2.0}"#)
+    );
+}
+
+#[test]
+fn a_table_read_column_based_equals_the_same_table_read_as_arrow() {
+    let original = all_types(300, 1_000_000);
+    let decoder = arrow_decoder(&all_types_schema(), true);
+    let arrow = decoder
+        .decode(arrow_row_set(vec![arrow_batch(&original, true)]))
+        .unwrap();
+    let (_, columns) = column_based_round_trip(&original);
+    let (arrow, columns) = (&arrow[0], &columns[0]);
+    for i in 0..FIRST_COMPLEX {
+        let name = original.schema().field(i).name().clone();
+        if matches!(arrow.column(i).data_type(), DataType::Interval(_)) {
+            continue;
+        }
+        assert_eq!(
+            columns.column(i).as_ref(),
+            arrow.column(i).as_ref(),
+            "column {i} ({name})"
+        );
+    }
+    for i in FIRST_COMPLEX..original.num_columns() {
+        let expected = StringArray::from(json_text(arrow.column(i).as_ref()).unwrap());
+        assert_eq!(
+            columns.column(i).as_ref(),
+            &expected as &dyn Array,
+            "column {i}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_value_in_a_column_based_row_set_names_column_row_and_text() {
+    let original = all_types(10, 0);
+    let decoder = ResultDecoder::new(
+        None,
+        Some(&to_table_schema(&original.schema())),
+        false,
+        Some(TSparkRowSetType::COLUMN_BASED_SET),
+    )
+    .unwrap();
+    for (column, bad) in [
+        (9, "1970-01-01 25:00:00"),
+        (10, "1970-13-01"),
+        (11, "1.234"),
+    ] {
+        let mut columns = to_columns(&original).unwrap();
+        match &mut columns[column] {
+            TColumn::StringVal(c) => c.values[6] = bad.to_string(),
+            other => panic!("column {column} is {other:?}"),
+        }
+        let row_set = TRowSet::new(0, vec![], columns, None, None, None, None);
+        let err = decoder.decode(row_set).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        let name = original.schema().field(column).name().clone();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "column {column} ({name}), row 6 of the row set: {bad:?}"
+            )),
+            "{message}"
+        );
+    }
 }
 
 #[test]
