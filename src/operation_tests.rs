@@ -260,3 +260,68 @@ async fn large_inline_pages_are_decoded_on_the_decode_threads() {
     assert!(live.load(Ordering::SeqCst) > 0);
     session.close().await.unwrap();
 }
+
+/// `SELECT * FROM mock.all_types` read whole by `client`.
+async fn all_types(client: &crate::DBSQLClient) -> arrow_array::RecordBatch {
+    let session = client.open_session().await.unwrap();
+    let batches = session
+        .query("SELECT * FROM mock.all_types", crate::params![])
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    let schema = batches[0].schema();
+    arrow_select::concat::concat_batches(&schema, &batches).unwrap()
+}
+
+#[tokio::test]
+async fn the_all_types_table_reads_the_same_column_based_as_through_arrow() {
+    use arrow_array::Array;
+    let mock = MockWarehouse::start().await.unwrap();
+    let arrow = all_types(&mock.client_builder().build().unwrap()).await;
+    let columnar = all_types(&mock.client_builder().arrow(false).build().unwrap()).await;
+    // The same table from a plain HiveServer2 server (column-based, explicit fetches).
+    let hive = MockWarehouse::builder()
+        .vanilla_hive(true)
+        .start()
+        .await
+        .unwrap();
+    let vanilla = all_types(&hive.client_builder().build().unwrap()).await;
+    assert_eq!(arrow.num_rows(), 4);
+    for read in [&columnar, &vanilla] {
+        assert_eq!(read.num_rows(), arrow.num_rows());
+        assert_eq!(read.num_columns(), arrow.num_columns());
+        for (i, field) in arrow.schema().fields().iter().enumerate() {
+            let (expected, got) = (arrow.column(i), read.column(i));
+            match field.data_type() {
+                // Complex values arrive as JSON text in column-based results.
+                arrow_schema::DataType::List(_)
+                | arrow_schema::DataType::Map(..)
+                | arrow_schema::DataType::Struct(_) => {
+                    let json = crate::results::encode::json_text(expected.as_ref()).unwrap();
+                    let text = got
+                        .as_any()
+                        .downcast_ref::<arrow_array::StringArray>()
+                        .unwrap_or_else(|| panic!("{} is text", field.name()));
+                    let text: Vec<Option<String>> =
+                        text.iter().map(|v| v.map(str::to_string)).collect();
+                    assert_eq!(text, json, "column {}", field.name());
+                }
+                _ => {
+                    assert_eq!(
+                        got.data_type(),
+                        expected.data_type(),
+                        "column {}",
+                        field.name()
+                    );
+                    assert_eq!(got.to_data(), expected.to_data(), "column {}", field.name());
+                }
+            }
+            assert_eq!(
+                got.logical_nulls(),
+                expected.logical_nulls(),
+                "nulls of {}",
+                field.name()
+            );
+        }
+    }
+}
