@@ -299,7 +299,13 @@ impl Session {
             }
         };
         let id = guid_to_string(&handle.session_id.guid);
-        let emitter = client.telemetry.connected();
+        // A plain HiveServer2 server has no telemetry or feature-flag endpoints: nothing is
+        // sent there.
+        let emitter = if client.speaks_plain_hive() {
+            TelemetryEventEmitter::disabled()
+        } else {
+            client.telemetry.connected()
+        };
         emitter.emit_connection_open(&id, started.elapsed());
         tracing::debug!(session_id = %id, server_protocol = server_protocol.0, "session opened");
         let inner = Arc::new(SessionInner {

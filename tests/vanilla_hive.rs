@@ -41,6 +41,14 @@ async fn a_plain_hiveserver2_is_reached_out_of_the_box_and_remembered() {
     session.close().await.unwrap();
     assert_eq!(mock.open_sessions(), 0);
     client.close().await.unwrap();
+    // Only Thrift calls: no telemetry or feature-flag request went to the HiveServer2 host.
+    let others: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path != mock.http_path())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
 }
 
 #[tokio::test]
