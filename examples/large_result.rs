@@ -12,6 +12,8 @@
 //! them, on the same cores, so the timings measure the mock too; `cargo bench --bench
 //! cloudfetch` measures the driver alone).
 
+mod common;
+
 use std::time::Instant;
 
 use databricks_sql::arrow::array::RecordBatch;
@@ -21,18 +23,9 @@ use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
 
-    let real = [
-        "DATABRICKS_HOST",
-        "DATABRICKS_HTTP_PATH",
-        "DATABRICKS_TOKEN",
-    ]
-    .iter()
-    .all(|v| std::env::var(v).map(|s| !s.is_empty()).unwrap_or(false));
+    let real = common::all_set(&common::TOKEN_VARS);
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut _mock = None;
     let (builder, default_sql): (ClientBuilder, &str) = if real {

@@ -10,6 +10,8 @@
 //! in-process mock warehouse, whose authorization server issues tokens valid for 3 seconds,
 //! and runs statements for 8 seconds so that the renewals show.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use databricks_sql::auth::OAuthM2M;
@@ -18,19 +20,14 @@ use databricks_sql::ClientBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
 
-    let real = [
+    let real = common::all_set(&[
         "DATABRICKS_HOST",
         "DATABRICKS_HTTP_PATH",
         "DATABRICKS_CLIENT_ID",
         "DATABRICKS_CLIENT_SECRET",
-    ]
-    .iter()
-    .all(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+    ]);
 
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut mock = None;

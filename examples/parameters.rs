@@ -9,18 +9,14 @@
 //! that warehouse (read-only statements only); otherwise against the in-process mock
 //! warehouse, and prints what the mock received.
 
+mod common;
+
 use databricks_sql::mock::MockWarehouse;
 use databricks_sql::{params, ClientBuilder, Decimal, ExecuteOptions, SessionOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let real = [
-        "DATABRICKS_HOST",
-        "DATABRICKS_HTTP_PATH",
-        "DATABRICKS_TOKEN",
-    ]
-    .iter()
-    .all(|v| std::env::var(v).map(|s| !s.is_empty()).unwrap_or(false));
+    let real = common::all_set(&common::TOKEN_VARS);
     let mock = if real {
         None
     } else {

@@ -8,6 +8,8 @@
 //! warehouse; otherwise it starts the in-process mock warehouse and queries it.
 //! `DATABRICKS_QUERY` overrides the SQL text.
 
+mod common;
+
 use std::time::Instant;
 
 use databricks_sql::arrow::array::RecordBatch;
@@ -17,18 +19,9 @@ use databricks_sql::ClientBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
 
-    let real = [
-        "DATABRICKS_HOST",
-        "DATABRICKS_HTTP_PATH",
-        "DATABRICKS_TOKEN",
-    ]
-    .iter()
-    .all(|v| std::env::var(v).map(|s| !s.is_empty()).unwrap_or(false));
+    let real = common::all_set(&common::TOKEN_VARS);
 
     let t = Instant::now();
     // Keep the mock alive for the whole run (it stops when dropped).

@@ -12,6 +12,8 @@
 //! system's temporary directory, the only directory the client is allowed to stage from and to;
 //! it is removed at the end.
 
+mod common;
+
 use std::path::PathBuf;
 
 use databricks_sql::mock::MockWarehouse;
@@ -19,18 +21,9 @@ use databricks_sql::{ClientBuilder, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
 
-    let real = [
-        "DATABRICKS_HOST",
-        "DATABRICKS_HTTP_PATH",
-        "DATABRICKS_TOKEN",
-    ]
-    .iter()
-    .all(|v| std::env::var(v).map(|s| !s.is_empty()).unwrap_or(false));
+    let real = common::all_set(&common::TOKEN_VARS);
 
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut _mock = None;

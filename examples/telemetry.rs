@@ -11,6 +11,8 @@
 //! metadata call, closes the client (which sends the pending telemetry), then prints the
 //! protoLogs the mock received as JSON and a table of the metrics the application received.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use databricks_sql::mock::MockWarehouse;
@@ -26,10 +28,7 @@ const FAILING_SQL: &str = "SELECT * FROM no_such_table";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
 
     let mock = MockWarehouse::builder()
         .telemetry_enabled(true)
