@@ -83,9 +83,16 @@ pub fn lz4_frame(data: &[u8]) {
     let ours = lz4::decompress_frame(data, &mut out, MAX_OUTPUT);
     let mut reused = vec![0xA5u8; 3000];
     let again = lz4::decompress_frame(data, &mut reused, MAX_OUTPUT);
-    assert_eq!(ours.is_ok(), again.is_ok(), "a reused buffer changed the outcome");
+    assert_eq!(
+        ours.is_ok(),
+        again.is_ok(),
+        "a reused buffer changed the outcome"
+    );
     if ours.is_err() {
-        assert!(out.is_empty() && reused.is_empty(), "output left after an error");
+        assert!(
+            out.is_empty() && reused.is_empty(),
+            "output left after an error"
+        );
         return;
     }
     assert_eq!(out, reused, "a reused buffer changed the output");
@@ -223,7 +230,10 @@ pub fn cloudfetch_file(data: &[u8]) {
         let batches: Vec<RecordBatch> = batches.into();
         check_batches(&batches, &schema);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        assert_eq!(rows as i64, row_count, "the row count check let a mismatch through");
+        assert_eq!(
+            rows as i64, row_count,
+            "the row count check let a mismatch through"
+        );
     }
 }
 

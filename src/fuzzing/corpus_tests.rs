@@ -54,9 +54,7 @@ fn every_corpus_and_regression_input_replays_without_a_panic() {
 #[test]
 fn every_target_has_a_fuzz_target_file() {
     for (target, _) in TARGETS {
-        let file = fuzz_dir()
-            .join("fuzz_targets")
-            .join(format!("{target}.rs"));
+        let file = fuzz_dir().join("fuzz_targets").join(format!("{target}.rs"));
         assert!(file.is_file(), "{} is missing", file.display());
     }
 }
@@ -202,6 +200,40 @@ mod generate {
         out
     }
 
+    /// `data` in LZ4 frames of every option the format has (linked blocks, checksums, a
+    /// declared content size, small blocks), and two frames back to back.
+    fn lz4_variants(seeds: &mut Seeds, tag: &str, data: &[u8]) {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+        use std::io::Write;
+
+        let encode = |info: FrameInfo, data: &[u8]| {
+            let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(data).unwrap();
+            encoder.finish().unwrap()
+        };
+        let doubled = [data, data].concat();
+        let linked = FrameInfo::new()
+            .block_size(BlockSize::Max64KB)
+            .block_mode(BlockMode::Linked);
+        let checked = FrameInfo::new()
+            .block_checksums(true)
+            .content_checksum(true)
+            .content_size(Some(doubled.len() as u64));
+        seeds.add(
+            "lz4_frame",
+            &format!("{tag}-linked"),
+            encode(linked, &doubled),
+        );
+        seeds.add(
+            "lz4_frame",
+            &format!("{tag}-checksums-size"),
+            encode(checked, &doubled),
+        );
+        let mut two = encode(FrameInfo::new(), data);
+        two.extend_from_slice(&encode(FrameInfo::new(), b"second frame"));
+        seeds.add("lz4_frame", &format!("{tag}-two-frames"), two);
+    }
+
     fn open_req() -> TOpenSessionReq {
         TOpenSessionReq::new(
             TProtocolVersion(-7),
@@ -301,21 +333,51 @@ mod generate {
                         &TGetResultSetMetadataReq::new(op.clone()),
                     )
                     .await;
-                seeds.add("thrift_call", "metadata", call);
-                seeds.add("thrift_reply", &format!("metadata-{tag}"), meta_reply.to_vec());
-                let meta = meta.unwrap();
-                let fetch =
-                    TFetchResultsReq::new(op.clone(), TFetchOrientation::FETCH_FIRST, 1000, None, None, None, None);
+                if name == "all-types" {
+                    seeds.add("thrift_call", &format!("metadata-{tag}"), call);
+                }
+                seeds.add(
+                    "thrift_reply",
+                    &format!("metadata-{tag}"),
+                    meta_reply.to_vec(),
+                );
+                let meta = resp
+                    .direct_results
+                    .as_ref()
+                    .and_then(|d| d.result_set_metadata.as_deref().cloned())
+                    .or(meta)
+                    .unwrap();
+                let fetch = TFetchResultsReq::new(
+                    op.clone(),
+                    TFetchOrientation::FETCH_FIRST,
+                    1000,
+                    None,
+                    None,
+                    None,
+                    None,
+                );
                 let (call, fetch_reply, rows) =
                     c.call::<_, TFetchResultsResp>("FetchResults", &fetch).await;
-                seeds.add("thrift_call", "fetch", call);
-                seeds.add("thrift_reply", &format!("fetch-{tag}"), fetch_reply.to_vec());
-                let rows = rows.and_then(|r| r.results).or_else(|| {
-                    resp.direct_results
-                        .and_then(|d| d.result_set)
-                        .and_then(|r| r.results)
-                });
-                let Some(rows) = rows else { continue };
+                if name == "all-types" {
+                    seeds.add("thrift_call", &format!("fetch-{tag}"), call);
+                }
+                seeds.add(
+                    "thrift_reply",
+                    &format!("fetch-{tag}"),
+                    fetch_reply.to_vec(),
+                );
+                let has_rows = |r: &TRowSet| {
+                    r.arrow_batches.as_ref().is_some_and(|b| !b.is_empty())
+                        || r.columns.as_ref().is_some_and(|c| !c.is_empty())
+                };
+                let direct = resp
+                    .direct_results
+                    .and_then(|d| d.result_set)
+                    .and_then(|r| r.results);
+                let fetched = rows.and_then(|r| r.results);
+                let Some(rows) = direct.filter(has_rows).or(fetched.filter(has_rows)) else {
+                    continue;
+                };
                 if let (Some(schema), Some(batches)) = (&meta.arrow_schema, &rows.arrow_batches) {
                     seeds.add(
                         "arrow_inline",
@@ -326,6 +388,8 @@ mod generate {
                         for (i, b) in batches.iter().enumerate().take(2) {
                             seeds.add("lz4_frame", &format!("{tag}-batch{i}"), b.batch.clone());
                         }
+                    } else if name == "all-types" {
+                        lz4_variants(&mut seeds, &tag, &batches[0].batch);
                     }
                 }
                 if let (Some(table), Some(_)) = (&meta.schema, &rows.columns) {
@@ -334,12 +398,11 @@ mod generate {
                     seeds.add("columnar", &tag, input);
                 }
                 let (call, _, _) = c
-                    .call::<_, TCloseOperationResp>(
-                        "CloseOperation",
-                        &TCloseOperationReq::new(op),
-                    )
+                    .call::<_, TCloseOperationResp>("CloseOperation", &TCloseOperationReq::new(op))
                     .await;
-                seeds.add("thrift_call", "close-operation", call);
+                if name == "all-types" {
+                    seeds.add("thrift_call", &format!("close-operation-{tag}"), call);
+                }
             }
         }
 
@@ -359,11 +422,22 @@ mod generate {
                 )
                 .await;
             let schema = meta.unwrap().arrow_schema.unwrap();
-            let fetch =
-                TFetchResultsReq::new(op, TFetchOrientation::FETCH_NEXT, 1000, None, None, None, None);
+            let fetch = TFetchResultsReq::new(
+                op,
+                TFetchOrientation::FETCH_NEXT,
+                1000,
+                None,
+                None,
+                None,
+                None,
+            );
             let (_, reply, rows) = c.call::<_, TFetchResultsResp>("FetchResults", &fetch).await;
             let tag = if lz4 { "rows-70-lz4" } else { "rows-70" };
-            seeds.add("thrift_reply", &format!("fetch-links-{tag}"), reply.to_vec());
+            seeds.add(
+                "thrift_reply",
+                &format!("fetch-links-{tag}"),
+                reply.to_vec(),
+            );
             let links = rows.unwrap().results.unwrap().result_links.unwrap();
             for (i, link) in links.iter().enumerate() {
                 let headers: Vec<(&str, &str)> = link
@@ -385,11 +459,7 @@ mod generate {
         }
 
         // Errors: the server's messages go through the telemetry redactor.
-        for sql in [
-            "SELECT * FROM nowhere.t",
-            "SELEC oops",
-            "SELECT :a AS x",
-        ] {
+        for sql in ["SELECT * FROM nowhere.t", "SELEC oops", "SELECT :a AS x"] {
             let (_, _, resp) = c
                 .call::<_, TExecuteStatementResp>(
                     "ExecuteStatement",
@@ -420,7 +490,10 @@ mod generate {
         // OAuth: the discovery document, a token, refusals.
         let base = mock.base_url();
         let discovery = c
-            .get(&format!("{base}/oidc/.well-known/oauth-authorization-server"), &[])
+            .get(
+                &format!("{base}/oidc/.well-known/oauth-authorization-server"),
+                &[],
+            )
             .await;
         seeds.add("oauth_response", "discovery", discovery.to_vec());
         let form = [("Content-Type", "application/x-www-form-urlencoded")];

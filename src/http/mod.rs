@@ -32,9 +32,9 @@ mod proxy;
 mod retry;
 mod tls;
 
+pub use client::HyperTransport;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use proxy::{scan_connect_reply, ConnectReply};
-pub use client::HyperTransport;
 // For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
 pub(crate) use client::is_loopback_host;
 pub(crate) use config::user_agent;

@@ -197,7 +197,6 @@ impl Worker {
         let batches = decode_stream(chunk, &context.schema, Buffer::from(data))?;
         Ok((batches, decoded_bytes))
     }
-
 }
 
 /// Decodes the Arrow IPC stream in `buffer` (one whole CloudFetch file, decompressed) into
