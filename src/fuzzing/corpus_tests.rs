@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
 /// Every target: its directory name under `fuzz/corpus/` and its entry point.
-pub(super) const TARGETS: [(&str, fn(&[u8])); 9] = [
+const TARGETS: [(&str, Target); 9] = [
     ("lz4_frame", super::lz4_frame),
     ("thrift_reply", super::thrift_reply),
     ("thrift_call", super::thrift_call),
