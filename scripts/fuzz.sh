@@ -22,13 +22,18 @@ fi
 # -a: debug assertions and overflow checks, so that an arithmetic overflow is a crash too.
 nice -n 19 cargo +nightly fuzz build -a
 
+# How many findings a target has in fuzz/artifacts/.
+artifacts() {
+    if [ -d "fuzz/artifacts/$1" ]; then ls "fuzz/artifacts/$1" | wc -l; else echo 0; fi
+}
+
 failed=0
 printf '%-22s %14s %10s  %s\n' target executions "execs/s" findings
 for target in "${targets[@]}"; do
     work=fuzz/work/$target
     log=fuzz/work/$target.log
     mkdir -p "$work" "fuzz/regressions/$target"
-    before=$(ls "fuzz/artifacts/$target" 2>/dev/null | wc -l)
+    before=$(artifacts "$target")
     status=0
     nice -n 19 cargo +nightly fuzz run -a "$target" "$work" "fuzz/corpus/$target" \
         "fuzz/regressions/$target" -- \
@@ -36,12 +41,12 @@ for target in "${targets[@]}"; do
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -n 1)
     rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log" | tail -n 1)
-    after=$(ls "fuzz/artifacts/$target" 2>/dev/null | wc -l)
+    after=$(artifacts "$target")
     if [ "$status" -eq 0 ] && [ "$after" -eq "$before" ]; then
         findings=none
     else
         failed=1
-        findings="exit $status: $(ls -t "fuzz/artifacts/$target" 2>/dev/null | head -n $((after - before)) | tr '\n' ' ')(log: $log)"
+        findings="exit $status, new in fuzz/artifacts/$target: $((after - before)) (log: $log)"
     fi
     printf '%-22s %14s %10s  %s\n' "$target" "${execs:-?}" "${rate:-?}" "$findings"
 done

@@ -273,12 +273,13 @@ pub fn redact(data: &[u8]) {
     let _ = crate::redact_url(&message);
     let redacted = crate::telemetry::redact_message(&message);
     assert!(redacted.chars().count() <= crate::telemetry::MAX_MESSAGE_CHARS);
-    let mut words: Vec<&str> = redacted
+    let kept = redacted.strip_suffix("…[truncated]");
+    let mut words: Vec<&str> = kept
+        .unwrap_or(&redacted)
         .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
         .collect();
-    if redacted.chars().count() == crate::telemetry::MAX_MESSAGE_CHARS {
+    if kept.is_some() {
         // The word the cap cut is a prefix of a word, which may look like a token on its own.
-        words.pop();
         words.pop();
     }
     for word in words {

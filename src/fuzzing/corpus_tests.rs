@@ -2,7 +2,9 @@
 //! `fuzz/regressions/<target>/` goes through its target's entry point. And the generator of the
 //! seed corpora (ignored: run it on purpose), which captures real replies of the mock warehouse.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 /// A fuzz target's entry point.
 type Target = fn(&[u8]);
@@ -37,8 +39,29 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+thread_local! {
+    /// Whether this thread panicked since the flag was last cleared, caught or not.
+    static PANICKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that sets [`PANICKED`] before the previous hook runs: the
+/// decoders catch panics of the Arrow crates and turn them into errors, and a fuzzer counts
+/// those as crashes (they would abort a program built with `panic = "abort"`), so the replay
+/// does too.
+fn watch_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.with(|p| p.set(true));
+            previous(info);
+        }));
+    });
+}
+
 #[test]
 fn every_corpus_and_regression_input_replays_without_a_panic() {
+    watch_panics();
     for (target, run) in TARGETS {
         let corpus = files(&fuzz_dir().join("corpus").join(target));
         assert!(
@@ -48,8 +71,10 @@ fn every_corpus_and_regression_input_replays_without_a_panic() {
         let regressions = files(&fuzz_dir().join("regressions").join(target));
         for file in corpus.iter().chain(&regressions) {
             let data = std::fs::read(file).expect("a corpus file is readable");
+            PANICKED.with(|p| p.set(false));
             let outcome = std::panic::catch_unwind(|| run(&data));
-            assert!(outcome.is_ok(), "{target} panicked on {}", file.display());
+            let panicked = outcome.is_err() || PANICKED.with(Cell::get);
+            assert!(!panicked, "{target} panicked on {}", file.display());
         }
     }
 }

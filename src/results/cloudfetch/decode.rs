@@ -26,6 +26,7 @@ use super::download::Downloaded;
 use super::links::Chunk;
 use super::stats::{ChunkObserver, ChunkStats, SummaryCounters};
 use crate::error::{Error, ErrorKind, Result};
+use crate::results::arrow_inline::check_ipc_stream;
 use crate::results::decode_threads::DecodeThreads;
 use crate::results::lz4::{decompress_frame, decompressed_bound};
 
@@ -215,6 +216,12 @@ pub(crate) fn decode_stream(
             "{chunk}: the file is not a valid Arrow IPC stream ({e})"
         ))
     };
+    check_ipc_stream(&buffer).map_err(|e| {
+        Error::decode(format!(
+            "{chunk}: the file is not a valid Arrow IPC stream ({})",
+            e.message()
+        ))
+    })?;
     while !buffer.is_empty() {
         if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
             rows = rows.saturating_add(i64::try_from(batch.num_rows()).unwrap_or(i64::MAX));
