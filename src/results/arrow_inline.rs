@@ -251,12 +251,22 @@ pub(crate) fn check_ipc_stream(data: &[u8]) -> Result<()> {
 /// Checks that the offset buffers of a record batch message (of `schema`) hold whole offsets:
 /// arrow-data reads an offset buffer as a slice of `i32` (or `i64`) and panics when its length
 /// is not a multiple of that size. Buffers are matched to columns in the order arrow-ipc reads
-/// them; the walk stops at the first type whose buffers it does not model (views, unions,
-/// dictionaries, run-end encoding, null), leaving the columns after it to arrow's own checks.
+/// them; the walk stops at the first type whose buffers it does not model (views), leaving the
+/// columns after it to arrow's own checks. Union columns are refused outright.
 fn check_offset_buffers(
     header: &arrow_ipc::RecordBatch<'_>,
     schema: &arrow_schema::Schema,
 ) -> Result<()> {
+    if schema
+        .fields()
+        .iter()
+        .any(|f| contains_union(f.data_type()))
+    {
+        // arrow-ipc slices a union's type id and offset buffers without checking them.
+        return Err(Error::decode(
+            "the data has a union column, which results never have".to_string(),
+        ));
+    }
     let Some(buffers) = header.buffers() else {
         return Ok(());
     };
@@ -338,12 +348,36 @@ fn offset_buffers_of(
                 }
             }
         }
-        BinaryView | Utf8View | Union(..) | Dictionary(..) | RunEndEncoded(..) | Null => {
-            return Ok(false)
+        RunEndEncoded(run_ends, values) => {
+            return Ok(offset_buffers_of(run_ends.data_type(), lengths, next)?
+                && offset_buffers_of(values.data_type(), lengths, next)?);
         }
+        Null => {}
+        BinaryView | Utf8View | Union(..) => return Ok(false),
         _ => *next += 2, // validity, values
     }
     Ok(true)
+}
+
+/// Whether `data_type` is or holds a union.
+fn contains_union(data_type: &arrow_schema::DataType) -> bool {
+    use arrow_schema::DataType::*;
+
+    match data_type {
+        Union(..) => true,
+        List(child)
+        | LargeList(child)
+        | ListView(child)
+        | LargeListView(child)
+        | FixedSizeList(child, _)
+        | Map(child, _) => contains_union(child.data_type()),
+        Struct(children) => children.iter().any(|c| contains_union(c.data_type())),
+        RunEndEncoded(run_ends, values) => {
+            contains_union(run_ends.data_type()) || contains_union(values.data_type())
+        }
+        Dictionary(_, values) => contains_union(values),
+        _ => false,
+    }
 }
 
 /// Reads an encapsulated message's prefix at `*at` (optional continuation marker, then a
