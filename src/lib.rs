@@ -31,6 +31,9 @@ pub mod auth;
 mod client;
 mod config;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 #[cfg(feature = "mock")]
 pub mod mock;

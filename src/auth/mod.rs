@@ -8,6 +8,9 @@ mod oauth;
 mod token;
 mod u2m;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use oauth::{parse_discovery_document, read_refusal, read_token_answer};
+
 use async_trait::async_trait;
 use http::HeaderValue;
 

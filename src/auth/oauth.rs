@@ -340,22 +340,7 @@ impl AuthorizationServer {
                         )
                         .with_http_status(e.http_status())
                     })?;
-                let endpoints =
-                    serde_json::from_slice::<Endpoints>(&response.body).map_err(|e| {
-                        Error::new(
-                            ErrorKind::Auth,
-                            format!(
-                                "the workspace's OAuth discovery document ({}) is not what OAuth \
-                                 servers publish (no token_endpoint?): {e}",
-                                redact_url(&url)
-                            ),
-                        )
-                    })?;
-                check_discovered_endpoint("token_endpoint", &endpoints.token_endpoint, &url)?;
-                if let Some(endpoint) = &endpoints.authorization_endpoint {
-                    check_discovered_endpoint("authorization_endpoint", endpoint, &url)?;
-                }
-                Ok(endpoints)
+                parse_discovery_document(&response.body, &url)
             })
             .await
     }
@@ -423,28 +408,7 @@ impl AuthorizationServer {
             })?;
         let status = response.status.as_u16();
         if !response.status.is_success() {
-            let refusal = serde_json::from_slice::<OAuthErrorAnswer>(&response.body).ok();
-            let (kind, detail, oauth_error) = match refusal {
-                Some(answer) => {
-                    let detail = match answer.error_description {
-                        Some(d) if !d.trim().is_empty() => {
-                            format!("{}: {}", answer.error, d.trim())
-                        }
-                        _ => answer.error.clone(),
-                    };
-                    (ErrorKind::Auth, detail, Some(answer.error))
-                }
-                None if status == 429 || response.status.is_server_error() => (
-                    ErrorKind::Http,
-                    "no OAuth error in the answer".to_string(),
-                    None,
-                ),
-                None => (
-                    ErrorKind::Auth,
-                    "no OAuth error in the answer".to_string(),
-                    None,
-                ),
-            };
+            let (kind, detail, oauth_error) = read_refusal(response.status, &response.body);
             let message = scrub(
                 format!("the OAuth token endpoint {shown} refused the request (HTTP {status}): {detail}"),
                 secrets,
@@ -454,27 +418,81 @@ impl AuthorizationServer {
                 .with_retry_after(parse_retry_after(&response.headers, SystemTime::now()));
             return Err(TokenRequestError { error, oauth_error });
         }
-        let answer: TokenAnswer = serde_json::from_slice(&response.body).map_err(|e| {
-            Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "the OAuth token endpoint {shown} answered something that is not a token: {e}"
-                ),
-            )
-        })?;
-        if answer
-            .token_type
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(Error::new(
-                ErrorKind::Auth,
-                format!("the OAuth token endpoint {shown} gave a token that is not a bearer token"),
-            )
-            .into());
-        }
-        Ok(answer)
+        read_token_answer(&response.body, &shown).map_err(TokenRequestError::from)
     }
+}
+
+/// The endpoints of the discovery document `body` read from `url`, each checked with
+/// [`check_discovered_endpoint`]; an [`ErrorKind::Auth`] error for anything else.
+pub(crate) fn parse_discovery_document(body: &[u8], url: &str) -> Result<Endpoints> {
+    let endpoints = serde_json::from_slice::<Endpoints>(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Auth,
+            format!(
+                "the workspace's OAuth discovery document ({}) is not what OAuth \
+                 servers publish (no token_endpoint?): {e}",
+                redact_url(url)
+            ),
+        )
+    })?;
+    check_discovered_endpoint("token_endpoint", &endpoints.token_endpoint, url)?;
+    if let Some(endpoint) = &endpoints.authorization_endpoint {
+        check_discovered_endpoint("authorization_endpoint", endpoint, url)?;
+    }
+    Ok(endpoints)
+}
+
+/// What a token endpoint's refusal with `status` and `body` means: the error kind, the detail
+/// for the message (the OAuth error and its description when the body is an OAuth error), and
+/// the OAuth error code.
+pub(crate) fn read_refusal(
+    status: http::StatusCode,
+    body: &[u8],
+) -> (ErrorKind, String, Option<String>) {
+    let refusal = serde_json::from_slice::<OAuthErrorAnswer>(body).ok();
+    match refusal {
+        Some(answer) => {
+            let detail = match answer.error_description {
+                Some(d) if !d.trim().is_empty() => {
+                    format!("{}: {}", answer.error, d.trim())
+                }
+                _ => answer.error.clone(),
+            };
+            (ErrorKind::Auth, detail, Some(answer.error))
+        }
+        None if status.as_u16() == 429 || status.is_server_error() => (
+            ErrorKind::Http,
+            "no OAuth error in the answer".to_string(),
+            None,
+        ),
+        None => (
+            ErrorKind::Auth,
+            "no OAuth error in the answer".to_string(),
+            None,
+        ),
+    }
+}
+
+/// The token in a token endpoint's successful answer `body` (the endpoint shown as `shown`
+/// in errors): an [`ErrorKind::Auth`] error when it is not a bearer token.
+pub(crate) fn read_token_answer(body: &[u8], shown: &str) -> Result<TokenAnswer> {
+    let answer: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Auth,
+            format!("the OAuth token endpoint {shown} answered something that is not a token: {e}"),
+        )
+    })?;
+    if answer
+        .token_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(Error::new(
+            ErrorKind::Auth,
+            format!("the OAuth token endpoint {shown} gave a token that is not a bearer token"),
+        ));
+    }
+    Ok(answer)
 }
 
 /// The `Authorization: Basic` header of a client: id and secret each form-urlencoded, joined

@@ -33,7 +33,10 @@ mod config;
 mod proxy;
 mod retry;
 mod tls;
+
 pub use client::HyperTransport;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use proxy::{scan_connect_reply, ConnectReply};
 // For the client builder (is `http://` allowed?) and telemetry (the user agent it reports).
 pub(crate) use client::is_loopback_host;
 pub(crate) use config::user_agent;

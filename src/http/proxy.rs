@@ -4,6 +4,9 @@
 
 pub(super) mod connector;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use connector::{scan_connect_reply, ConnectReply};
+
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -137,6 +137,7 @@ impl ArrowBatchDecoder {
                         Error::decode("a record batch message has no header".to_string())
                     })?;
                     check_buffers_in_body(&header, body_len)?;
+                    check_offset_buffers(&header, &self.schema)?;
                     let batch = arrow_ipc::reader::read_record_batch(
                         &body,
                         header,
@@ -213,6 +214,170 @@ fn check_buffers_in_body(header: &arrow_ipc::RecordBatch<'_>, body_len: usize) -
         }
     }
     Ok(())
+}
+
+/// Checks the framing of the Arrow IPC stream `data` (a CloudFetch file) before arrow-ipc's
+/// stream decoder reads it, as [`ArrowBatchDecoder`] checks inline batches: every message
+/// complete, every record batch buffer inside its body, and offset buffers (per the stream's
+/// schema message) of whole offsets. arrow-ipc panics on the buffers these checks refuse.
+pub(crate) fn check_ipc_stream(data: &[u8]) -> Result<()> {
+    let mut schema: Option<arrow_schema::Schema> = None;
+    let mut at = 0usize;
+    while let Some(meta) = next_message_metadata(data, &mut at)? {
+        let message = arrow_ipc::root_as_message(&data[meta.clone()])
+            .map_err(|e| Error::decode(format!("an IPC message header is corrupt: {e}")))?;
+        let body_len = usize::try_from(message.bodyLength()).map_err(|_| {
+            Error::decode("an IPC message declares a negative body length".to_string())
+        })?;
+        if data.len() - meta.end < body_len {
+            return Err(Error::decode(format!(
+                "an IPC message is truncated: its body needs {body_len} bytes, {} remain",
+                data.len() - meta.end
+            )));
+        }
+        at = meta.end + body_len;
+        if let Some(header) = message.header_as_schema() {
+            schema = Some(arrow_ipc::convert::try_fb_to_schema(header)?);
+        } else if let Some(header) = message.header_as_record_batch() {
+            check_buffers_in_body(&header, body_len)?;
+            if let Some(schema) = &schema {
+                check_offset_buffers(&header, schema)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the offset buffers of a record batch message (of `schema`) hold whole offsets:
+/// arrow-data reads an offset buffer as a slice of `i32` (or `i64`) and panics when its length
+/// is not a multiple of that size. Buffers are matched to columns in the order arrow-ipc reads
+/// them; the walk stops at the first type whose buffers it does not model (views), leaving the
+/// columns after it to arrow's own checks. Union columns are refused outright.
+fn check_offset_buffers(
+    header: &arrow_ipc::RecordBatch<'_>,
+    schema: &arrow_schema::Schema,
+) -> Result<()> {
+    if schema
+        .fields()
+        .iter()
+        .any(|f| contains_union(f.data_type()))
+    {
+        // arrow-ipc slices a union's type id and offset buffers without checking them.
+        return Err(Error::decode(
+            "the data has a union column, which results never have".to_string(),
+        ));
+    }
+    let Some(buffers) = header.buffers() else {
+        return Ok(());
+    };
+    let lengths: Vec<i64> = buffers.iter().map(|b| b.length()).collect();
+    let mut next = 0usize;
+    for field in schema.fields() {
+        if !offset_buffers_of(field.data_type(), &lengths, &mut next)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Walks the buffers (given by their `lengths`) of one column of type `data_type` from
+/// `*next`, checking its offset buffers; `false` when the type is one the walk does not model (see
+/// [`check_offset_buffers`]).
+fn offset_buffers_of(
+    data_type: &arrow_schema::DataType,
+    lengths: &[i64],
+    next: &mut usize,
+) -> Result<bool> {
+    use arrow_schema::DataType::*;
+
+    let offsets = |width: i64, next: &mut usize| -> Result<()> {
+        if let Some(&length) = lengths.get(*next) {
+            if length % width != 0 {
+                return Err(Error::decode(format!(
+                    "a record batch message is corrupt: buffer {} holds offsets of {width} bytes \
+                     but is {} bytes long",
+                    *next, length
+                )));
+            }
+        }
+        *next += 1;
+        Ok(())
+    };
+    match data_type {
+        Utf8 | Binary => {
+            *next += 1; // validity
+            offsets(4, next)?;
+            *next += 1; // values
+        }
+        LargeUtf8 | LargeBinary => {
+            *next += 1;
+            offsets(8, next)?;
+            *next += 1;
+        }
+        List(child) | Map(child, _) => {
+            *next += 1;
+            offsets(4, next)?;
+            return offset_buffers_of(child.data_type(), lengths, next);
+        }
+        LargeList(child) => {
+            *next += 1;
+            offsets(8, next)?;
+            return offset_buffers_of(child.data_type(), lengths, next);
+        }
+        ListView(child) => {
+            *next += 1;
+            offsets(4, next)?;
+            offsets(4, next)?; // sizes
+            return offset_buffers_of(child.data_type(), lengths, next);
+        }
+        LargeListView(child) => {
+            *next += 1;
+            offsets(8, next)?;
+            offsets(8, next)?;
+            return offset_buffers_of(child.data_type(), lengths, next);
+        }
+        FixedSizeList(child, _) => {
+            *next += 1;
+            return offset_buffers_of(child.data_type(), lengths, next);
+        }
+        Struct(children) => {
+            *next += 1;
+            for child in children {
+                if !offset_buffers_of(child.data_type(), lengths, next)? {
+                    return Ok(false);
+                }
+            }
+        }
+        RunEndEncoded(run_ends, values) => {
+            return Ok(offset_buffers_of(run_ends.data_type(), lengths, next)?
+                && offset_buffers_of(values.data_type(), lengths, next)?);
+        }
+        Null => {}
+        BinaryView | Utf8View | Union(..) => return Ok(false),
+        _ => *next += 2, // validity, values
+    }
+    Ok(true)
+}
+
+/// Whether `data_type` is or holds a union.
+fn contains_union(data_type: &arrow_schema::DataType) -> bool {
+    use arrow_schema::DataType::*;
+
+    match data_type {
+        Union(..) => true,
+        List(child)
+        | LargeList(child)
+        | ListView(child)
+        | LargeListView(child)
+        | FixedSizeList(child, _)
+        | Map(child, _) => contains_union(child.data_type()),
+        Struct(children) => children.iter().any(|c| contains_union(c.data_type())),
+        RunEndEncoded(run_ends, values) => {
+            contains_union(run_ends.data_type()) || contains_union(values.data_type())
+        }
+        Dictionary(_, values) => contains_union(values),
+        _ => false,
+    }
 }
 
 /// Reads an encapsulated message's prefix at `*at` (optional continuation marker, then a

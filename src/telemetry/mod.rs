@@ -23,6 +23,9 @@ mod recorder;
 mod redact;
 mod types;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use redact::{redact_message, MAX_MESSAGE_CHARS};
+
 #[cfg(all(test, feature = "mock"))]
 mod mock_tests;
 #[cfg(test)]

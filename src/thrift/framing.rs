@@ -12,7 +12,8 @@
 //!   carrying the exception's message), the method name and the sequence id, then reads
 //!   `success`; a reply without it is a protocol error.
 //!
-//! Server side (the mock warehouse; compiled with the `mock` feature and in tests):
+//! Server side (the mock warehouse; compiled with the `mock` feature and in tests; the call
+//! decoder also with `fuzzing`):
 //! - [`decode_call`]`(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)>`: method name,
 //!   sequence id, and the undecoded arguments; then
 //!   [`CallArgs::decode`]`<T: TSerializable>(&self) -> Result<T>` reads field 1 of
@@ -103,7 +104,7 @@ pub(crate) fn decode_reply<T: TSerializable>(method: &str, seq_id: i32, body: &[
 
 /// The undecoded arguments of a call read by [`decode_call`]: decode them with
 /// [`CallArgs::decode`] as the request type of the call's method.
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "mock", feature = "fuzzing"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallArgs<'a> {
     /// The bytes after the message header: the `<method>_args` struct.
@@ -111,7 +112,7 @@ pub(crate) struct CallArgs<'a> {
     body_len: usize,
 }
 
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "mock", feature = "fuzzing"))]
 impl CallArgs<'_> {
     /// Read field 1 of the `<method>_args` struct as a `T` (e.g. `TOpenSessionReq`). A call
     /// without field 1 is a protocol error.
@@ -128,7 +129,7 @@ impl CallArgs<'_> {
 
 /// Read the header of a call: its method name, sequence id, and arguments (not yet decoded).
 /// A message of another type than CALL (or ONEWAY) is a protocol error.
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "mock", feature = "fuzzing"))]
 pub(crate) fn decode_call(body: &[u8]) -> Result<(String, i32, CallArgs<'_>)> {
     let malformed = |e: thrift::Error| Error::protocol(format!("the call is malformed: {e}"));
     let mut input = body;

@@ -111,52 +111,48 @@ async fn tunnel(
     let mut reply = Vec::with_capacity(512);
     // Interim (1xx) replies before the final one are skipped; every head read counts against
     // the bound.
-    let mut skipped = 0usize;
     let (status, reason, head_end) = loop {
-        let head_end = loop {
-            if let Some(end) = find_head_end(&reply) {
-                break end;
-            }
-            if skipped + reply.len() >= MAX_CONNECT_REPLY {
+        match scan_connect_reply(&reply) {
+            ConnectReply::Final {
+                status,
+                reason,
+                head_end,
+            } => break (status, reason, head_end),
+            ConnectReply::NotHttp => {
                 return Err(ProxyError::new(
                     ErrorKind::Connect,
                     format!(
-                        "the proxy {} answered CONNECT with more than {MAX_CONNECT_REPLY} bytes of reply heads",
+                        "the proxy {} answered CONNECT with something other than HTTP",
                         route.authority()
                     ),
-                ));
+                ))
             }
-            let mut buf = [0u8; 1024];
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| ProxyError::io(route, "the reply to CONNECT could not be read", e))?;
-            if n == 0 {
-                return Err(ProxyError::new(
-                    ErrorKind::Connect,
-                    format!(
-                        "the proxy {} closed the connection without answering CONNECT",
-                        route.authority()
-                    ),
-                ));
-            }
-            reply.extend_from_slice(&buf[..n]);
-        };
-        let Some((status, reason)) = status_line(&reply[..head_end]) else {
+            ConnectReply::Incomplete => {}
+        }
+        if reply.len() >= MAX_CONNECT_REPLY {
             return Err(ProxyError::new(
                 ErrorKind::Connect,
                 format!(
-                    "the proxy {} answered CONNECT with something other than HTTP",
+                    "the proxy {} answered CONNECT with more than {MAX_CONNECT_REPLY} bytes of reply heads",
                     route.authority()
                 ),
             ));
-        };
-        if (100..200).contains(&status) {
-            reply.drain(..head_end);
-            skipped += head_end;
-            continue;
         }
-        break (status, reason, head_end);
+        let mut buf = [0u8; 1024];
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| ProxyError::io(route, "the reply to CONNECT could not be read", e))?;
+        if n == 0 {
+            return Err(ProxyError::new(
+                ErrorKind::Connect,
+                format!(
+                    "the proxy {} closed the connection without answering CONNECT",
+                    route.authority()
+                ),
+            ));
+        }
+        reply.extend_from_slice(&buf[..n]);
     };
     match status {
         200..=299 if reply.len() > head_end => Err(ProxyError::new(
@@ -192,6 +188,48 @@ async fn tunnel(
                 ),
             )
         }),
+    }
+}
+
+/// What the bytes a proxy has answered to `CONNECT` so far amount to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectReply {
+    /// No final head yet: read more.
+    Incomplete,
+    /// A head that does not start with an `HTTP/1.x` status line.
+    NotHttp,
+    /// The final (non-1xx) head: its status, its reason phrase (see [`status_line`]), and
+    /// where it ends in the reply (interim heads before it included).
+    Final {
+        /// The status code.
+        status: u16,
+        /// ` <reason>`, or empty.
+        reason: String,
+        /// The offset just past the head's blank line.
+        head_end: usize,
+    },
+}
+
+/// Reads the heads in `reply`, skipping interim (1xx) ones, up to the final one.
+pub(crate) fn scan_connect_reply(reply: &[u8]) -> ConnectReply {
+    let mut start = 0;
+    loop {
+        let Some(len) = find_head_end(&reply[start..]) else {
+            return ConnectReply::Incomplete;
+        };
+        let head_end = start + len;
+        let Some((status, reason)) = status_line(&reply[start..head_end]) else {
+            return ConnectReply::NotHttp;
+        };
+        if (100..200).contains(&status) {
+            start = head_end;
+            continue;
+        }
+        return ConnectReply::Final {
+            status,
+            reason,
+            head_end,
+        };
     }
 }
 

@@ -26,6 +26,7 @@ use super::download::Downloaded;
 use super::links::Chunk;
 use super::stats::{ChunkObserver, ChunkStats, SummaryCounters};
 use crate::error::{Error, ErrorKind, Result};
+use crate::results::arrow_inline::check_ipc_stream;
 use crate::results::decode_threads::DecodeThreads;
 use crate::results::lz4::{decompress_frame, decompressed_bound};
 
@@ -194,52 +195,69 @@ impl Worker {
             context.buffers.share(body)
         };
         let decoded_bytes = data.len();
-        let mut buffer = Buffer::from(data);
-        let mut decoder = StreamDecoder::new();
-        let mut batches = VecDeque::new();
-        let mut rows = 0i64;
-        let invalid = |e: arrow_schema::ArrowError| {
-            Error::decode(format!(
-                "{chunk}: the file is not a valid Arrow IPC stream ({e})"
-            ))
-        };
-        while !buffer.is_empty() {
-            if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
-                rows = rows.saturating_add(i64::try_from(batch.num_rows()).unwrap_or(i64::MAX));
-                if batch.num_rows() > 0 {
-                    batches.push_back(self.conform(chunk, batch)?);
-                }
-            }
-        }
-        decoder.finish().map_err(invalid)?;
-        if rows != chunk.row_count {
-            return Err(Error::decode(format!(
-                "{chunk}: the file has {rows} rows, its link announced {}",
-                chunk.row_count
-            )));
-        }
+        let batches = decode_stream(chunk, &context.schema, Buffer::from(data))?;
         Ok((batches, decoded_bytes))
     }
+}
 
-    /// `batch` with the result's schema (the file's own may differ in metadata only).
-    fn conform(&self, chunk: &Chunk, batch: RecordBatch) -> Result<RecordBatch> {
-        let schema = &self.context.schema;
-        if Arc::ptr_eq(batch.schema_ref(), schema) || batch.schema_ref() == schema {
-            return Ok(batch);
+/// Decodes the Arrow IPC stream in `buffer` (one whole CloudFetch file, decompressed) into
+/// batches of `schema`, leaving empty ones out, and checks the row total against `chunk`'s
+/// link. The batches point into `buffer` (zero-copy).
+pub(crate) fn decode_stream(
+    chunk: &Chunk,
+    schema: &SchemaRef,
+    mut buffer: Buffer,
+) -> Result<VecDeque<RecordBatch>> {
+    let mut decoder = StreamDecoder::new();
+    let mut batches = VecDeque::new();
+    let mut rows = 0i64;
+    let invalid = |e: arrow_schema::ArrowError| {
+        Error::decode(format!(
+            "{chunk}: the file is not a valid Arrow IPC stream ({e})"
+        ))
+    };
+    check_ipc_stream(&buffer).map_err(|e| {
+        Error::decode(format!(
+            "{chunk}: the file is not a valid Arrow IPC stream ({})",
+            e.message()
+        ))
+    })?;
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
+            rows = rows.saturating_add(i64::try_from(batch.num_rows()).unwrap_or(i64::MAX));
+            if batch.num_rows() > 0 {
+                batches.push_back(conform(chunk, schema, batch)?);
+            }
         }
-        if batch.num_columns() != schema.fields().len() {
-            return Err(Error::decode(format!(
-                "{chunk}: the file has {} columns, the result {}",
-                batch.num_columns(),
-                schema.fields().len()
-            )));
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)
-            .map_err(|e| {
-                Error::decode(format!(
-                    "{chunk}: the file's columns do not match the result's schema ({e})"
-                ))
-            })
     }
+    decoder.finish().map_err(invalid)?;
+    if rows != chunk.row_count {
+        return Err(Error::decode(format!(
+            "{chunk}: the file has {rows} rows, its link announced {}",
+            chunk.row_count
+        )));
+    }
+    Ok(batches)
+}
+
+/// `batch` with the result's `schema` (the file's own may differ in metadata only).
+fn conform(chunk: &Chunk, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+    if Arc::ptr_eq(batch.schema_ref(), schema) || batch.schema_ref() == schema {
+        return Ok(batch);
+    }
+    if batch.num_columns() != schema.fields().len() {
+        return Err(Error::decode(format!(
+            "{chunk}: the file has {} columns, the result {}",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options).map_err(
+        |e| {
+            Error::decode(format!(
+                "{chunk}: the file's columns do not match the result's schema ({e})"
+            ))
+        },
+    )
 }

@@ -29,6 +29,9 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use self::{decode::decode_stream, links::Chunk};
+
 use std::sync::Arc;
 use std::time::Duration;
 
