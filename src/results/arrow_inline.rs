@@ -117,20 +117,9 @@ impl ArrowBatchDecoder {
         let dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
         let mut rows = 0usize;
         let mut at = 0usize;
-        while let Some(meta) = next_message_metadata(data, &mut at)? {
-            let message = arrow_ipc::root_as_message(&data[meta.clone()])
-                .map_err(|e| Error::decode(format!("an IPC message header is corrupt: {e}")))?;
-            let body_len = usize::try_from(message.bodyLength()).map_err(|_| {
-                Error::decode("an IPC message declares a negative body length".to_string())
-            })?;
-            if data.len() - meta.end < body_len {
-                return Err(Error::decode(format!(
-                    "an IPC message is truncated: its body needs {body_len} bytes, {} remain",
-                    data.len() - meta.end
-                )));
-            }
-            let body = data.slice_with_length(meta.end, body_len);
-            at = meta.end + body_len;
+        while let Some((message, body)) = next_message(data, &mut at)? {
+            let body_len = body.len();
+            let body = data.slice_with_length(body.start, body_len);
             match message.header_type() {
                 MessageHeader::RecordBatch => {
                     let header = message.header_as_record_batch().ok_or_else(|| {
@@ -223,19 +212,8 @@ fn check_buffers_in_body(header: &arrow_ipc::RecordBatch<'_>, body_len: usize) -
 pub(crate) fn check_ipc_stream(data: &[u8]) -> Result<()> {
     let mut schema: Option<arrow_schema::Schema> = None;
     let mut at = 0usize;
-    while let Some(meta) = next_message_metadata(data, &mut at)? {
-        let message = arrow_ipc::root_as_message(&data[meta.clone()])
-            .map_err(|e| Error::decode(format!("an IPC message header is corrupt: {e}")))?;
-        let body_len = usize::try_from(message.bodyLength()).map_err(|_| {
-            Error::decode("an IPC message declares a negative body length".to_string())
-        })?;
-        if data.len() - meta.end < body_len {
-            return Err(Error::decode(format!(
-                "an IPC message is truncated: its body needs {body_len} bytes, {} remain",
-                data.len() - meta.end
-            )));
-        }
-        at = meta.end + body_len;
+    while let Some((message, body)) = next_message(data, &mut at)? {
+        let body_len = body.len();
         if let Some(header) = message.header_as_schema() {
             schema = Some(arrow_ipc::convert::try_fb_to_schema(header)?);
         } else if let Some(header) = message.header_as_record_batch() {
@@ -383,6 +361,29 @@ fn contains_union(data_type: &arrow_schema::DataType) -> bool {
 /// Reads an encapsulated message's prefix at `*at` (optional continuation marker, then a
 /// little-endian length) and returns the range of its flatbuffer metadata, or `None` at the end
 /// of the data or at an end-of-stream marker.
+/// The next encapsulated IPC message of `data` from `at`: its header and the range of its
+/// body, which must lie within `data`; `at` moves past the body. `None` at the end.
+fn next_message<'a>(
+    data: &'a [u8],
+    at: &mut usize,
+) -> Result<Option<(arrow_ipc::Message<'a>, std::ops::Range<usize>)>> {
+    let Some(meta) = next_message_metadata(data, at)? else {
+        return Ok(None);
+    };
+    let message = arrow_ipc::root_as_message(&data[meta.clone()])
+        .map_err(|e| Error::decode(format!("an IPC message header is corrupt: {e}")))?;
+    let body_len = usize::try_from(message.bodyLength())
+        .map_err(|_| Error::decode("an IPC message declares a negative body length".to_string()))?;
+    if data.len() - meta.end < body_len {
+        return Err(Error::decode(format!(
+            "an IPC message is truncated: its body needs {body_len} bytes, {} remain",
+            data.len() - meta.end
+        )));
+    }
+    *at = meta.end + body_len;
+    Ok(Some((message, meta.end..meta.end + body_len)))
+}
+
 fn next_message_metadata(data: &[u8], at: &mut usize) -> Result<Option<std::ops::Range<usize>>> {
     let read_u32 = |pos: usize| -> Result<u32> {
         match data.get(pos..pos + 4) {
