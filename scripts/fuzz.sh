@@ -3,6 +3,8 @@
 # priority, and prints each target's executions and findings.
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]    (default: every target of `cargo fuzz list`)
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600   (each target stops after that many executions,
+#                                             or after SECONDS, whichever comes first)
 #
 # Needs the nightly toolchain and cargo-fuzz (see fuzz/README.md). Each target starts from its
 # seeds (fuzz/corpus/<target>/) and regression inputs (fuzz/regressions/<target>/) and adds what
@@ -38,7 +40,7 @@ for target in "${targets[@]}"; do
     nice -n 19 cargo +nightly fuzz run -a "$target" "$work" "fuzz/corpus/$target" \
         "fuzz/regressions/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-        -print_final_stats=1 >"$log" 2>&1 || status=$?
+        -print_final_stats=1 ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} >"$log" 2>&1 || status=$?
     execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -n 1)
     rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log" | tail -n 1)
     after=$(artifacts "$target")

@@ -12,9 +12,18 @@ use crate::params::{Params, ToSql};
 use crate::results::cloudfetch::CloudFetchConfig;
 use crate::telemetry::TelemetryConfiguration;
 
-/// Client-wide settings. Build one through [`DBSQLClient::builder`](crate::DBSQLClient::builder);
-/// the fields are public so that a whole configuration can also be written out at once.
+/// Client-wide settings. Build one through [`DBSQLClient::builder`](crate::DBSQLClient::builder),
+/// or start from [`ClientConfig::default`] and set the public fields (the struct is
+/// non-exhaustive: new settings are added without breaking code written this way):
+///
+/// ```
+/// let mut config = databricks_sql::ClientConfig::default();
+/// config.host = "adb-123.4.azuredatabricks.net".into();
+/// config.http_path = "/sql/1.0/warehouses/abc".into();
+/// config.max_rows_per_fetch = 50_000;
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Workspace host name, e.g. `adb-123.4.azuredatabricks.net` (no scheme, no path). Required.
     pub host: String,

@@ -33,12 +33,11 @@ fn small_files() -> MockWarehouseBuilder {
 
 /// Pipeline settings for tests: short backoffs and timeouts, so that healing takes milliseconds.
 fn fast_config() -> CloudFetchConfig {
-    CloudFetchConfig {
-        retry_min_backoff: Duration::from_millis(5),
-        retry_max_backoff: Duration::from_millis(20),
-        download_timeout: Duration::from_secs(5),
-        ..CloudFetchConfig::default()
-    }
+    let mut c = CloudFetchConfig::default();
+    c.retry_min_backoff = Duration::from_millis(5);
+    c.retry_max_backoff = Duration::from_millis(20);
+    c.download_timeout = Duration::from_secs(5);
+    c
 }
 
 fn client_with(mock: &MockWarehouse, config: CloudFetchConfig) -> DBSQLClient {
@@ -283,9 +282,10 @@ async fn http_500_on_a_file_is_retried() {
 
 #[tokio::test]
 async fn a_slow_file_is_retried_after_the_download_timeout() {
-    let config = CloudFetchConfig {
-        download_timeout: Duration::from_millis(300),
-        ..fast_config()
+    let config = {
+        let mut c = fast_config();
+        c.download_timeout = Duration::from_millis(300);
+        c
     };
     let (mock, summary) = heals(
         vec![Fault::delay(Duration::from_secs(3)).on_chunk(2)],
@@ -345,13 +345,11 @@ async fn a_link_that_expires_while_in_use_gets_403_and_is_refreshed() {
         .await
         .unwrap();
     mock.inject(Fault::delay(Duration::from_millis(2_500)).on_chunk(0));
-    let client = client_with(
-        &mock,
-        CloudFetchConfig {
-            link_expiry_margin: Duration::ZERO,
-            ..fast_config()
-        },
-    );
+    let client = client_with(&mock, {
+        let mut c = fast_config();
+        c.link_expiry_margin = Duration::ZERO;
+        c
+    });
     let (batches, summary) = run(
         &client,
         "SELECT * FROM range(200000)",
@@ -379,9 +377,10 @@ async fn http_403_on_first_use_refreshes_the_link() {
 
 #[tokio::test]
 async fn every_fault_at_once_still_gives_the_exact_rows() {
-    let config = CloudFetchConfig {
-        download_timeout: Duration::from_millis(300),
-        ..fast_config()
+    let config = {
+        let mut c = fast_config();
+        c.download_timeout = Duration::from_millis(300);
+        c
     };
     let (_mock, summary) = heals(
         vec![
@@ -521,15 +520,16 @@ where
 fn short_lived_client(mock: &MockWarehouse) -> DBSQLClient {
     let mut http = HttpConfig::default();
     http.pool_idle_timeout = Duration::from_millis(100);
-    let config = ClientConfig {
-        host: mock.host().to_string(),
-        port: mock.port(),
-        http_path: mock.http_path().to_string(),
-        plain_http: true,
-        http,
-        cloud_fetch: true,
-        cloud_fetch_config: fast_config(),
-        ..ClientConfig::default()
+    let config = {
+        let mut c = ClientConfig::default();
+        c.host = mock.host().to_string();
+        c.port = mock.port();
+        c.http_path = mock.http_path().to_string();
+        c.plain_http = true;
+        c.http = http;
+        c.cloud_fetch = true;
+        c.cloud_fetch_config = fast_config();
+        c
     };
     DBSQLClient::builder()
         .config(config)
@@ -736,13 +736,11 @@ async fn downloads_stay_within_the_byte_budget() {
     assert!(file_bytes > 160_000, "{file_bytes}");
 
     let budget = 3 * file_bytes;
-    let client = client_with(
-        &mock,
-        CloudFetchConfig {
-            max_buffered_bytes: budget,
-            ..fast_config()
-        },
-    );
+    let client = client_with(&mock, {
+        let mut c = fast_config();
+        c.max_buffered_bytes = budget;
+        c
+    });
     mock.reset_call_counts();
     let session = client.open_session().await.unwrap();
     let mut op = session

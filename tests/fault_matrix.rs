@@ -134,12 +134,12 @@ async fn client(mock: &MockWarehouse) -> DBSQLClient {
     mock.client_builder()
         .telemetry_provider(TelemetryClientProvider::new())
         .request_timeout(REQUEST_TIMEOUT)
-        .retry_policy(RetryPolicy {
-            max_attempts: 3,
-            min_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(10),
-            overall_timeout: Duration::from_secs(10),
-        })
+        .retry_policy(
+            RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_backoff(Duration::from_millis(1), Duration::from_millis(10))
+                .with_overall_timeout(Duration::from_secs(10)),
+        )
         .build()
         .expect("client")
 }

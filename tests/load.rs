@@ -5,6 +5,13 @@
 //! Every successful read is checked row by row; afterwards the client leaves no task, no socket
 //! or file descriptor, and the mock no open session or operation.
 //!
+//! Memory: a counting allocator gives the bytes live on the heap. Once the client, the mock and
+//! their runtimes are gone, the live heap must be back within [`HEAP_BOUND`] of where it started
+//! (what stays: lazily built statics such as the TLS root store). The process RSS is reported
+//! too, all of it and the anonymous part, before and after `malloc_trim`: glibc keeps freed
+//! memory in its per-thread arenas, and the pages of the executable that ran count in the RSS,
+//! so the RSS after a run says what the allocator and the loader hold, not what the driver holds.
+//!
 //! The short variant runs in `cargo test`. The long one runs for `LOAD_SECONDS` (default 600)
 //! and prints its figures:
 //!
@@ -12,8 +19,9 @@
 //! LOAD_SECONDS=600 cargo test --release --test load -- --ignored --nocapture
 //! ```
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,16 +62,95 @@ impl Rng {
     }
 }
 
+/// How far above its starting value the live heap may end, once everything is dropped.
+const HEAP_BOUND: i64 = 2 << 20;
+
+/// The system allocator, counting the bytes live on the heap.
+struct Counting;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+static PEAK_BYTES: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call goes straight to the system allocator with the same arguments; the
+// counters are plain atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            PEAK_BYTES.fetch_max(live + layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            let live = LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            PEAK_BYTES.fetch_max(live + layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            let delta = new_size as i64 - layout.size() as i64;
+            let live = LIVE_BYTES.fetch_add(delta, Ordering::Relaxed);
+            PEAK_BYTES.fetch_max(live + delta, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Returns the free memory glibc's arenas hold to the system, where that allocator is in use.
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+        }
+        // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointer of ours.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+fn mib(bytes: i64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// The process's resident memory in KiB: all of it (`VmRSS`).
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// The process's anonymous resident memory in KiB (`RssAnon`: heap and stacks, not the pages
+/// of the executable and libraries, which count in `VmRSS` once code runs).
+fn anon_kib() -> u64 {
+    status_kib("RssAnon:")
+}
+
+/// A `kB` figure of `/proc/self/status`, 0 where there is none.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -74,23 +161,23 @@ fn client(mock: &MockWarehouse) -> DBSQLClient {
     let mut http = HttpConfig::default();
     http.pool_idle_timeout = Duration::from_millis(100);
     http.request_timeout = Duration::from_secs(10);
-    let config = ClientConfig {
-        host: mock.host().to_string(),
-        port: mock.port(),
-        http_path: mock.http_path().to_string(),
-        plain_http: true,
-        http,
-        retry: RetryPolicy {
-            max_attempts: 4,
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            overall_timeout: Duration::from_secs(20),
-        },
-        cloud_fetch_config: CloudFetchConfig {
-            max_buffered_bytes: 8 << 20,
-            ..CloudFetchConfig::default()
-        },
-        ..ClientConfig::default()
+    let config = {
+        let mut c = ClientConfig::default();
+        c.host = mock.host().to_string();
+        c.port = mock.port();
+        c.http_path = mock.http_path().to_string();
+        c.plain_http = true;
+        c.http = http;
+        c.retry = RetryPolicy::default()
+            .with_max_attempts(4)
+            .with_backoff(Duration::from_millis(5), Duration::from_millis(50))
+            .with_overall_timeout(Duration::from_secs(20));
+        c.cloud_fetch_config = {
+            let mut c = CloudFetchConfig::default();
+            c.max_buffered_bytes = 8 << 20;
+            c
+        };
+        c
     };
     DBSQLClient::builder()
         .config(config)
@@ -199,6 +286,11 @@ fn inject(mock: &MockWarehouse, rng: &mut Rng, tally: &Tally) {
 /// Runs `workers` workers until `duration` has passed (at least `min_statements` each), then
 /// closes everything and checks that nothing is left. Returns the tally.
 fn run(workers: usize, duration: Duration, min_statements: u64) -> Tally {
+    // One run at a time: the heap figures are the process's.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let heap_before = LIVE_BYTES.load(Ordering::Relaxed);
+    PEAK_BYTES.store(heap_before, Ordering::Relaxed);
     let mock_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -219,6 +311,7 @@ fn run(workers: usize, duration: Duration, min_statements: u64) -> Tally {
         .unwrap();
     let fds_before = open_fds();
     let rss_start = rss_kib();
+    let anon_start = anon_kib();
     let tally = Arc::new(Tally::default());
     let peak = Arc::new(AtomicU64::new(rss_start));
     client_rt.block_on(async {
@@ -294,9 +387,24 @@ fn run(workers: usize, duration: Duration, min_statements: u64) -> Tally {
         "operations left open on the server"
     );
     let rss_end = rss_kib();
+    let anon_end = anon_kib();
+    let heap_end = LIVE_BYTES.load(Ordering::Relaxed);
+    // Everything gone: the client's runtime, the mock and its runtime.
+    drop(client_rt);
+    mock_rt.block_on(mock.shutdown());
+    drop(mock);
+    drop(mock_rt);
+    let heap_after = LIVE_BYTES.load(Ordering::Relaxed);
+    let anon_dropped = anon_kib();
+    trim_allocator();
+    let rss_trimmed = rss_kib();
+    let anon_trimmed = anon_kib();
     println!(
         "load: {} workers, {:?}: {} statements, {} rows checked, {} faults injected, errors by kind {:?}; \
-         leaked tasks 0, fds {fds_before} -> {fds_after}; RSS start {} MiB, peak {} MiB, end {} MiB",
+         leaked tasks 0, fds {fds_before} -> {fds_after}; RSS start {} MiB, peak {} MiB, end {} MiB, \
+         after malloc_trim {} MiB; anonymous RSS start {} MiB, end {} MiB, after dropping the \
+         client and the mock {} MiB, after malloc_trim {} MiB; live heap before {:.1} MiB, \
+         peak {:.1} MiB, at the end {:.1} MiB, after dropping {:.2} MiB",
         workers,
         duration,
         tally.statements.load(Ordering::Relaxed),
@@ -306,8 +414,22 @@ fn run(workers: usize, duration: Duration, min_statements: u64) -> Tally {
         rss_start / 1024,
         peak.load(Ordering::Relaxed) / 1024,
         rss_end / 1024,
+        rss_trimmed / 1024,
+        anon_start / 1024,
+        anon_end / 1024,
+        anon_dropped / 1024,
+        anon_trimmed / 1024,
+        mib(heap_before),
+        mib(PEAK_BYTES.load(Ordering::Relaxed)),
+        mib(heap_end),
+        mib(heap_after),
     );
-    mock_rt.block_on(mock.shutdown());
+    assert!(
+        heap_after - heap_before <= HEAP_BOUND,
+        "live heap {:.2} MiB before the run, {:.2} MiB after everything was dropped",
+        mib(heap_before),
+        mib(heap_after)
+    );
     Arc::try_unwrap(tally).unwrap_or_default()
 }
 
@@ -325,5 +447,5 @@ fn a_long_mixed_load_with_faults_leaves_nothing_behind() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    run(8, Duration::from_secs(seconds), 1);
+    run(64, Duration::from_secs(seconds), 100);
 }

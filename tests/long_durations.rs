@@ -25,10 +25,7 @@ async fn duration_max_timeouts_and_token_lifetimes_run_statements() {
         })
         .telemetry_provider(TelemetryClientProvider::new())
         .query_timeout(Duration::MAX)
-        .retry_policy(RetryPolicy {
-            overall_timeout: Duration::MAX,
-            ..RetryPolicy::default()
-        })
+        .retry_policy(RetryPolicy::default().with_overall_timeout(Duration::MAX))
         .build()
         .expect("client");
     let session = client.open_session().await.expect("session");

@@ -121,10 +121,7 @@ async fn no_proxy_sends_the_host_direct() {
         let client = mock
             .client_builder()
             .telemetry_enabled(false)
-            .retry_policy(databricks_sql::http::RetryPolicy {
-                max_attempts: 1,
-                ..Default::default()
-            })
+            .retry_policy(databricks_sql::http::RetryPolicy::default().with_max_attempts(1))
             .build()
             .unwrap();
         // Direct, the name resolves nowhere: the connection fails before any proxy is asked.
@@ -158,10 +155,7 @@ async fn loopback_hosts_and_proxy_config_none_ignore_the_environment() {
         .client_builder()
         .telemetry_enabled(false)
         .proxy(ProxyConfig::None)
-        .retry_policy(databricks_sql::http::RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        })
+        .retry_policy(databricks_sql::http::RetryPolicy::default().with_max_attempts(1))
         .build()
         .unwrap();
     let err = client.open_session().await.unwrap_err();

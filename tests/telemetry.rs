@@ -699,12 +699,12 @@ async fn polls_and_retries_are_counted() {
     let (mock, builder, _) = mock_with_flag(true).await;
     let (seen, callback) = collecting();
     let client = builder
-        .retry_policy(databricks_sql::http::RetryPolicy {
-            max_attempts: 3,
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            overall_timeout: Duration::from_secs(10),
-        })
+        .retry_policy(
+            databricks_sql::http::RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
+                .with_overall_timeout(Duration::from_secs(10)),
+        )
         .on_statement_metrics(callback)
         .build()
         .unwrap();

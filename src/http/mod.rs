@@ -90,6 +90,7 @@ impl HttpRequest {
 
 /// One HTTP response, with its whole body read.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HttpResponse {
     /// The status code; any status is a response (not an error) at this level.
     pub status: http::StatusCode,
@@ -97,6 +98,17 @@ pub struct HttpResponse {
     pub headers: http::HeaderMap,
     /// The whole response body.
     pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A response with this status, headers and body (for an [`HttpTransport`] of one's own).
+    pub fn new(status: http::StatusCode, headers: http::HeaderMap, body: Bytes) -> Self {
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
+    }
 }
 
 /// A request body produced piece by piece while it is sent (a file being uploaded), so that it is

@@ -32,6 +32,7 @@ use crate::error::{ConnectFailure, Error, ErrorKind, Result};
 /// `max_attempts`, or when the next wait would end past `overall_timeout`; an attempt still
 /// running when `overall_timeout` passes is abandoned with [`ErrorKind::Timeout`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. Default 5.
     pub max_attempts: u32,
@@ -65,6 +66,39 @@ const REASON_HEADERS: [&str; 3] = [
 const MAX_REASON_CHARS: usize = 300;
 
 impl RetryPolicy {
+    /// This policy with `attempts` attempts in all, the first included (at least 1 is made).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use databricks_sql::http::RetryPolicy;
+    /// let policy = RetryPolicy::default()
+    ///     .with_max_attempts(3)
+    ///     .with_backoff(Duration::from_millis(100), Duration::from_secs(5))
+    ///     .with_overall_timeout(Duration::from_secs(60));
+    /// assert_eq!(policy.max_attempts, 3);
+    /// ```
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// This policy with backoffs from `min` (before the first retry) up to `max` (the cap of one
+    /// backoff and of an honoured `Retry-After`).
+    #[must_use]
+    pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max;
+        self
+    }
+
+    /// This policy with `timeout` as the overall deadline across all attempts of one request.
+    #[must_use]
+    pub fn with_overall_timeout(mut self, timeout: Duration) -> Self {
+        self.overall_timeout = timeout;
+        self
+    }
+
     /// Send `request`, retrying per the policy. Returns the response only for a 2xx status; any
     /// other final status becomes an [`Error`] (401/403 -> `Auth`, others `Http`) carrying the
     /// status and any `Retry-After`. `idempotent` says whether the request may be resent after a

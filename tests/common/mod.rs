@@ -10,14 +10,12 @@ use databricks_sql::{ClientBuilder, DBSQLClient};
 /// A mock warehouse and a client builder pointed at it, with fast retries for fault tests.
 pub async fn mock() -> (MockWarehouse, ClientBuilder) {
     let mock = MockWarehouse::start().await.expect("mock warehouse starts");
-    let builder = mock
-        .client_builder()
-        .retry_policy(databricks_sql::http::RetryPolicy {
-            max_attempts: 3,
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            overall_timeout: Duration::from_secs(10),
-        });
+    let builder = mock.client_builder().retry_policy(
+        databricks_sql::http::RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(5), Duration::from_millis(50))
+            .with_overall_timeout(Duration::from_secs(10)),
+    );
     (mock, builder)
 }
 
@@ -81,10 +79,7 @@ pub fn with_oauth_and_telemetry(builder: ClientBuilder) -> ClientBuilder {
         ))
         .telemetry(telemetry)
         .telemetry_provider(databricks_sql::telemetry::TelemetryClientProvider::new())
-        .retry_policy(databricks_sql::http::RetryPolicy {
-            max_attempts: 1,
-            ..databricks_sql::http::RetryPolicy::default()
-        })
+        .retry_policy(databricks_sql::http::RetryPolicy::default().with_max_attempts(1))
 }
 
 /// Makes a request of every kind with `client` and closes it: an OAuth token, the telemetry

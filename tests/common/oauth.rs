@@ -20,12 +20,12 @@ pub fn builder(mock: &MockWarehouse) -> ClientBuilder {
         .http_path(mock.http_path())
         .plain_http(true)
         .telemetry_provider(TelemetryClientProvider::new())
-        .retry_policy(databricks_sql::http::RetryPolicy {
-            max_attempts: 3,
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            overall_timeout: Duration::from_secs(10),
-        })
+        .retry_policy(
+            databricks_sql::http::RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_backoff(Duration::from_millis(5), Duration::from_millis(50))
+                .with_overall_timeout(Duration::from_secs(10)),
+        )
 }
 
 pub fn m2m() -> OAuthM2M {

@@ -48,8 +48,14 @@ pub(crate) use stats::SummaryCounters;
 pub use stats::{ChunkObserver, ChunkStats, CloudFetchSummary};
 
 /// Settings of the CloudFetch download pipeline. Every field's default is written on it; change
-/// a few with `CloudFetchConfig { max_concurrent_downloads: 8, ..Default::default() }`.
+/// a few on a default (the struct is non-exhaustive, so that new settings are not breaking):
+///
+/// ```
+/// let mut cloud_fetch = databricks_sql::CloudFetchConfig::default();
+/// cloud_fetch.max_concurrent_downloads = 8;
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CloudFetchConfig {
     /// How many files download at once. Default 6: four to eight concurrent GETs saturate a
     /// loopback link and, at the tens of MB/s one connection to cloud storage gets, six of them

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// What one CloudFetch file cost. Carries no URL and no data.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ChunkStats {
     /// Position of the file in the result, from 0.
     pub index: usize,
@@ -55,6 +56,7 @@ impl std::fmt::Debug for dyn ChunkObserver {
 
 /// Running totals of one CloudFetch stream (a snapshot).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CloudFetchSummary {
     /// Links received from the server so far (files the result has, as far as known).
     pub chunks_present: u64,
