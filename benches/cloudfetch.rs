@@ -18,27 +18,22 @@
 //! Besides criterion's figures it prints the medians: decoded MB/s, rows/s, time to first batch,
 //! the client's peak RSS (VmHWM), and the ratio to the baseline.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_data::ArrayData;
 use criterion::{Criterion, Throughput};
 use databricks_sql::arrow::array::{Array, RecordBatch};
-use databricks_sql::mock::{
-    decode_cloudfetch_file, MockWarehouse, DEFAULT_HTTP_PATH, DEFAULT_TOKEN,
-};
-use databricks_sql::{DBSQLClient, Session};
+use databricks_sql::mock::{decode_cloudfetch_file, MockWarehouse};
+use databricks_sql::Session;
 
 const SQL: &str = "SELECT * FROM mock.rows(10000000)";
 const ROWS: u64 = 10_000_000;
-/// Set in the child process: serve the mock instead of benchmarking.
-const SERVER_ENV: &str = "DBSQL_CLOUDFETCH_BENCH_SERVER";
 
 fn main() {
-    if std::env::var_os(SERVER_ENV).is_some() {
-        serve();
+    if common::serve_if_child(|| MockWarehouse::builder().cloudfetch_keep_files(true)) {
         return;
     }
     let mut criterion = Criterion::default()
@@ -48,64 +43,6 @@ fn main() {
         .measurement_time(Duration::from_secs(8));
     bench(&mut criterion);
     criterion.final_summary();
-}
-
-// -- the mock's process --------------------------------------------------------------------
-
-/// Runs the mock warehouse, prints its port, and serves until stdin closes (the parent is gone).
-fn serve() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mock = MockWarehouse::builder()
-            .cloudfetch_keep_files(true)
-            .start()
-            .await
-            .expect("mock starts");
-        println!("{}", mock.port());
-        std::io::stdout().flush().expect("stdout");
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
-        })
-        .await;
-        mock.shutdown().await;
-    });
-}
-
-/// The mock's process; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn spawn() -> Server {
-        let exe = std::env::current_exe().expect("own executable");
-        let mut child = Command::new(exe)
-            .env(SERVER_ENV, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mock process starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout piped"))
-            .read_line(&mut line)
-            .expect("mock prints its port");
-        let port = line.trim().parse().expect("a port number");
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // -- measuring -----------------------------------------------------------------------------
@@ -183,20 +120,13 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 // -- the benchmark -------------------------------------------------------------------------
 
 fn bench(c: &mut Criterion) {
-    let server = Server::spawn();
+    let server = common::MockProcess::spawn();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let client = DBSQLClient::builder()
-        .host("127.0.0.1")
-        .port(server.port)
-        .http_path(DEFAULT_HTTP_PATH)
-        .token(DEFAULT_TOKEN)
-        .plain_http(true)
-        .build()
-        .expect("client");
+    let client = server.client_builder().build().expect("client");
     let session = runtime.block_on(client.open_session()).expect("session");
 
     // Warm-up outside the measurement: the mock generates its files once, here.

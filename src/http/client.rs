@@ -155,7 +155,7 @@ impl HyperTransport {
     async fn start(
         &self,
         request: HttpRequest,
-        url: &str,
+        url: &ShownUrl,
         upload: Option<BodyStream>,
         limit: usize,
     ) -> Result<(http::response::Parts, hyper::body::Incoming)> {
@@ -211,7 +211,7 @@ impl HyperTransport {
     }
 
     /// One attempt without the overall request timeout (the caller applies it).
-    async fn send_untimed(&self, request: HttpRequest, url: &str) -> Result<HttpResponse> {
+    async fn send_untimed(&self, request: HttpRequest, url: &ShownUrl) -> Result<HttpResponse> {
         let limit = self.limit(&request);
         let (parts, body) = self.start(request, url, None, limit).await?;
         let body = Limited::new(body, limit)
@@ -238,7 +238,7 @@ impl HyperTransport {
     async fn send_into_untimed(
         &self,
         request: HttpRequest,
-        url: &str,
+        url: &ShownUrl,
         out: &mut Vec<u8>,
     ) -> Result<HttpResponse> {
         let limit = self.limit(&request);
@@ -276,7 +276,7 @@ impl HyperTransport {
     fn request_error(
         &self,
         e: hyper_util::client::legacy::Error,
-        url: &str,
+        url: &ShownUrl,
         proxy: Option<&ProxyRoute>,
     ) -> Error {
         // A TLS failure (an untrusted certificate, a protocol mismatch) or a host name that
@@ -310,7 +310,7 @@ impl HyperTransport {
     fn request_error_kind(
         &self,
         e: &hyper_util::client::legacy::Error,
-        url: &str,
+        url: &ShownUrl,
         proxy: Option<&ProxyRoute>,
     ) -> Error {
         let cause = root_cause(e);
@@ -416,14 +416,25 @@ impl HttpTransport for HyperTransport {
 impl HyperTransport {
     /// The request's URL as errors show it, after the scheme and host check, and the timeout of
     /// its one attempt.
-    fn checked(&self, request: &HttpRequest) -> Result<(String, Duration)> {
-        let url = redact_url(&request.url.to_string());
+    fn checked(&self, request: &HttpRequest) -> Result<(ShownUrl, Duration)> {
+        let url = ShownUrl(request.url.clone());
         check_scheme_and_host(&request.url, &url)?;
         Ok((url, request.timeout.unwrap_or(self.inner.request_timeout)))
     }
 }
 
-fn no_complete_response(url: &str, timeout: Duration) -> Error {
+/// A request's URL as errors show it: redacted ([`redact_url`]: no credentials, no query) when
+/// displayed, so that a request that succeeds never pays for formatting it.
+#[derive(Clone)]
+struct ShownUrl(http::Uri);
+
+impl std::fmt::Display for ShownUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0.to_string()))
+    }
+}
+
+fn no_complete_response(url: &ShownUrl, timeout: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!(
@@ -434,7 +445,7 @@ fn no_complete_response(url: &str, timeout: Duration) -> Error {
 }
 
 /// The body stopped before its end (connection reset, fewer bytes than `Content-Length`...).
-fn cut_short(url: &str, e: Box<dyn StdError + Send + Sync>) -> Error {
+fn cut_short(url: &ShownUrl, e: Box<dyn StdError + Send + Sync>) -> Error {
     Error::new(
         ErrorKind::Connect,
         format!(
@@ -506,7 +517,7 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 }
 
 /// `https://` anywhere, `http://` only to a loopback host: checked before any network traffic.
-fn check_scheme_and_host(uri: &http::Uri, url: &str) -> Result<()> {
+fn check_scheme_and_host(uri: &http::Uri, url: &ShownUrl) -> Result<()> {
     let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
         return Err(Error::config(format!("the URL {url} has no host")));
     };
@@ -535,7 +546,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn too_large(url: &str, limit: usize) -> Error {
+fn too_large(url: &ShownUrl, limit: usize) -> Error {
     Error::protocol(format!(
         "the response from {url} is larger than the limit of {limit} bytes"
     ))

@@ -41,6 +41,11 @@ const BLOCK_UNCOMPRESSED_BIT: u32 = 0x8000_0000;
 const WINDOW: usize = 64 * 1024;
 /// No LZ4 block decompresses to more than 255 bytes per input byte.
 const MAX_EXPANSION: usize = 255;
+/// Compressed blocks up to this size are sized exactly ([`block_output_len`]) instead of at
+/// `MAX_EXPANSION` times their size: a small result (a `SELECT 1` batch of a few hundred bytes)
+/// would otherwise allocate and zero some 100 KB of output for a few hundred bytes of data.
+/// Larger blocks keep the bound, capped at the frame's block size.
+const EXACT_SIZE_MAX_BLOCK: usize = 64 * 1024;
 /// The cap on what one compressed Arrow batch or file may decompress to, unless a larger byte
 /// budget raises it (CloudFetch): 1 GiB, the transport's default limit on one response.
 pub(crate) const MAX_DECOMPRESSED: usize = 1 << 30;
@@ -296,7 +301,12 @@ fn parse_frame<'a>(input: &'a [u8], at: &mut usize, index: usize) -> Result<Fram
             None
         };
         let block_bound = if compressed {
-            len.saturating_mul(MAX_EXPANSION).min(block_max)
+            let bound = len.saturating_mul(MAX_EXPANSION).min(block_max);
+            if len <= EXACT_SIZE_MAX_BLOCK {
+                block_output_len(data).map_or(bound, |exact| exact.min(bound))
+            } else {
+                bound
+            }
         } else {
             len
         };
@@ -330,6 +340,48 @@ fn parse_frame<'a>(input: &'a [u8], at: &mut usize, index: usize) -> Result<Fram
         content_checksum,
         out_bound,
     })
+}
+
+/// The exact number of bytes the compressed LZ4 block `data` decompresses to, from a walk over
+/// its sequences (a token, literal length, literals, match offset, match length; the last
+/// sequence only literals), without decompressing it. `None` when the walk runs off the end:
+/// the block is corrupt, and the decompressor, given the usual bound, says how.
+fn block_output_len(data: &[u8]) -> Option<usize> {
+    /// Adds the extension bytes of a length whose 4-bit field was 15: each byte is added, and
+    /// a byte of 255 means another follows.
+    fn extended(data: &[u8], at: &mut usize, mut len: usize) -> Option<usize> {
+        loop {
+            let byte = *data.get(*at)?;
+            *at += 1;
+            len = len.checked_add(usize::from(byte))?;
+            if byte != 255 {
+                return Some(len);
+            }
+        }
+    }
+    let mut at = 0;
+    let mut out = 0usize;
+    while at < data.len() {
+        let token = data[at];
+        at += 1;
+        let mut literals = usize::from(token >> 4);
+        if literals == 15 {
+            literals = extended(data, &mut at, literals)?;
+        }
+        at = at.checked_add(literals).filter(|&end| end <= data.len())?;
+        out = out.checked_add(literals)?;
+        if at == data.len() {
+            break;
+        }
+        // The match offset (2 bytes), then the match length.
+        at = at.checked_add(2).filter(|&end| end <= data.len())?;
+        let mut matched = usize::from(token & 0x0f);
+        if matched == 15 {
+            matched = extended(data, &mut at, matched)?;
+        }
+        out = out.checked_add(matched)?.checked_add(4)?;
+    }
+    Some(out)
 }
 
 /// Decompresses `frame` into `out` from `start`; returns the end of what it wrote.
@@ -501,6 +553,34 @@ mod tests {
             let frame = compress_frame(&data);
             assert_same(&to_vec(&frame).unwrap(), &data);
         }
+    }
+
+    #[test]
+    fn small_blocks_are_sized_exactly() {
+        // Random bytes, long runs (extended literal and match lengths), text-like repeats.
+        let mut inputs = vec![Vec::new(), vec![7u8; 1], sample(300), vec![0u8; 100_000]];
+        inputs.push(b"SELECT 1 ".iter().cycle().take(5_000).copied().collect());
+        inputs.push((0..70_000u32).map(|i| (i / 300) as u8).collect());
+        for data in &inputs {
+            let block = lz4_flex::block::compress(data);
+            assert_eq!(block_output_len(&block), Some(data.len()), "{} bytes", data.len());
+            // A frame without a content size: the output bound is the exact size, not 255
+            // times the compressed size.
+            let frame = compress_frame(data);
+            let bound = decompressed_bound(&frame, usize::MAX).unwrap();
+            if block.len() <= EXACT_SIZE_MAX_BLOCK {
+                assert_eq!(bound, data.len(), "{} bytes", data.len());
+            }
+            assert_same(&to_vec(&frame).unwrap(), data);
+        }
+        // A block cut anywhere is not given a size.
+        let block = lz4_flex::block::compress(&inputs[5]);
+        for cut in [1, 2, block.len() / 2, block.len() - 1] {
+            let _ = block_output_len(&block[..cut]); // never panics
+        }
+        assert_eq!(block_output_len(&[0xf0]), None, "literal length extension missing");
+        assert_eq!(block_output_len(&[0x10]), None, "literal missing");
+        assert_eq!(block_output_len(&[0x10, b'a', 0x01]), None, "match offset cut short");
     }
 
     #[test]
@@ -695,7 +775,8 @@ mod tests {
             &lie(data.len() as u64 - 1),
             "more than its declared content size",
         );
-        assert_decode_error(&lie(data.len() as u64 + 1), "decompresses to 10000");
+        // Small blocks are sized exactly, so a size one byte too large is caught before decoding.
+        assert_decode_error(&lie(data.len() as u64 + 1), "blocks hold at most 10000");
         assert_decode_error(&lie(1 << 40), "blocks hold at most");
     }
 }
