@@ -217,6 +217,8 @@ impl Error {
         e
     }
 
+    /// This error with `source` as its cause (the mock warehouse's errors keep theirs).
+    #[cfg(any(test, feature = "mock"))]
     pub(crate) fn with_source(
         mut self,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
