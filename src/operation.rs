@@ -942,7 +942,7 @@ impl Page {
         if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
             return Ok(Page::Links {
                 start,
-                links,
+                links: links.into_iter().map(ResultLink::from).collect(),
                 has_more: resp.has_more_rows,
             });
         }
@@ -1002,7 +1002,10 @@ impl LinkSource for OperationLinks {
         let links = resp
             .results
             .and_then(|r| r.result_links)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(ResultLink::from)
+            .collect();
         Ok((links, resp.has_more_rows.unwrap_or(false)))
     }
 }

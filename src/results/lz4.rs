@@ -563,7 +563,12 @@ mod tests {
         inputs.push((0..70_000u32).map(|i| (i / 300) as u8).collect());
         for data in &inputs {
             let block = lz4_flex::block::compress(data);
-            assert_eq!(block_output_len(&block), Some(data.len()), "{} bytes", data.len());
+            assert_eq!(
+                block_output_len(&block),
+                Some(data.len()),
+                "{} bytes",
+                data.len()
+            );
             // A frame without a content size: the output bound is the exact size, not 255
             // times the compressed size.
             let frame = compress_frame(data);
@@ -578,9 +583,17 @@ mod tests {
         for cut in [1, 2, block.len() / 2, block.len() - 1] {
             let _ = block_output_len(&block[..cut]); // never panics
         }
-        assert_eq!(block_output_len(&[0xf0]), None, "literal length extension missing");
+        assert_eq!(
+            block_output_len(&[0xf0]),
+            None,
+            "literal length extension missing"
+        );
         assert_eq!(block_output_len(&[0x10]), None, "literal missing");
-        assert_eq!(block_output_len(&[0x10, b'a', 0x01]), None, "match offset cut short");
+        assert_eq!(
+            block_output_len(&[0x10, b'a', 0x01]),
+            None,
+            "match offset cut short"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! downloads, each link checked to start where the previous one ended; and the refresh of one
 //! chunk's link (expired or refused) with FetchResults at the chunk's row offset.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,11 +11,60 @@ use tokio::sync::mpsc;
 
 use super::pipeline::Step;
 use super::stats::SummaryCounters;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{redact_url, Error, ErrorKind, Result};
 use crate::results::empty_pages::EmptyPages;
+use crate::thrift::tcli::TSparkArrowResultLink;
 
-/// One presigned link to a result file (the Thrift `TSparkArrowResultLink`).
-pub(crate) use crate::thrift::tcli::TSparkArrowResultLink as ResultLink;
+/// One presigned link to a result file, as the server announced it: the pipeline's own type,
+/// whatever protocol delivered it (from Thrift: `TSparkArrowResultLink`, converted with `From`).
+/// Its `Debug` never shows the URL's query (the presigned signature) or the header values.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ResultLink {
+    /// The presigned URL of the file.
+    pub file_link: String,
+    /// When the URL stops working, in milliseconds since the Unix epoch (server clock).
+    pub expiry_time: i64,
+    /// Row offset of the file's first row in the result.
+    pub start_row_offset: i64,
+    /// Rows in the file.
+    pub row_count: i64,
+    /// Bytes of the file as served (LZ4-compressed when the result is).
+    pub bytes_num: i64,
+    /// Headers the download must carry (cloud storage credentials, encryption keys).
+    pub http_headers: Option<BTreeMap<String, String>>,
+}
+
+impl From<TSparkArrowResultLink> for ResultLink {
+    fn from(link: TSparkArrowResultLink) -> Self {
+        ResultLink {
+            file_link: link.file_link,
+            expiry_time: link.expiry_time,
+            start_row_offset: link.start_row_offset,
+            row_count: link.row_count,
+            bytes_num: link.bytes_num,
+            http_headers: link.http_headers,
+        }
+    }
+}
+
+impl fmt::Debug for ResultLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResultLink")
+            .field("file_link", &redact_url(&self.file_link))
+            .field("expiry_time", &self.expiry_time)
+            .field("start_row_offset", &self.start_row_offset)
+            .field("row_count", &self.row_count)
+            .field("bytes_num", &self.bytes_num)
+            .field(
+                "http_headers",
+                &self
+                    .http_headers
+                    .as_ref()
+                    .map(|h| h.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
+}
 
 /// Where the pages of links come from: FetchResults(`startRowOffset`, FETCH_NEXT) on the operation.
 #[async_trait]

@@ -338,6 +338,16 @@ fn range(end: i64) -> Vec<i64> {
 // ---------------------------------------------------------------------------------------------
 // Buffer reuse
 
+#[test]
+fn a_link_debug_shows_neither_its_signature_nor_header_values() {
+    let shown = format!("{:?}", link(3, 300, 100));
+    assert!(!shown.contains("secret3"), "{shown}");
+    assert!(!shown.contains("\"h3\""), "{shown}");
+    assert!(shown.contains("store.test/file3"), "{shown}");
+    assert!(shown.contains("x-link-header"), "{shown}");
+    assert!(shown.contains("start_row_offset: 300"), "{shown}");
+}
+
 #[tokio::test]
 async fn a_second_result_on_a_warm_pool_allocates_no_buffer() {
     for lz4 in [true, false] {
