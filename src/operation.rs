@@ -1,7 +1,6 @@
 //! [`Operation`]: one running statement: waits for it to finish (polling with a short growing
 //! interval), reads its result as Arrow `RecordBatch`es in row order, cancels and closes it.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use crate::results::cloudfetch::{
 };
 use crate::results::decode_threads::DecodeThreads;
 use crate::results::empty_pages::EmptyPages;
+use crate::results::reader::{Page, PageSource, ResultReader, StartCloudFetch};
 use crate::results::{ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
 use crate::staging::StagingSummary;
@@ -217,17 +217,8 @@ pub struct Operation {
     finished: bool,
     direct: Option<TSparkDirectResults>,
     decoder: Option<Arc<ResultDecoder>>,
-    /// The next page, being fetched and decoded in the background.
-    prefetch: Option<AbortOnDrop<Result<Page>>>,
-    /// The CloudFetch pipeline, once the result turned out to be links to files.
-    cloudfetch: Option<CloudFetchStream>,
-    pending: VecDeque<RecordBatch>,
-    /// The server may have more rows to fetch.
-    more_rows: bool,
-    /// Rows handed out or queued so far: the offset the next row set must start at.
-    rows_received: i64,
-    /// Inline pages in a row that had no rows while more were announced.
-    empty_pages: EmptyPages,
+    /// Reads the result's pages, once its metadata is known.
+    reader: Option<ResultReader>,
     rows_affected: Option<i64>,
     deadline: Option<Instant>,
     /// [`close`](Operation::close) was called: reads fail from now on.
@@ -244,7 +235,7 @@ impl std::fmt::Debug for Operation {
             .field("id", &self.shared.id)
             .field("session_id", &self.shared.session_id)
             .field("finished", &self.finished)
-            .field("rows_received", &self.rows_received)
+            .field("reader", &self.reader)
             .finish_non_exhaustive()
     }
 }
@@ -314,7 +305,6 @@ impl Operation {
             cancel_notify: Notify::new(),
             recorder,
         });
-        let empty_pages = EmptyPages::within(&session.client.config.retry);
         let mut op = Operation {
             shared,
             session,
@@ -323,12 +313,7 @@ impl Operation {
             finished: false,
             direct,
             decoder: None,
-            prefetch: None,
-            cloudfetch: None,
-            pending: VecDeque::new(),
-            more_rows: true,
-            rows_received: 0,
-            empty_pages,
+            reader: None,
             rows_affected,
             deadline,
             closed_by_user: false,
@@ -374,7 +359,10 @@ impl Operation {
     /// refreshes, and the byte budget's use and peak), once the result turned out to be
     /// CloudFetch links and the pipeline started (at the first batch read); `None` otherwise.
     pub fn cloudfetch_summary(&self) -> Option<CloudFetchSummary> {
-        self.cloudfetch.as_ref().map(|s| s.summary())
+        self.reader
+            .as_ref()
+            .and_then(ResultReader::cloudfetch)
+            .map(|s| s.summary())
     }
 
     /// Ask the server for the statement's current state (one GetOperationStatus call).
@@ -498,12 +486,12 @@ impl Operation {
             }
             if self.shared.cancelled.load(Ordering::Acquire) {
                 // Cancelled while no read was waiting: stop the downloads now.
-                if let Some(stream) = self.cloudfetch.as_mut() {
+                if let Some(stream) = self.reader.as_mut().and_then(ResultReader::cloudfetch_mut) {
                     stream.cancel();
                 }
                 return Err(self.cancelled_error());
             }
-            if let Some(batch) = self.pending.pop_front() {
+            if let Some(batch) = self.reader.as_mut().and_then(ResultReader::pop_pending) {
                 return Ok(Some(batch));
             }
             self.wait_finished().await?;
@@ -511,19 +499,17 @@ impl Operation {
                 return Ok(None);
             }
             self.ensure_decoder().await?;
+            let (Some(decoder), Some(reader)) = (self.decoder.clone(), self.reader.as_mut()) else {
+                return Err(self.shared.err(Error::protocol("no result metadata")));
+            };
             if let Some(direct_rows) = self.direct.as_mut().and_then(|d| d.result_set.take()) {
-                let page = match &self.decoder {
-                    Some(decoder) => {
-                        let threads = &self.session.client.decode_threads;
-                        decode_page(threads, decoder.clone(), *direct_rows).await
-                    }
-                    None => Err(Error::protocol("rows arrived before metadata")),
-                }
-                .map_err(|e| self.shared.err(e))?;
-                self.accept_page(page)?;
+                let threads = &self.session.client.decode_threads;
+                let page = decode_page(threads, decoder, *direct_rows).await;
+                page.and_then(|page| reader.accept(page))
+                    .map_err(|e| self.shared.err(e))?;
                 continue;
             }
-            if let Some(stream) = self.cloudfetch.as_mut() {
+            if let Some(stream) = reader.cloudfetch_mut() {
                 let notified = self.shared.cancel_notify.notified();
                 // `None`: cancelled while waiting. The cancel is checked first, so a pipeline
                 // that its cancel already stopped is never reported as a failure of its own.
@@ -539,16 +525,15 @@ impl Operation {
                     Some(Err(_)) if self.shared.cancelled.load(Ordering::Acquire) => {}
                     Some(Err(e)) => return Err(self.shared.err(e)),
                 }
-                if let Some(stream) = self.cloudfetch.as_mut() {
-                    stream.cancel();
-                }
+                stream.cancel();
                 return Err(self.cancelled_error());
             }
-            if !self.more_rows || self.shared.closed.load(Ordering::Acquire) {
+            if !reader.wants_page() {
                 return Ok(None);
             }
-            let page = self.next_page().await?;
-            self.accept_page(page)?;
+            let page = reader.next_page().await;
+            page.and_then(|page| reader.accept(page))
+                .map_err(|e| self.shared.err(e))?;
         }
     }
 
@@ -606,9 +591,9 @@ impl Operation {
     /// Close the statement on the server, freeing its resources. Calling it again does nothing.
     pub async fn close(&mut self) -> Result<()> {
         self.closed_by_user = true;
-        self.pending.clear();
-        self.prefetch = None;
-        self.cloudfetch = None;
+        if let Some(reader) = self.reader.as_mut() {
+            reader.stop();
+        }
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             self.shared.complete();
             return Ok(());
@@ -687,173 +672,68 @@ impl Operation {
             };
             recorder.result(format, decoder.lz4_compressed());
         }
-        self.decoder = Some(Arc::new(decoder));
-        Ok(())
-    }
-
-    /// Take in one page: queue its batches (checking it starts where the last one ended) or hand
-    /// its links to CloudFetch; then start fetching the next page in the background.
-    fn accept_page(&mut self, page: Page) -> Result<()> {
-        let spark = self
-            .session
-            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1);
-        match page {
-            Page::End => {
-                self.more_rows = false;
-                Ok(())
-            }
-            Page::Links {
-                start,
-                links,
-                has_more,
-            } => {
-                // The links must go on from the rows already read (inline pages may come first):
-                // the row set's offset is checked here, each link's by the pipeline.
-                if spark && start != self.rows_received {
-                    return Err(self.shared.err(Error::decode(format!(
-                        "the server sent links starting at row offset {start} but {} rows were read so far: rows would be lost or duplicated",
-                        self.rows_received
-                    ))));
-                }
-                self.start_cloudfetch(links, self.rows_received, has_more)
-            }
-            Page::Rows {
-                start,
-                batches,
-                has_more,
-            } => {
-                if spark && start != self.rows_received {
-                    return Err(self.shared.err(Error::decode(format!(
-                        "the server sent rows starting at offset {start} but {} rows were read so far: rows would be lost or duplicated",
-                        self.rows_received
-                    ))));
-                }
-                let count: usize = batches.iter().map(|b| b.num_rows()).sum();
-                self.rows_received += count as i64;
-                self.pending
-                    .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
-                self.more_rows = if spark {
-                    has_more.unwrap_or(false)
-                } else {
-                    // Vanilla HiveServer2 always says false: read until an empty page.
-                    count > 0
-                };
-                if self.more_rows {
-                    self.empty_pages
-                        .record(count == 0, "rows", self.rows_received)
-                        .map_err(|e| self.shared.err(e))?;
-                }
-                self.start_prefetch();
-                Ok(())
-            }
-        }
-    }
-
-    /// Fetch and decode the next page in the background while the caller consumes this one.
-    fn start_prefetch(&mut self) {
-        if !self.more_rows || self.prefetch.is_some() || self.shared.closed.load(Ordering::Acquire)
-        {
-            return;
-        }
-        let Some(decoder) = self.decoder.clone() else {
-            return;
-        };
-        let shared = self.shared.clone();
-        let threads = self.session.client.decode_threads.clone();
-        let max_rows = self.options.max_rows_per_fetch;
-        let from = self.next_offset();
-        // After an empty page, the server is given a moment before it is asked again.
-        let delay = self.empty_pages.delay();
-        self.prefetch = Some(AbortOnDrop(tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let resp = fetch_page(&shared, max_rows, from).await?;
-            decode_page(&threads, decoder, resp)
-                .await
-                .map_err(|e| shared.err(e))
-        })));
-    }
-
-    /// The row offset the next page must start at, asked for explicitly (`startRowOffset`) so
-    /// that a FetchResults resent after its reply was lost gets the same rows again instead of
-    /// the page after them. `None` on a plain HiveServer2 server (no such field: the next page).
-    fn next_offset(&self) -> Option<i64> {
-        self.session
-            .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1)
-            .then_some(self.rows_received)
-    }
-
-    /// The next page: the one prefetched, or one fetched now.
-    async fn next_page(&mut self) -> Result<Page> {
-        match self.prefetch.take() {
-            Some(mut task) => match (&mut task.0).await {
-                Ok(page) => page,
-                Err(e) => Err(self.shared.err(Error::protocol(format!(
-                    "the task reading a result page failed: {e}"
-                )))),
-            },
-            None => {
-                let from = self.next_offset();
-                let resp = fetch_page(&self.shared, self.options.max_rows_per_fetch, from).await?;
-                let decoder = self.decoder.clone().ok_or_else(|| {
-                    self.shared
-                        .err(Error::protocol("rows arrived before metadata"))
-                })?;
-                let threads = &self.session.client.decode_threads;
-                decode_page(threads, decoder, resp)
-                    .await
-                    .map_err(|e| self.shared.err(e))
-            }
-        }
-    }
-
-    /// The result is CloudFetch links: hand it to the download pipeline from here on.
-    fn start_cloudfetch(
-        &mut self,
-        links: Vec<ResultLink>,
-        first_row_offset: i64,
-        has_more_rows: Option<bool>,
-    ) -> Result<()> {
-        let decoder = self.decoder.as_ref().ok_or_else(|| {
-            self.shared
-                .err(Error::protocol("links arrived before metadata"))
-        })?;
+        let decoder = Arc::new(decoder);
         let client = &self.session.client;
-        let recorder = self.shared.recorder.clone();
-        let observer: Option<Arc<dyn ChunkObserver>> =
-            match (recorder.clone(), client.telemetry.chunk_observer().cloned()) {
-                (Some(recorder), Some(user)) => Some(Arc::new(move |stats: &ChunkStats| {
-                    recorder.on_chunk(stats);
-                    user.on_chunk(stats);
-                })),
-                (Some(recorder), None) => Some(recorder),
-                (None, user) => user,
-            };
-        let stream = CloudFetchStream::start(CloudFetchStart {
-            config: client.config.cloud_fetch_config.clone(),
-            transport: client.transport.clone(),
-            link_source: Arc::new(OperationLinks {
-                shared: self.shared.clone(),
-                max_rows: self.options.max_rows_per_fetch,
-            }),
-            first_links: links,
-            more_links: has_more_rows.unwrap_or(false),
-            first_row_offset,
-            schema: decoder.schema(),
-            lz4: decoder.lz4_compressed(),
-            observer,
-            cancelled: Some(Box::pin(self.shared.clone().cancelled())),
-            buffers: client.cloudfetch_buffers.clone(),
+        let pages = Arc::new(ThriftPages {
+            shared: self.shared.clone(),
+            max_rows: self.options.max_rows_per_fetch,
+            decoder: decoder.clone(),
             decode_threads: client.decode_threads.clone(),
-        })
-        .map_err(|e| self.shared.err(e))?;
-        if let Some(recorder) = &recorder {
-            recorder.cloudfetch(stream.counters());
-        }
-        self.cloudfetch = Some(stream);
-        self.more_rows = false;
+        });
+        let start_cloudfetch = self.cloudfetch_starter(&decoder, pages.clone());
+        self.reader = Some(ResultReader::new(
+            pages,
+            self.session
+                .supports(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V1),
+            EmptyPages::within(&client.config.retry),
+            start_cloudfetch,
+        ));
+        self.decoder = Some(decoder);
         Ok(())
+    }
+
+    /// How this result's CloudFetch stream starts, should its pages turn out to be links: the
+    /// client's pipeline settings, transport, buffers and decode threads, the statement's
+    /// telemetry and the application's chunk observer, and its cancellation.
+    fn cloudfetch_starter(
+        &self,
+        decoder: &ResultDecoder,
+        links: Arc<ThriftPages>,
+    ) -> StartCloudFetch {
+        let client = self.session.client.clone();
+        let recorder = self.shared.recorder.clone();
+        let shared = self.shared.clone();
+        let schema = decoder.schema();
+        let lz4 = decoder.lz4_compressed();
+        Box::new(move |first_links, first_row_offset, more_links| {
+            let observer: Option<Arc<dyn ChunkObserver>> =
+                match (recorder.clone(), client.telemetry.chunk_observer().cloned()) {
+                    (Some(recorder), Some(user)) => Some(Arc::new(move |stats: &ChunkStats| {
+                        recorder.on_chunk(stats);
+                        user.on_chunk(stats);
+                    })),
+                    (Some(recorder), None) => Some(recorder),
+                    (None, user) => user,
+                };
+            let stream = CloudFetchStream::start(CloudFetchStart {
+                config: client.config.cloud_fetch_config.clone(),
+                transport: client.transport.clone(),
+                link_source: links,
+                first_links,
+                more_links,
+                first_row_offset,
+                schema,
+                lz4,
+                observer,
+                cancelled: Some(Box::pin(shared.cancelled())),
+                buffers: client.cloudfetch_buffers.clone(),
+                decode_threads: client.decode_threads.clone(),
+            })?;
+            if let Some(recorder) = &recorder {
+                recorder.cloudfetch(stream.counters());
+            }
+            Ok(stream)
+        })
     }
 
     fn cancelled_error(&self) -> Error {
@@ -881,24 +761,6 @@ impl Operation {
     }
 }
 
-/// One page of a result, as read from a FetchResults reply (or the direct results).
-enum Page {
-    /// Inline rows, decoded.
-    Rows {
-        start: i64,
-        batches: Vec<RecordBatch>,
-        has_more: Option<bool>,
-    },
-    /// CloudFetch links: the rest of the result goes through the download pipeline.
-    Links {
-        start: i64,
-        links: Vec<ResultLink>,
-        has_more: Option<bool>,
-    },
-    /// No row set at all: the end.
-    End,
-}
-
 /// Inline pages larger than this (in encoded bytes, about) are decoded on the client's decode
 /// threads, off the async workers: 256 KiB. Smaller ones cost less than the hand-off.
 const DECODE_OFF_WORKER_BYTES: usize = 256 * 1024;
@@ -910,9 +772,9 @@ async fn decode_page(
     resp: TFetchResultsResp,
 ) -> Result<Page> {
     if encoded_bytes(&resp) <= DECODE_OFF_WORKER_BYTES {
-        return Page::decode(&decoder, resp);
+        return to_page(&decoder, resp);
     }
-    threads.decode(move || Page::decode(&decoder, resp)).await
+    threads.decode(move || to_page(&decoder, resp)).await
 }
 
 /// About how many bytes a page's rows take encoded: its Arrow batches, or its columns' values.
@@ -933,34 +795,24 @@ fn encoded_bytes(resp: &TFetchResultsResp) -> usize {
     arrow.saturating_add(columns)
 }
 
-impl Page {
-    fn decode(decoder: &ResultDecoder, resp: TFetchResultsResp) -> Result<Page> {
-        let Some(mut rows) = resp.results else {
-            return Ok(Page::End);
-        };
-        let start = rows.start_row_offset;
-        if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
-            return Ok(Page::Links {
-                start,
-                links: links.into_iter().map(ResultLink::from).collect(),
-                has_more: resp.has_more_rows,
-            });
-        }
-        Ok(Page::Rows {
+/// A FetchResults reply (or the direct results) as a [`Page`].
+fn to_page(decoder: &ResultDecoder, resp: TFetchResultsResp) -> Result<Page> {
+    let Some(mut rows) = resp.results else {
+        return Ok(Page::End);
+    };
+    let start = rows.start_row_offset;
+    if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
+        return Ok(Page::Links {
             start,
-            batches: decoder.decode(rows)?,
+            links: links.into_iter().map(ResultLink::from).collect(),
             has_more: resp.has_more_rows,
-        })
+        });
     }
-}
-
-/// A spawned task that is aborted when this handle is dropped (no task outlives its operation).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    Ok(Page::Rows {
+        start,
+        batches: decoder.decode(rows)?,
+        has_more: resp.has_more_rows,
+    })
 }
 
 /// One FetchResults call: the next page, or the page starting at `start_row_offset`.
@@ -981,22 +833,25 @@ async fn fetch_page(
     shared.counted(shared.rpc.fetch_results(req)).await
 }
 
-/// CloudFetch link pages of one operation: FetchResults from a given row offset.
-struct OperationLinks {
+/// The pages of one operation's result: FetchResults from a given row offset, decoded (large
+/// inline pages on the client's decode threads); for CloudFetch, the link pages.
+struct ThriftPages {
     shared: Arc<OpShared>,
     max_rows: i64,
+    decoder: Arc<ResultDecoder>,
+    decode_threads: Arc<DecodeThreads>,
 }
 
-impl std::fmt::Debug for OperationLinks {
+impl std::fmt::Debug for ThriftPages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperationLinks")
+        f.debug_struct("ThriftPages")
             .field("statement_id", &self.shared.id)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 #[async_trait]
-impl LinkSource for OperationLinks {
+impl LinkSource for ThriftPages {
     async fn fetch_links(&self, start_row_offset: i64) -> Result<(Vec<ResultLink>, bool)> {
         let resp = fetch_page(&self.shared, self.max_rows, Some(start_row_offset)).await?;
         let links = resp
@@ -1007,6 +862,20 @@ impl LinkSource for OperationLinks {
             .map(ResultLink::from)
             .collect();
         Ok((links, resp.has_more_rows.unwrap_or(false)))
+    }
+}
+
+#[async_trait]
+impl PageSource for ThriftPages {
+    async fn page(&self, start_row_offset: Option<i64>) -> Result<Page> {
+        let resp = fetch_page(&self.shared, self.max_rows, start_row_offset).await?;
+        decode_page(&self.decode_threads, self.decoder.clone(), resp)
+            .await
+            .map_err(|e| self.shared.err(e))
+    }
+
+    fn closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
     }
 }
 

@@ -5,6 +5,11 @@
 //! [`ResultDecoder`] is the entry point: build it once per result from
 //! `TGetResultSetMetadataResp`, then [`decode`](ResultDecoder::decode) every `TRowSet` of the
 //! result (from direct results and from each `FetchResults`) in order.
+//!
+//! [`reader::ResultReader`] reads one result's decoded pages in order (row offsets checked,
+//! the next page prefetched, empty pages bounded) and hands it to the [`cloudfetch`] pipeline
+//! when links arrive; the pipeline and the reader take the driver's own page and link types,
+//! so that any protocol can feed them.
 
 pub(crate) mod arrow_inline;
 pub(crate) mod cloudfetch;
@@ -14,6 +19,7 @@ pub(crate) mod empty_pages;
 #[cfg(any(test, feature = "mock"))]
 pub(crate) mod encode;
 pub(crate) mod lz4;
+pub(crate) mod reader;
 #[cfg(test)]
 mod round_trip_tests;
 pub(crate) mod schema;
