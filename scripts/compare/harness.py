@@ -18,9 +18,12 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# A run still going after this many seconds is killed and counted as a failure.
+RUN_TIMEOUT = 300
 
 
 class Variant:
@@ -149,21 +152,41 @@ def start_mock(root):
     return proc, found
 
 
-def communicate_and_wait4(argv, env):
-    """Runs argv to its end; returns (exit code, stdout, stderr, rusage of that process)."""
+def communicate_and_wait4(argv, env, timeout):
+    """Runs argv to its end; returns (exit code, stdout, stderr, rusage of that process).
+
+    The process is killed after `timeout` seconds (a run that hangs is an error)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # Read the pipes first (a full pipe would block the child), then reap it with wait4 for
-    # its own rusage (RUSAGE_CHILDREN would mix every child's peak RSS).
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, err, usage
+    # Read the pipes on threads (a full pipe would block the child), and reap the child with
+    # wait4 for its own rusage (RUSAGE_CHILDREN would mix every child's peak RSS).
+    chunks = {}
+
+    def drain(name, pipe):
+        chunks[name] = pipe.read()
+
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for r in readers:
+        r.start()
+    killer = threading.Timer(timeout, proc.kill)  # the child is not reaped before wait4
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: never signalled again
+    finally:
+        killer.cancel()
+    for r in readers:
+        r.join()
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        raise RuntimeError(f"killed after {timeout} s without a result")
+    return proc.returncode, chunks.get("out", b""), chunks.get("err", b""), usage
 
 
 def measure(variant, size, env, expected_rows):
     t0 = time.perf_counter()
-    code, out, err, usage = communicate_and_wait4(variant.argv + [str(size)], env)
+    code, out, err, usage = communicate_and_wait4(variant.argv + [str(size)], env, RUN_TIMEOUT)
     wall = time.perf_counter() - t0
     if code != 0:
         raise RuntimeError(f"exit code {code}: {err.decode(errors='replace').strip()[-3000:]}")
