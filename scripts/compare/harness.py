@@ -39,8 +39,14 @@ class Variant:
         self.error = None
 
 
+def example(root, name):
+    """A release example's executable, in CARGO_TARGET_DIR when it is set (as cargo does)."""
+    target = os.path.join(root, os.environ.get("CARGO_TARGET_DIR") or "target")
+    return os.path.join(target, "release", "examples", name)
+
+
 def rust(root, workload, api):
-    exe = os.path.join(root, "target", "release", "examples", "compare_client")
+    exe = example(root, "compare_client")
     return Variant("databricks-sql (Rust)", [exe, workload], workload, api)
 
 
@@ -130,7 +136,7 @@ def workloads(root, quick):
 
 
 def start_mock(root):
-    exe = os.path.join(root, "target", "release", "examples", "mock_warehouse")
+    exe = example(root, "mock_warehouse")
     proc = subprocess.Popen(
         [exe, "--port", "0", "--keep-files"],
         stdout=subprocess.PIPE,
