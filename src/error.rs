@@ -29,7 +29,8 @@ pub enum ErrorKind {
     /// retried) and a refused connection (retried twice within about half a second).
     Connect,
     /// A connect or request timeout of the transport elapsed. Retried when the request may run
-    /// twice, or when the connection was never made.
+    /// twice, or when the connection was never made. Also the wait or create timeout of a
+    /// session pool (feature `pool`), which is not retried.
     Timeout,
     /// The reply could not be understood: malformed Thrift, an unexpected message, a missing field,
     /// a Thrift application exception. Not retried.

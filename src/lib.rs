@@ -23,7 +23,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `mock` feature, `mock::MockWarehouse` is an in-process warehouse for tests.
+//! With the `mock` feature, `mock::MockWarehouse` is an in-process warehouse for tests; with the
+//! `pool` feature, `pool::SessionPool` keeps open sessions for reuse.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
@@ -39,6 +40,8 @@ pub mod http;
 pub mod mock;
 mod operation;
 pub mod params;
+#[cfg(feature = "pool")]
+pub mod pool;
 pub(crate) mod results;
 mod session;
 mod settings;

@@ -769,6 +769,24 @@ impl Session {
         })
     }
 
+    /// Whether the session is still usable: open on this side and known to the server, checked
+    /// with one GetInfo call (`CLI_SERVER_NAME`), the cheapest call that names the session: one
+    /// round trip, no operation created on the server.
+    pub(crate) async fn check_alive(&self) -> Result<()> {
+        self.inner.ensure_open()?;
+        self.info_string(TGetInfoType::CLI_SERVER_NAME)
+            .await
+            .map(|_| ())
+    }
+
+    /// Note that the server no longer has this session (it answered with an invalid handle),
+    /// so that dropping it sends no CloseSession.
+    pub(crate) fn forget_on_server(&self) {
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            self.inner.client.forget_session(&self.inner.id);
+        }
+    }
+
     /// One GetInfo call whose answer is a string.
     async fn info_string(&self, info_type: TGetInfoType) -> Result<String> {
         let req = TGetInfoReq::new(self.inner.handle.clone(), info_type);

@@ -81,6 +81,8 @@
 //! - FetchResults pages by `maxRows` (and `maxBytes` when sent), from the operation's cursor or
 //!   from `startRowOffset`, with `hasMoreRows`.
 //! - An unknown (or closed) session or operation handle answers `INVALID_HANDLE`.
+//!   [`MockWarehouse::expire_session`] and [`MockWarehouse::expire_all_sessions`] close sessions
+//!   on the server side, as a warehouse does when a session idles out.
 //!
 //! # CloudFetch
 //! When the client sent `canDownloadResult` (Arrow granted, session at SPARK V3 or later) and the
@@ -1038,6 +1040,27 @@ impl MockWarehouse {
     /// Sessions opened and not yet closed.
     pub fn open_sessions(&self) -> usize {
         self.inner.shared.lock().open_sessions()
+    }
+
+    /// Close the session `session_id` (UUID text) on the server side, with its operations, as a
+    /// warehouse does when a session idles out or the warehouse restarts: later calls naming it
+    /// answer `INVALID_HANDLE`. Returns whether such an open session existed.
+    pub fn expire_session(&self, session_id: &str) -> bool {
+        let mut st = self.inner.shared.lock();
+        let id = st
+            .sessions
+            .keys()
+            .find(|id| crate::thrift::handles::guid_to_string(id.as_slice()) == session_id)
+            .copied();
+        id.is_some_and(|id| st.close_session(&id))
+    }
+
+    /// Close every open session on the server side (see
+    /// [`expire_session`](Self::expire_session)); returns how many were open.
+    pub fn expire_all_sessions(&self) -> usize {
+        let mut st = self.inner.shared.lock();
+        let ids: Vec<_> = st.sessions.keys().copied().collect();
+        ids.iter().filter(|id| st.close_session(id)).count()
     }
 
     /// Operations not yet closed (by CloseOperation, direct results' `closeOperation`, or the
