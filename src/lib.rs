@@ -40,6 +40,7 @@ pub mod mock;
 mod operation;
 pub mod params;
 pub(crate) mod results;
+pub mod rows;
 mod session;
 mod settings;
 mod staging;
