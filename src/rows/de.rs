@@ -7,6 +7,8 @@ use serde::de::value::{BorrowedStrDeserializer, U8Deserializer};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 
+use arrow_schema::TimeUnit;
+
 use super::column::{Col, Fields, Kind, TextBuf};
 
 /// A deserialization failure inside one row, with the batch column it happened in when known.
@@ -209,12 +211,30 @@ impl<'c, 'a> de::Deserializer<'a> for ValueDe<'c, 'a> {
     fn deserialize_i32<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value> {
         visitor.visit_i32(self.int("i32")?)
     }
+    /// Integers; a timestamp as microseconds since the epoch (what
+    /// `chrono::serde::ts_microseconds` reads into a `DateTime<Utc>` without parsing text).
     #[inline]
     fn deserialize_i64<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value> {
-        if let (Kind::I64(v), false) = (&self.col.kind, self.col.is_null(self.row)) {
-            return visitor.visit_i64(v[self.row]);
+        let null = self.col.is_null(self.row);
+        match (&self.col.kind, null) {
+            (Kind::I64(v), false) => visitor.visit_i64(v[self.row]),
+            (Kind::Timestamp { values, unit, .. }, false) => {
+                let v = values[self.row];
+                let micros = match unit {
+                    TimeUnit::Second => v.checked_mul(1_000_000),
+                    TimeUnit::Millisecond => v.checked_mul(1_000),
+                    TimeUnit::Microsecond => Some(v),
+                    TimeUnit::Nanosecond => Some(v.div_euclid(1_000)),
+                };
+                match micros {
+                    Some(micros) => visitor.visit_i64(micros),
+                    None => Err(DeError::new(format!(
+                        "the timestamp {v} ({unit:?}) is out of range for i64 microseconds"
+                    ))),
+                }
+            }
+            _ => visitor.visit_i64(self.int("i64")?),
         }
-        visitor.visit_i64(self.int("i64")?)
     }
     fn deserialize_i128<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value> {
         visitor.visit_i128(self.int("i128")?)
