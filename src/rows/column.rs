@@ -460,9 +460,9 @@ impl TextBuf {
                 let nanos = at.nanosecond();
                 if nanos != 0 {
                     self.push(b'.');
-                    if nanos % 1_000_000 == 0 {
+                    if nanos.is_multiple_of(1_000_000) {
                         self.push_digits(nanos / 1_000_000, 3);
-                    } else if nanos % 1_000 == 0 {
+                    } else if nanos.is_multiple_of(1_000) {
                         self.push_digits(nanos / 1_000, 6);
                     } else {
                         self.push_digits(nanos, 9);

@@ -57,8 +57,11 @@
 //! # Errors
 //! A value that does not convert is an error of kind [`Decode`](crate::ErrorKind::Decode), never
 //! a panic, naming the row (counted from 0 over the whole result), the column (index and name),
-//! its Arrow type and the Rust type asked for, e.g. `cannot deserialize row 17, column 2
-//! `amount` (Float64): Arrow type Float64 cannot be deserialized into i32`.
+//! its Arrow type and the Rust type asked for:
+//!
+//! ```text
+//! result decoding failed: cannot deserialize row 17, column 2 `amount` (Float64): Arrow type Float64 cannot be deserialized into i32
+//! ```
 //!
 //! # Why a deserializer of our own
 //! The `serde_arrow` crate (0.15.1, which has an `arrow-60` feature for the arrow sub-crates) was
