@@ -581,8 +581,9 @@ impl Operation {
 
     /// The rows of the result as `T`s, deserialized with serde (see [`rows`](crate::rows) for
     /// how Arrow types map to Rust types). A row that does not deserialize ends the stream with
-    /// an error of kind [`Decode`](ErrorKind::Decode) naming the row (counted from 0 over the
-    /// whole result), the column and both types, after the rows before it.
+    /// an error of kind [`Decode`](ErrorKind::Decode) naming the row, the column and both
+    /// types, after the rows before it. Rows are numbered from 0 at the first row this stream
+    /// reads (the first of the result, unless batches were read before).
     ///
     /// ```no_run
     /// # async fn run(session: databricks_sql::Session) -> databricks_sql::Result<()> {
@@ -619,7 +620,8 @@ impl Operation {
         .boxed()
     }
 
-    /// Read the whole remaining result into memory as `T`s (see [`rows`](Operation::rows)).
+    /// Read the whole remaining result into memory as `T`s (see [`rows`](Operation::rows));
+    /// the first error ends the read.
     pub async fn fetch_all_as<T: DeserializeOwned>(&mut self) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut next_row = 0u64;
@@ -632,7 +634,7 @@ impl Operation {
     }
 
     /// The rows of the result one at a time, to read by column index or name with
-    /// [`Row::get`](crate::rows::Row::get).
+    /// [`Row::get`](crate::rows::Row::get); numbered like the rows of [`rows`](Operation::rows).
     pub fn rows_raw(&mut self) -> BoxStream<'_, Result<crate::rows::Row>> {
         let state = (
             self,

@@ -56,7 +56,7 @@
 //!
 //! # Errors
 //! A value that does not convert is an error of kind [`Decode`](crate::ErrorKind::Decode), never
-//! a panic, naming the row (counted from 0 over the whole result), the column (index and name),
+//! a panic, naming the row (counted from 0 over the result read), the column (index and name),
 //! its Arrow type and the Rust type asked for:
 //!
 //! ```text
