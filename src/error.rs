@@ -46,7 +46,9 @@ pub enum ErrorKind {
     /// The statement ran longer than its query timeout (the server's TIMEDOUT state). Not retried.
     QueryTimeout,
     /// The result data could not be decoded (Arrow IPC, LZ4, column conversion) or did not match
-    /// what the server announced (row counts, offsets). Not retried.
+    /// what the server announced (row counts, offsets); or a value did not convert into the
+    /// Rust type a typed row asked for (see [`rows`](crate::rows): a type mismatch, a NULL into
+    /// a type other than `Option`, a missing column). Not retried.
     Decode,
     /// A CloudFetch file download failed after its retries and link refreshes (the downloads
     /// themselves are retried like idempotent requests). Not retried further.

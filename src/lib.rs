@@ -43,6 +43,7 @@ pub mod params;
 #[cfg(feature = "pool")]
 pub mod pool;
 pub(crate) mod results;
+pub mod rows;
 mod session;
 mod settings;
 mod staging;

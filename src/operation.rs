@@ -9,6 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -559,6 +560,84 @@ impl Operation {
     pub fn into_stream(self) -> BoxStream<'static, Result<RecordBatch>> {
         futures::stream::try_unfold(self, |mut op| async move {
             Ok(op.next_batch().await?.map(|b| (b, op)))
+        })
+        .boxed()
+    }
+
+    /// The rows of the result as `T`s, deserialized with serde (see [`rows`](crate::rows) for
+    /// how Arrow types map to Rust types). A row that does not deserialize ends the stream with
+    /// an error of kind [`Decode`](ErrorKind::Decode) naming the row, the column and both
+    /// types, after the rows before it. Rows are numbered from 0 at the first row this stream
+    /// reads (the first of the result, unless batches were read before).
+    ///
+    /// ```no_run
+    /// # async fn run(session: databricks_sql::Session) -> databricks_sql::Result<()> {
+    /// use futures::TryStreamExt;
+    ///
+    /// let mut op = session.execute_statement("SELECT * FROM mock.rows(10)").await?;
+    /// let pairs: Vec<(i64, Option<String>)> = op.rows().try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rows<'a, T: DeserializeOwned + Send + 'a>(&'a mut self) -> BoxStream<'a, Result<T>> {
+        let state = (self, Vec::new().into_iter(), None::<Error>, 0u64);
+        futures::stream::try_unfold(
+            state,
+            |(op, mut ready, mut failed, mut next_row)| async move {
+                loop {
+                    if let Some(value) = ready.next() {
+                        return Ok(Some((value, (op, ready, failed, next_row))));
+                    }
+                    if let Some(e) = failed.take() {
+                        return Err(e);
+                    }
+                    let Some(batch) = op.next_batch().await? else {
+                        return Ok(None);
+                    };
+                    let mut values = Vec::new();
+                    if let Err(e) = crate::rows::deserialize_rows(&batch, next_row, &mut values) {
+                        failed = Some(op.shared.err(e));
+                    }
+                    next_row += batch.num_rows() as u64;
+                    ready = values.into_iter();
+                }
+            },
+        )
+        .boxed()
+    }
+
+    /// Read the whole remaining result into memory as `T`s (see [`rows`](Operation::rows));
+    /// the first error ends the read.
+    pub async fn fetch_all_as<T: DeserializeOwned>(&mut self) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut next_row = 0u64;
+        while let Some(batch) = self.next_batch().await? {
+            crate::rows::deserialize_rows(&batch, next_row, &mut out)
+                .map_err(|e| self.shared.err(e))?;
+            next_row += batch.num_rows() as u64;
+        }
+        Ok(out)
+    }
+
+    /// The rows of the result one at a time, to read by column index or name with
+    /// [`Row::get`](crate::rows::Row::get); numbered like the rows of [`rows`](Operation::rows).
+    pub fn rows_raw(&mut self) -> BoxStream<'_, Result<crate::rows::Row>> {
+        let state = (
+            self,
+            None::<Box<dyn Iterator<Item = crate::rows::Row> + Send>>,
+            0u64,
+        );
+        futures::stream::try_unfold(state, |(op, mut ready, mut next_row)| async move {
+            loop {
+                if let Some(row) = ready.as_mut().and_then(|rows| rows.next()) {
+                    return Ok(Some((row, (op, ready, next_row))));
+                }
+                let Some(batch) = op.next_batch().await? else {
+                    return Ok(None);
+                };
+                let rows = batch.num_rows() as u64;
+                ready = Some(Box::new(crate::rows::rows_of(batch, next_row)));
+                next_row += rows;
+            }
         })
         .boxed()
     }
