@@ -771,7 +771,8 @@ impl Session {
 
     /// Whether the session is still usable: open on this side and known to the server, checked
     /// with one GetInfo call (`CLI_SERVER_NAME`), the cheapest call that names the session: one
-    /// round trip, no operation created on the server.
+    /// round trip, no operation created on the server. The session pool's health check.
+    #[cfg(feature = "pool")]
     pub(crate) async fn check_alive(&self) -> Result<()> {
         self.inner.ensure_open()?;
         self.info_string(TGetInfoType::CLI_SERVER_NAME)
@@ -781,6 +782,7 @@ impl Session {
 
     /// Note that the server no longer has this session (it answered with an invalid handle),
     /// so that dropping it sends no CloseSession.
+    #[cfg(feature = "pool")]
     pub(crate) fn forget_on_server(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {
             self.inner.client.forget_session(&self.inner.id);
