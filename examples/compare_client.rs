@@ -10,7 +10,7 @@
 //!   cloudfetch_all   the same, every batch collected with `fetch_all()`
 //!   inline           `SELECT * FROM mock.rows(N)` (default 1,000,000), CloudFetch off
 //!   rows             `SELECT * FROM mock.rows(N)` (default 1,000,000) with the defaults, read
-//!                    as Arrow batches (the driver's only result API)
+//!                    as typed rows: `fetch_all_as` into a struct of the five columns
 //!   columns          N x `columns(samples, tpch, %, %)` read whole (default 200)
 //! ```
 //!
@@ -22,6 +22,18 @@
 use std::time::{Duration, Instant};
 
 use databricks_sql::{params, ClientBuilder, ExecuteOptions, Session};
+
+/// One row of `mock.rows`, as an application would declare it (chrono's own `Deserialize`
+/// for the timestamp, as the other drivers build their date-time objects).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct MockRow {
+    id: i64,
+    name: Option<String>,
+    amount: f64,
+    ts: chrono::DateTime<chrono::Utc>,
+    flag: bool,
+}
 
 /// What one workload measured.
 struct Measured {
@@ -126,7 +138,14 @@ async fn run(workload: &str, n: Option<u64>) -> Result<Measured, Box<dyn std::er
         }
         "rows" => {
             let n = n.unwrap_or(1_000_000);
-            timed(|| read_rows(s, n, ExecuteOptions::new(), true)).await?
+            timed(|| async move {
+                let sql = format!("SELECT * FROM mock.rows({n})");
+                let mut op = s.execute_statement(&sql).await?;
+                let rows: Vec<MockRow> = op.fetch_all_as().await?;
+                op.close().await?;
+                Ok((rows.len() as u64, 1, None))
+            })
+            .await?
         }
         "columns" => {
             let n = n.unwrap_or(200);

@@ -116,7 +116,7 @@ def workloads(root, quick):
             n_rows,
             None,
             [
-                rust(root, "rows", "Arrow batches, `fetch_all()` (the driver has no row API)"),
+                rust(root, "rows", "typed rows: `fetch_all_as` into a struct (`DateTime<Utc>` via chrono serde)"),
                 python("rows", "`fetchall()`: `Row` tuples"),
                 node("rows", "`fetchAll()`: JS objects"),
             ],
