@@ -220,6 +220,9 @@ pub struct Operation {
     decoder: Option<Arc<ResultDecoder>>,
     /// Reads the result's pages, once its metadata is known.
     reader: Option<ResultReader>,
+    /// Rows handed out by `next_batch` (less those given back by the typed-row streams): the
+    /// result position of the next row, which typed-row errors name.
+    rows_read: u64,
     rows_affected: Option<i64>,
     deadline: Option<Instant>,
     /// [`close`](Operation::close) was called: reads fail from now on.
@@ -315,6 +318,7 @@ impl Operation {
             direct,
             decoder: None,
             reader: None,
+            rows_read: 0,
             rows_affected,
             deadline,
             closed_by_user: false,
@@ -477,7 +481,22 @@ impl Operation {
         if let (Ok(_), Some(recorder)) = (&next, &self.shared.recorder) {
             recorder.read(started);
         }
+        if let Ok(Some(batch)) = &next {
+            self.rows_read += batch.num_rows() as u64;
+        }
         self.shared.observe(next)
+    }
+
+    /// Gives back the unread end of a batch `next_batch` handed out: the next read starts with
+    /// it.
+    fn unread(&mut self, batch: RecordBatch) {
+        if batch.num_rows() == 0 {
+            return;
+        }
+        if let Some(reader) = self.reader.as_mut() {
+            self.rows_read = self.rows_read.saturating_sub(batch.num_rows() as u64);
+            reader.unread(batch);
+        }
     }
 
     async fn read_next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -567,8 +586,10 @@ impl Operation {
     /// The rows of the result as `T`s, deserialized with serde (see [`rows`](crate::rows) for
     /// how Arrow types map to Rust types). A row that does not deserialize ends the stream with
     /// an error of kind [`Decode`](ErrorKind::Decode) naming the row, the column and both
-    /// types, after the rows before it. Rows are numbered from 0 at the first row this stream
-    /// reads (the first of the result, unless batches were read before).
+    /// types, after the rows before it. Rows are numbered by their position in the result,
+    /// from 0, whatever was read before. A stream dropped before the end hands the rows it has
+    /// not yielded back to the operation: the next read (another stream, `next_batch`) starts
+    /// with them; after an error, with the row that failed.
     ///
     /// ```no_run
     /// # async fn run(session: databricks_sql::Session) -> databricks_sql::Result<()> {
@@ -579,29 +600,28 @@ impl Operation {
     /// # Ok(()) }
     /// ```
     pub fn rows<'a, T: DeserializeOwned + Send + 'a>(&'a mut self) -> BoxStream<'a, Result<T>> {
-        let state = (self, Vec::new().into_iter(), None::<Error>, 0u64);
-        futures::stream::try_unfold(
-            state,
-            |(op, mut ready, mut failed, mut next_row)| async move {
-                loop {
-                    if let Some(value) = ready.next() {
-                        return Ok(Some((value, (op, ready, failed, next_row))));
-                    }
-                    if let Some(e) = failed.take() {
-                        return Err(e);
-                    }
-                    let Some(batch) = op.next_batch().await? else {
-                        return Ok(None);
-                    };
-                    let mut values = Vec::new();
-                    if let Err(e) = crate::rows::deserialize_rows(&batch, next_row, &mut values) {
-                        failed = Some(op.shared.err(e));
-                    }
-                    next_row += batch.num_rows() as u64;
-                    ready = values.into_iter();
+        let cursor = BatchCursor::new(self, Vec::<T>::new().into_iter());
+        futures::stream::try_unfold(cursor, |mut cursor| async move {
+            loop {
+                if let Some(value) = cursor.items.next() {
+                    cursor.consumed += 1;
+                    return Ok(Some((value, cursor)));
                 }
-            },
-        )
+                if let Some(e) = cursor.failed.take() {
+                    return Err(e);
+                }
+                let Some(batch) = cursor.next_batch().await? else {
+                    return Ok(None);
+                };
+                let mut values = Vec::new();
+                if let Err(e) = crate::rows::deserialize_rows(&batch, cursor.first_row, &mut values)
+                {
+                    cursor.failed = Some(cursor.op.shared.err(e));
+                }
+                cursor.items = values.into_iter();
+                cursor.batch = Some(batch);
+            }
+        })
         .boxed()
     }
 
@@ -609,34 +629,31 @@ impl Operation {
     /// the first error ends the read.
     pub async fn fetch_all_as<T: DeserializeOwned>(&mut self) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        let mut next_row = 0u64;
-        while let Some(batch) = self.next_batch().await? {
-            crate::rows::deserialize_rows(&batch, next_row, &mut out)
+        loop {
+            let first_row = self.rows_read;
+            let Some(batch) = self.next_batch().await? else {
+                return Ok(out);
+            };
+            crate::rows::deserialize_rows(&batch, first_row, &mut out)
                 .map_err(|e| self.shared.err(e))?;
-            next_row += batch.num_rows() as u64;
         }
-        Ok(out)
     }
 
     /// The rows of the result one at a time, to read by column index or name with
     /// [`Row::get`](crate::rows::Row::get); numbered like the rows of [`rows`](Operation::rows).
     pub fn rows_raw(&mut self) -> BoxStream<'_, Result<crate::rows::Row>> {
-        let state = (
-            self,
-            None::<Box<dyn Iterator<Item = crate::rows::Row> + Send>>,
-            0u64,
-        );
-        futures::stream::try_unfold(state, |(op, mut ready, mut next_row)| async move {
+        let none: Box<dyn Iterator<Item = crate::rows::Row> + Send> = Box::new(std::iter::empty());
+        futures::stream::try_unfold(BatchCursor::new(self, none), |mut cursor| async move {
             loop {
-                if let Some(row) = ready.as_mut().and_then(|rows| rows.next()) {
-                    return Ok(Some((row, (op, ready, next_row))));
+                if let Some(row) = cursor.items.next() {
+                    cursor.consumed += 1;
+                    return Ok(Some((row, cursor)));
                 }
-                let Some(batch) = op.next_batch().await? else {
+                let Some(batch) = cursor.next_batch().await? else {
                     return Ok(None);
                 };
-                let rows = batch.num_rows() as u64;
-                ready = Some(Box::new(crate::rows::rows_of(batch, next_row)));
-                next_row += rows;
+                cursor.items = Box::new(crate::rows::rows_of(batch.clone(), cursor.first_row));
+                cursor.batch = Some(batch);
             }
         })
         .boxed()
@@ -797,14 +814,14 @@ impl Operation {
             let stream = CloudFetchStream::start(CloudFetchStart {
                 config: client.config.cloud_fetch_config.clone(),
                 transport: client.transport.clone(),
-                link_source: links,
+                link_source: links.clone(),
                 first_links,
                 more_links,
                 first_row_offset,
-                schema,
+                schema: schema.clone(),
                 lz4,
                 observer,
-                cancelled: Some(Box::pin(shared.cancelled())),
+                cancelled: Some(Box::pin(shared.clone().cancelled())),
                 buffers: client.cloudfetch_buffers.clone(),
                 decode_threads: client.decode_threads.clone(),
             })?;
@@ -837,6 +854,58 @@ impl Operation {
             ErrorKind::QueryTimeout,
             format!("the statement did not finish within its query timeout of {secs} s"),
         ))
+    }
+}
+
+/// The state of a typed-row stream: the batch it is handing out row by row. A stream dropped
+/// before the end of its batch gives the unread rows back to the operation, so that the next
+/// read (a new stream, `next_batch`) starts with them and no row is lost.
+struct BatchCursor<'a, I> {
+    op: &'a mut Operation,
+    batch: Option<RecordBatch>,
+    /// The batch's rows, converted.
+    items: I,
+    /// How many of `items` were handed out.
+    consumed: usize,
+    /// The result position of the batch's first row.
+    first_row: u64,
+    /// The conversion error that ends the stream once the rows before it are handed out.
+    failed: Option<Error>,
+}
+
+impl<'a, I> BatchCursor<'a, I> {
+    /// A cursor with no batch yet; `items` is empty.
+    fn new(op: &'a mut Operation, items: I) -> Self {
+        let first_row = op.rows_read;
+        BatchCursor {
+            op,
+            batch: None,
+            items,
+            consumed: 0,
+            first_row,
+            failed: None,
+        }
+    }
+}
+
+impl<I> BatchCursor<'_, I> {
+    /// The next batch of the operation; the current one is finished.
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        self.batch = None;
+        self.consumed = 0;
+        self.first_row = self.op.rows_read;
+        self.op.next_batch().await
+    }
+}
+
+impl<I> Drop for BatchCursor<'_, I> {
+    fn drop(&mut self) {
+        if let Some(batch) = self.batch.take() {
+            let unread = batch.num_rows().saturating_sub(self.consumed);
+            if unread > 0 {
+                self.op.unread(batch.slice(self.consumed, unread));
+            }
+        }
     }
 }
 

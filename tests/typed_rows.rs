@@ -342,6 +342,65 @@ async fn a_value_out_of_range_names_the_absolute_row_column_and_both_types() {
 }
 
 #[tokio::test]
+async fn a_stream_dropped_mid_batch_gives_its_unread_rows_back() {
+    let (_mock, _client, session) = session().await;
+    // One page of 100 rows: the stream holds the whole batch while it yields row by row.
+    let mut op = session
+        .execute_statement("SELECT * FROM mock.rows(100)")
+        .await
+        .unwrap();
+    let first: Vec<MockRow> = op.rows().take(3).try_collect().await.unwrap();
+    assert_eq!(first, (0..3).map(expected).collect::<Vec<_>>());
+    // `rows_raw` dropped after 10 more rows gives back the rest too.
+    let rows: Vec<_> = op.rows_raw().take(10).try_collect().await.unwrap();
+    assert_eq!(rows.last().map(|r| r.number()), Some(12));
+    assert_eq!(rows.last().unwrap().get::<i64>("id").unwrap(), 12);
+    // Read on as Arrow: the batch starts at row 13.
+    let batch = op
+        .next_batch()
+        .await
+        .unwrap()
+        .expect("the rest of the batch");
+    let ids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<databricks_sql::arrow::array::Int64Array>()
+        .unwrap();
+    assert_eq!((ids.value(0), batch.num_rows()), (13, 87));
+    assert!(op.next_batch().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn after_an_error_the_failing_row_is_read_next_and_numbers_are_positions() {
+    let (_mock, _client, session) = session().await;
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Narrow {
+        id: u8,
+    }
+    let mut op = session
+        .execute_statement_with(
+            "SELECT * FROM mock.rows(300)",
+            ExecuteOptions::new()
+                .max_rows_per_fetch(100)
+                .direct_results(false),
+        )
+        .await
+        .unwrap();
+    // The first page as Arrow; the typed stream then numbers rows from 100.
+    assert_eq!(op.next_batch().await.unwrap().unwrap().num_rows(), 100);
+    let e = op
+        .rows::<Narrow>()
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("row 256 does not fit a u8");
+    assert!(e.to_string().contains("row 256"), "{e}");
+    // Nothing is lost: the next read starts at the row that failed.
+    let rows: Vec<MockRow> = op.fetch_all_as().await.unwrap();
+    assert_eq!(rows, (256..300).map(expected).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn type_mismatch_null_and_missing_field_errors_name_what_went_wrong() {
     let (_mock, _client, session) = session().await;
 

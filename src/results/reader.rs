@@ -52,9 +52,9 @@ pub(crate) trait PageSource: LinkSource {
 }
 
 /// Starts the CloudFetch stream of a result from its first links, the row offset they must
-/// start at, and whether more links follow. Called at most once.
+/// start at, and whether more links follow. Called again only when the previous call failed.
 pub(crate) type StartCloudFetch =
-    Box<dyn FnOnce(Vec<ResultLink>, i64, bool) -> Result<CloudFetchStream> + Send + Sync>;
+    Box<dyn FnMut(Vec<ResultLink>, i64, bool) -> Result<CloudFetchStream> + Send + Sync>;
 
 /// The reading state of one result.
 pub(crate) struct ResultReader {
@@ -62,8 +62,8 @@ pub(crate) struct ResultReader {
     /// Whether pages carry row offsets, checked against the rows read and asked for explicitly
     /// (not on plain HiveServer2 servers, which read until an empty page instead).
     offsets: bool,
-    /// How CloudFetch starts, until it has.
-    start_cloudfetch: Option<StartCloudFetch>,
+    /// How CloudFetch starts.
+    start_cloudfetch: StartCloudFetch,
     /// The next page, being fetched and decoded in the background.
     prefetch: Option<AbortOnDrop<Result<Page>>>,
     /// The CloudFetch pipeline, once the result turned out to be links to files.
@@ -100,7 +100,7 @@ impl ResultReader {
         ResultReader {
             source,
             offsets,
-            start_cloudfetch: Some(start_cloudfetch),
+            start_cloudfetch,
             prefetch: None,
             cloudfetch: None,
             pending: VecDeque::new(),
@@ -113,6 +113,11 @@ impl ResultReader {
     /// The next batch already in hand, if any.
     pub(crate) fn pop_pending(&mut self) -> Option<RecordBatch> {
         self.pending.pop_front()
+    }
+
+    /// Puts `batch` back in front of the batches in hand: the next read starts with it.
+    pub(crate) fn unread(&mut self, batch: RecordBatch) {
+        self.pending.push_front(batch);
     }
 
     /// The CloudFetch stream, once the result is read through one.
@@ -158,13 +163,17 @@ impl ResultReader {
                         self.rows_received
                     )));
                 }
-                let start_cloudfetch = self.start_cloudfetch.take().ok_or_else(|| {
-                    Error::protocol("the server sent CloudFetch links twice for one result")
-                })?;
+                if self.cloudfetch.is_some() {
+                    return Err(Error::protocol(
+                        "the server sent CloudFetch links twice for one result",
+                    ));
+                }
+                // A pipeline that fails to start leaves the reader as it was: a retried read
+                // fetches the same page again and tries again.
                 let stream =
-                    start_cloudfetch(links, self.rows_received, has_more.unwrap_or(false))?;
-                self.cloudfetch = Some(stream);
+                    (self.start_cloudfetch)(links, self.rows_received, has_more.unwrap_or(false))?;
                 self.more_rows = false;
+                self.cloudfetch = Some(stream);
                 Ok(())
             }
             Page::Rows {
@@ -242,5 +251,184 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use arrow_array::Int64Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::http::RetryPolicy;
+
+    /// Pages handed out in order, and the offsets they were asked for at.
+    #[derive(Debug, Default)]
+    struct Script {
+        pages: Mutex<VecDeque<Page>>,
+        asked: Mutex<Vec<Option<i64>>>,
+    }
+
+    impl fmt::Debug for Page {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Page::Rows { start, batches, .. } => write!(f, "Rows({start}, {})", batches.len()),
+                Page::Links { start, links, .. } => write!(f, "Links({start}, {})", links.len()),
+                Page::End => f.write_str("End"),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl LinkSource for Script {
+        async fn fetch_links(&self, _: i64) -> Result<(Vec<ResultLink>, bool)> {
+            Err(Error::protocol("no links in this script"))
+        }
+    }
+
+    #[async_trait]
+    impl PageSource for Script {
+        async fn page(&self, start_row_offset: Option<i64>) -> Result<Page> {
+            self.asked.lock().unwrap().push(start_row_offset);
+            Ok(self.pages.lock().unwrap().pop_front().unwrap_or(Page::End))
+        }
+
+        fn closed(&self) -> bool {
+            false
+        }
+    }
+
+    fn batch(from: i64, rows: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let ids = Int64Array::from_iter_values(from..from + rows);
+        RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap()
+    }
+
+    fn rows(start: i64, rows: i64, has_more: bool) -> Page {
+        Page::Rows {
+            start,
+            batches: vec![batch(start, rows)],
+            has_more: Some(has_more),
+        }
+    }
+
+    fn reader(pages: Vec<Page>, offsets: bool) -> (ResultReader, Arc<Script>) {
+        let script = Arc::new(Script {
+            pages: Mutex::new(pages.into()),
+            ..Script::default()
+        });
+        let no_cloudfetch: StartCloudFetch =
+            Box::new(|_, _, _| Err(Error::protocol("CloudFetch cannot start here")));
+        let reader = ResultReader::new(
+            script.clone(),
+            offsets,
+            EmptyPages::within(&RetryPolicy::default()),
+            no_cloudfetch,
+        );
+        (reader, script)
+    }
+
+    /// Reads every batch as `Operation` does; the ids in order, or the first error.
+    async fn read_all(reader: &mut ResultReader) -> Result<Vec<i64>> {
+        let mut ids = Vec::new();
+        loop {
+            while let Some(b) = reader.pop_pending() {
+                let column = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                ids.extend(column.values().iter().copied());
+            }
+            if !reader.wants_page() {
+                return Ok(ids);
+            }
+            let page = reader.next_page().await?;
+            reader.accept(page)?;
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_read_in_order_and_asked_for_at_the_rows_read_so_far() {
+        let (mut reader, script) = reader(
+            vec![rows(0, 5, true), rows(5, 3, true), rows(8, 2, false)],
+            true,
+        );
+        assert_eq!(
+            read_all(&mut reader).await.unwrap(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            *script.asked.lock().unwrap(),
+            vec![Some(0), Some(5), Some(8)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_does_not_start_where_the_rows_read_end_is_an_error() {
+        for page in [
+            rows(6, 3, false),
+            Page::Links {
+                start: 4,
+                links: Vec::new(),
+                has_more: Some(false),
+            },
+        ] {
+            let (mut reader, _) = reader(vec![rows(0, 5, true), page], true);
+            let e = read_all(&mut reader).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Decode);
+            assert!(e.to_string().contains("5 rows were read so far"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_offsets_the_result_ends_at_the_first_empty_page() {
+        // Plain HiveServer2: no offsets asked for or checked, `hasMoreRows` always false.
+        let (mut reader, script) = reader(
+            vec![rows(0, 4, false), rows(0, 3, false), rows(0, 0, false)],
+            false,
+        );
+        assert_eq!(read_all(&mut reader).await.unwrap().len(), 7);
+        assert_eq!(*script.asked.lock().unwrap(), vec![None, None, None]);
+    }
+
+    #[tokio::test]
+    async fn a_cloudfetch_start_that_fails_leaves_the_page_to_be_fetched_again() {
+        let links = Page::Links {
+            start: 0,
+            links: Vec::new(),
+            has_more: Some(false),
+        };
+        let (mut reader, _) = reader(vec![links], true);
+        let page = reader.next_page().await.unwrap();
+        let e = reader.accept(page).unwrap_err();
+        assert!(e.to_string().contains("cannot start"), "{e}");
+        assert!(
+            reader.wants_page(),
+            "the read is not over: the rows are still to come"
+        );
+        assert!(reader.cloudfetch().is_none());
+    }
+
+    #[tokio::test]
+    async fn unread_batches_come_back_first_and_stop_drops_everything() {
+        let (mut reader, _) = reader(vec![rows(0, 5, true), rows(5, 5, false)], true);
+        let page = reader.next_page().await.unwrap();
+        reader.accept(page).unwrap();
+        let first = reader.pop_pending().unwrap();
+        reader.unread(first.slice(2, 3));
+        let again = reader.pop_pending().unwrap();
+        let ids = again
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.values().to_vec(), vec![2, 3, 4]);
+        reader.unread(again);
+        reader.stop();
+        assert!(reader.pop_pending().is_none());
+        assert!(
+            reader.prefetch.is_none(),
+            "the prefetch of page 2 is dropped"
+        );
     }
 }

@@ -38,7 +38,7 @@
 //! | `Boolean` | `bool` |
 //! | `Utf8`, `LargeUtf8`, `Utf8View` | `String`, `&str` (borrowing the batch, with [`from_batch`]), `char`, unit enum variants by name; ARRAY/MAP/STRUCT targets parse the string as JSON (column-based results carry complex values as JSON text) |
 //! | `Binary`, `LargeBinary`, `BinaryView`, `FixedSizeBinary` | `Vec<u8>`, `serde_bytes` types |
-//! | `Decimal128`, `Decimal256` | [`Decimal`](crate::Decimal) (exact, up to 38 digits), `String` (exact text, e.g. `-12.5000`), `f64`/`f32` (rounded), integers (when it has no fraction) |
+//! | `Decimal128`, `Decimal256` | [`Decimal`](crate::Decimal) (exact, up to 38 digits), `String` (exact text, e.g. `-12.5000`), `f64`/`f32` (rounded); `Decimal128` also into integers (when it has no fraction) |
 //! | `Date32`, `Date64` | `chrono::NaiveDate`, `String` (`YYYY-MM-DD`) |
 //! | `Timestamp` with a time zone (Databricks `TIMESTAMP`) | `chrono::DateTime<Utc>` / `DateTime<FixedOffset>`, `String`: RFC 3339 text of the UTC instant (`2023-11-14T22:13:20.123456Z`), whichever the zone; `i64`: microseconds since the epoch |
 //! | `Timestamp` without a time zone (`TIMESTAMP_NTZ`) | `chrono::NaiveDateTime`, `String` (`2023-11-14T22:13:20.123456`); `i64`: microseconds since the epoch |
@@ -63,18 +63,11 @@
 //! result decoding failed: cannot deserialize row 17, column 2 `amount` (Float64): Arrow type Float64 cannot be deserialized into i32
 //! ```
 //!
-//! # Why a deserializer of our own
-//! The `serde_arrow` crate (0.15.1, which has an `arrow-60` feature for the arrow sub-crates) was
-//! evaluated first, on the `mock.rows` data (1M rows into a five-field struct, release build):
-//! it refuses timestamps in any zone but `UTC` (`Etc/UTC` and `America/Los_Angeles` fail with
-//! `unsupported timezone`, and warehouses send session zones such as `Etc/UTC`); it was 13x
-//! slower than a hand-written loop over the arrays with a `DateTime<Utc>` field and about 3x
-//! with the timestamp read as an `i64`; its mismatch errors name the field and Arrow type but
-//! neither the row nor the Rust type (`deserializer does not implement deserialize_i32_at`); and
-//! it brings `marrow`, `bytemuck` and `half` along. `Utf8View` and decimals (as strings) worked.
-//! The deserializer here picks each column's accessor once per batch, maps struct fields to
-//! columns once per batch, borrows strings from the batch, and formats timestamps without the
-//! formatting machinery (see the `typed_rows` benchmark).
+//! # How it reads
+//! The deserializer picks each column's accessor once per batch, maps struct fields to columns
+//! once per batch, borrows strings from the batch, and formats timestamps without the
+//! formatting machinery (see the `typed_rows` benchmark). Time zone names of every kind
+//! (`Etc/UTC`, `America/Los_Angeles`, offsets) are accepted.
 
 mod column;
 mod de;

@@ -22,6 +22,36 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
 }
 
 #[test]
+fn decimals_read_from_decimal_text_and_from_integers() {
+    let b = batch(vec![
+        (
+            "d",
+            Arc::new(arrow_array::Int64Array::from(vec![-12, 7])) as ArrayRef,
+        ),
+        (
+            "e",
+            Arc::new(
+                arrow_array::Decimal128Array::from(vec![-1250, 3])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+    ]);
+    let rows: Vec<(crate::Decimal, crate::Decimal)> = from_batch(&b).unwrap();
+    let text: Vec<(String, String)> = rows
+        .iter()
+        .map(|(d, e)| (d.to_string(), e.to_string()))
+        .collect();
+    assert_eq!(
+        text,
+        vec![
+            ("-12".to_string(), "-12.50".to_string()),
+            ("7".to_string(), "0.03".to_string())
+        ]
+    );
+}
+
+#[test]
 fn strings_of_every_layout_borrow_from_the_batch() {
     let b = batch(vec![
         (

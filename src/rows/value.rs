@@ -188,7 +188,8 @@ impl<'de> Deserialize<'de> for Decimal {
             }
         }
 
-        deserializer.deserialize_str(DecimalVisitor)
+        // Self-describing: a decimal column gives its text, an integer column its integer.
+        deserializer.deserialize_any(DecimalVisitor)
     }
 }
 
