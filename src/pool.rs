@@ -168,12 +168,12 @@ impl SessionPool {
                     shown(timeouts.create)
                 ),
             ),
-            PoolError::Timeout(TimeoutType::Recycle) => Error::new(
+            // deadpool 0.13 does not return a recycle timeout: a health check that outlasts it
+            // discards that session (dropped, so closed in the background) and `get` goes on
+            // with the next idle session or opens a new one.
+            PoolError::Timeout(other) => Error::new(
                 ErrorKind::Timeout,
-                format!(
-                    "the health check of a pooled session took longer than its recycle timeout ({})",
-                    shown(timeouts.recycle)
-                ),
+                format!("the session pool timed out ({other:?})"),
             ),
             PoolError::Closed => Error::closed("the session pool was closed"),
             PoolError::NoRuntimeSpecified => {
@@ -244,6 +244,10 @@ impl SessionPoolBuilder {
 
     /// How long opening a new session may take; `None` leaves it to the client's retry policy.
     /// Default [`DEFAULT_CREATE_TIMEOUT`] (60 s).
+    ///
+    /// When the timeout fires after the server opened the session but before its reply was
+    /// read, the driver never learns that session's handle and cannot close it: the session
+    /// stays open on the server until the server expires it as idle.
     pub fn create_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.create_timeout = timeout;
         self

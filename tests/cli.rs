@@ -102,17 +102,14 @@ async fn library_rows(n: usize) -> Vec<Row> {
     rows
 }
 
-/// Whether python3 can be run; tests that need it say so and end when it cannot.
-async fn have_python() -> bool {
-    let found = Command::new("python3")
-        .arg("--version")
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED: python3 is not installed, so the CSV/JSON output is not parsed back");
-    }
-    found
+/// Fail the test, naming the cause, when python3 cannot be run: the CSV and JSON checks parse
+/// the output back with it (python3 is part of the development and CI machines).
+async fn require_python() {
+    let version = Command::new("python3").arg("--version").output().await;
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "python3 is needed to parse the CSV/JSON output back, and `python3 --version` failed: {version:?}"
+    );
 }
 
 /// Python code that reads `rows` (a list of dicts of strings or JSON values) and prints them as
@@ -176,9 +173,7 @@ async fn mock_query_prints_an_aligned_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_output_parses_back_with_pythons_csv_module() {
-    if !have_python().await {
-        return;
-    }
+    require_python().await;
     let out = run(dbsql(&[
         "--mock",
         "--format",
@@ -199,9 +194,7 @@ async fn csv_output_parses_back_with_pythons_csv_module() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_output_parses_back_with_pythons_json_module() {
-    if !have_python().await {
-        return;
-    }
+    require_python().await;
     let out = run(dbsql(&[
         "--mock",
         "--format",
@@ -385,5 +378,91 @@ async fn configuration_comes_from_the_environment_and_the_token_is_never_printed
         .args(["--http-path", mock.http_path()]);
     let out = run(cmd).await;
     assert_success(&out);
+    mock.shutdown().await;
+}
+
+/// Send SIGINT (what Ctrl-C sends) to the running `child`.
+#[cfg(unix)]
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("dbsql is still running");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -INT {pid} failed: {status:?}");
+}
+
+/// Wait until `ready()` holds, failing the test if `child` ends first.
+#[cfg(unix)]
+async fn wait_until(child: &mut tokio::process::Child, what: &str, ready: impl Fn() -> bool) {
+    while !ready() {
+        if let Some(status) = child.try_wait().expect("dbsql can be waited for") {
+            panic!("dbsql ended ({status:?}) before {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Ctrl-C while a large result is written to `-o FILE`: exit status 130, one error line, and
+/// the partial file removed.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_writing_a_file_removes_it_and_exits_130() {
+    let path = scratch_dir("interrupted").join("rows.csv");
+    let _ = std::fs::remove_file(&path);
+    let mut child = dbsql(&[
+        "--mock",
+        "--format",
+        "csv",
+        "-o",
+        path.to_str().unwrap(),
+        "-e",
+        "SELECT * FROM mock.rows(5000000)",
+    ])
+    .spawn()
+    .expect("dbsql starts");
+    wait_until(&mut child, "writing its output file", || {
+        std::fs::metadata(&path).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    interrupt(&child);
+    let out = child.wait_with_output().await.expect("dbsql runs");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = assert_one_error_line(&out);
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!path.exists(), "the partial output file was removed");
+}
+
+/// Ctrl-C while ExecuteStatement waits for its reply: exit status 130 and the session closed
+/// on the server (the default action of SIGINT would end the process with it left open).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_before_the_statement_returns_closes_the_session_and_exits_130() {
+    let mock = MockWarehouse::start().await.unwrap();
+    mock.inject(
+        databricks_sql::mock::Fault::delay(std::time::Duration::from_secs(60))
+            .on("ExecuteStatement"),
+    );
+    let mut cmd = dbsql(&["--format", "csv", "-e", "SELECT * FROM range(2)"]);
+    cmd.env(
+        "DATABRICKS_HOST",
+        format!("http://127.0.0.1:{}", mock.port()),
+    )
+    .env("DATABRICKS_HTTP_PATH", mock.http_path())
+    .env("DATABRICKS_TOKEN", mock.token())
+    .env("DATABRICKS_TELEMETRY_DISABLED", "1");
+    let mut child = cmd.spawn().expect("dbsql starts");
+    wait_until(&mut child, "sending ExecuteStatement", || {
+        mock.call_count("ExecuteStatement") == 1
+    })
+    .await;
+    assert_eq!(mock.open_sessions(), 1);
+    interrupt(&child);
+    let out = child.wait_with_output().await.expect("dbsql runs");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = assert_one_error_line(&out);
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(mock.open_sessions(), 0, "dbsql closed its session");
     mock.shutdown().await;
 }

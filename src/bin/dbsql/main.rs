@@ -6,9 +6,12 @@
 
 mod output;
 
+use std::future::Future;
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Waker};
 
 use clap::{Parser, ValueEnum};
 use databricks_sql::mock::MockWarehouse;
@@ -132,6 +135,14 @@ impl Failure {
         }
     }
 
+    /// An interruption by Ctrl-C (exit status 130).
+    fn interrupted(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: INTERRUPTED,
+        }
+    }
+
     /// A driver error: configuration errors are usage errors, the rest run-time failures.
     fn driver(error: databricks_sql::Error) -> Self {
         let message = error_chain(&error);
@@ -165,6 +176,51 @@ fn one_line(text: &str) -> String {
 
 /// The exit status of an interrupted run (128 + SIGINT).
 const INTERRUPTED: u8 = 130;
+
+/// Ctrl-C (SIGINT), listened for from [`Interrupt::listen`] on: from then on the signal no
+/// longer ends the process, and [`unless_interrupted`] stops the work it runs instead.
+struct Interrupt {
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    fired: bool,
+}
+
+impl Interrupt {
+    /// Start listening for Ctrl-C now. When the handler cannot be installed, Ctrl-C keeps its
+    /// default action (it ends the process) and this never fires.
+    fn listen() -> Self {
+        let mut signal: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+        // `ctrl_c` installs its handler when first polled.
+        let fired = signal
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready();
+        Interrupt { signal, fired }
+    }
+
+    /// Wait for Ctrl-C; at once when it already came.
+    async fn fired(&mut self) {
+        if !self.fired {
+            self.signal.as_mut().await;
+            self.fired = true;
+        }
+    }
+}
+
+/// The output of `work`, or `None` when Ctrl-C comes first (`work` is then dropped).
+async fn unless_interrupted<T>(
+    interrupt: &mut Interrupt,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = interrupt.fired() => None,
+        out = work => Some(out),
+    }
+}
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -269,13 +325,16 @@ async fn connect(args: &Args) -> Result<(DBSQLClient, Option<MockWarehouse>), Fa
 
 async fn run(args: Args) -> Result<u8, Failure> {
     let sql = read_sql(&args)?;
-    let (client, mock) = connect(&args).await?;
+    let mut interrupt = Interrupt::listen();
+    let (client, mock) = unless_interrupted(&mut interrupt, connect(&args))
+        .await
+        .unwrap_or_else(|| Err(Failure::interrupted("interrupted before connecting")))?;
     let progress = if args.no_progress || !std::io::stderr().is_terminal() {
         Progress::hidden()
     } else {
         Progress::on_stderr()
     };
-    let result = execute(&client, &sql, &args, &progress).await;
+    let result = execute(&client, &sql, &args, &progress, &mut interrupt).await;
     progress.clear();
     // Closing frees the session on the server; its failure matters less than the statement's.
     let closed = client.close().await;
@@ -293,30 +352,67 @@ async fn run(args: Args) -> Result<u8, Failure> {
     Ok(code)
 }
 
-/// Run `sql` in a new session and write its result where the arguments say.
+/// Run `sql` in a new session and write its result where the arguments say. On Ctrl-C, what
+/// runs is stopped: the statement is cancelled, the session closed, the output file removed.
 async fn execute(
     client: &DBSQLClient,
     sql: &str,
     args: &Args,
     progress: &Progress,
+    interrupt: &mut Interrupt,
 ) -> Result<u8, Failure> {
-    let session = client.open_session().await.map_err(Failure::driver)?;
-    let mut op = session
-        .execute_statement(sql)
+    let interrupted = || Failure::interrupted("interrupted: the statement was cancelled");
+    let session = unless_interrupted(interrupt, client.open_session())
         .await
+        .ok_or_else(|| Failure::interrupted("interrupted before the statement was sent"))?
         .map_err(Failure::driver)?;
-    let cancel = op.cancel_handle();
-    let outcome = tokio::select! {
-        outcome = write_result(&mut op, args, progress) => outcome,
-        _ = tokio::signal::ctrl_c() => {
+    // Closing the session also ends a statement whose ExecuteStatement reply never came.
+    let mut op = match unless_interrupted(interrupt, session.execute_statement(sql)).await {
+        Some(Ok(op)) => op,
+        Some(Err(e)) => {
+            let _ = session.close().await;
+            return Err(Failure::driver(e));
+        }
+        None => {
+            let _ = session.close().await;
+            return Err(interrupted());
+        }
+    };
+    let outcome = match unless_interrupted(interrupt, write_result(&mut op, args, progress)).await {
+        Some(outcome) => outcome,
+        None => {
             progress.clear();
-            let _ = cancel.cancel().await;
-            Err(Failure { message: "interrupted: the statement was cancelled".into(), code: INTERRUPTED })
+            let _ = op.cancel_handle().cancel().await;
+            Err(interrupted())
         }
     };
     let _ = op.close().await;
     let _ = session.close().await;
     outcome
+}
+
+/// The output file while it is written: removed when dropped before [`keep`](Self::keep), so
+/// a run that fails or is interrupted after creating it leaves none. Only a regular file is
+/// removed (never a device such as `/dev/stdout`, a FIFO or a symbolic link).
+struct OutputFile<'a> {
+    path: Option<&'a Path>,
+}
+
+impl OutputFile<'_> {
+    /// The run succeeded: leave the file.
+    fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for OutputFile<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.path {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 /// Read the result of `op` and write it in the format asked for, to the output asked for.
@@ -335,27 +431,32 @@ async fn write_result(
         let _ = writeln!(std::io::stderr(), "{message}");
         return Ok(0);
     }
+    // Outlives the writer of the file (also when this future is dropped on Ctrl-C), so the
+    // file is closed before it is removed.
+    let mut created = OutputFile { path: None };
     let sink: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| {
                 Failure::run(format!(
                     "cannot create the output file {}: {e}",
                     path.display()
                 ))
-            })?,
-        )),
+            })?;
+            created.path = Some(path);
+            Box::new(std::io::BufWriter::new(file))
+        }
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let (sink, broken_pipe) = output::Sink::new(sink);
     let outcome = copy_result(op, schema, sink, args.format.into(), progress).await;
-    // The reader went away (`dbsql ... | head`): stop without an error.
-    if broken_pipe.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(0);
+    // The reader went away (`dbsql ... | head`, also through `-o /dev/stdout`): stop without
+    // an error.
+    let broken_pipe = broken_pipe.load(std::sync::atomic::Ordering::Relaxed);
+    if outcome.is_ok() || broken_pipe {
+        created.keep();
     }
-    if outcome.is_err() {
-        if let Some(path) = &args.output {
-            let _ = std::fs::remove_file(path);
-        }
+    if broken_pipe {
+        return Ok(0);
     }
     outcome
 }
