@@ -474,18 +474,30 @@ impl std::str::FromStr for Decimal {
 
 impl std::fmt::Display for Decimal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let magnitude = self.unscaled.unsigned_abs().to_string();
-        let scale = usize::from(self.scale);
-        if self.unscaled < 0 {
-            f.write_str("-")?;
-        }
-        if scale == 0 {
-            return f.write_str(&magnitude);
-        }
-        let padded = format!("{magnitude:0>width$}", width = scale + 1);
-        let (whole, fraction) = padded.split_at(padded.len() - scale);
-        write!(f, "{whole}.{fraction}")
+        // The scale is at most 38 (`Decimal::new`), so it fits an i8.
+        let scale = i8::try_from(self.scale).unwrap_or(i8::MAX);
+        f.write_str(&decimal_text(&self.unscaled.to_string(), scale))
     }
+}
+
+/// A decimal's text from the text of its unscaled integer and its scale (negative: that many
+/// zeros appended): [`Decimal`]'s `Display`, and the text typed rows give decimal columns.
+pub(crate) fn decimal_text(unscaled: &str, scale: i8) -> String {
+    let (sign, digits) = match unscaled.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", unscaled),
+    };
+    if scale <= 0 {
+        if digits == "0" {
+            return "0".to_string();
+        }
+        let zeros = usize::from(scale.unsigned_abs());
+        return format!("{sign}{digits}{}", "0".repeat(zeros));
+    }
+    let scale = usize::from(scale.unsigned_abs());
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
 }
 
 impl ToSql for Decimal {
@@ -672,6 +684,15 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use chrono::FixedOffset;
+
+    #[test]
+    fn decimal_text_places_the_point() {
+        assert_eq!(decimal_text("123456789", 4), "12345.6789");
+        assert_eq!(decimal_text("-5", 4), "-0.0005");
+        assert_eq!(decimal_text("0", 2), "0.00");
+        assert_eq!(decimal_text("12", 0), "12");
+        assert_eq!(decimal_text("-12", -2), "-1200");
+    }
 
     fn sql(v: impl ToSql) -> (String, Option<String>) {
         let v = v.to_sql().unwrap();

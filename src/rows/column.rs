@@ -117,11 +117,20 @@ impl<'a> Fields<'a> {
     /// The child named `name`: the first with exactly that name, else the first whose name
     /// matches ignoring ASCII case.
     pub(crate) fn position(&self, name: &str) -> Option<usize> {
-        self.names
-            .iter()
-            .position(|n| *n == name)
-            .or_else(|| self.names.iter().position(|n| n.eq_ignore_ascii_case(name)))
+        find_name(self.names.iter().copied(), name)
     }
+}
+
+/// The position of `name` among `names`: the first exactly equal, else the first equal
+/// ignoring ASCII case (struct fields to columns, `Row::get` by name).
+pub(crate) fn find_name<'n>(
+    names: impl Iterator<Item = &'n str> + Clone,
+    name: &str,
+) -> Option<usize> {
+    names
+        .clone()
+        .position(|n| n == name)
+        .or_else(|| names.into_iter().position(|n| n.eq_ignore_ascii_case(name)))
 }
 
 fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Option<&[T::Native]> {
@@ -258,7 +267,7 @@ impl<'a> Col<'a> {
                         Some(f) if unscaled % f == 0 => Ok(unscaled / f),
                         _ => Err(format!(
                             "the decimal {} has a fraction",
-                            decimal_text(&unscaled.to_string(), *scale)
+                            crate::params::decimal_text(&unscaled.to_string(), *scale)
                         )),
                     }
                 });
@@ -346,8 +355,12 @@ impl<'a> Col<'a> {
     /// other types or a date or timestamp out of range.
     pub(crate) fn text(&self, row: usize) -> Option<String> {
         match &self.kind {
-            Kind::Decimal128(v, scale) => Some(decimal_text(&v[row].to_string(), *scale)),
-            Kind::Decimal256(v, scale) => Some(decimal_text(&v[row].to_string(), *scale)),
+            Kind::Decimal128(v, scale) => {
+                Some(crate::params::decimal_text(&v[row].to_string(), *scale))
+            }
+            Kind::Decimal256(v, scale) => {
+                Some(crate::params::decimal_text(&v[row].to_string(), *scale))
+            }
             Kind::Date32(_) | Kind::Date64(_) => {
                 let mut buf = TextBuf::new();
                 Some(buf.date(self.date(row)?.ok()?).to_string())
@@ -364,25 +377,6 @@ impl<'a> Col<'a> {
 
 /// `NaiveDate::from_num_days_from_ce` of 1970-01-01.
 const UNIX_EPOCH_DAY_FROM_CE: i32 = 719_163;
-
-/// A decimal's text from the text of its unscaled integer and its scale.
-fn decimal_text(unscaled: &str, scale: i8) -> String {
-    let (sign, digits) = match unscaled.strip_prefix('-') {
-        Some(d) => ("-", d),
-        None => ("", unscaled),
-    };
-    if scale <= 0 {
-        if digits == "0" {
-            return "0".to_string();
-        }
-        let zeros = usize::from(scale.unsigned_abs());
-        return format!("{sign}{digits}{}", "0".repeat(zeros));
-    }
-    let scale = usize::from(scale.unsigned_abs());
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{sign}{whole}.{fraction}")
-}
 
 /// A stack buffer for the text of a date or timestamp, written without the formatting machinery
 /// (the hot path of timestamps read through serde).
@@ -486,15 +480,6 @@ impl TextBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_text_places_the_point() {
-        assert_eq!(decimal_text("123456789", 4), "12345.6789");
-        assert_eq!(decimal_text("-5", 4), "-0.0005");
-        assert_eq!(decimal_text("0", 2), "0.00");
-        assert_eq!(decimal_text("12", 0), "12");
-        assert_eq!(decimal_text("-12", -2), "-1200");
-    }
 
     #[test]
     fn datetime_text_is_what_chrono_reads() {

@@ -216,12 +216,7 @@ impl ColumnIndex for usize {
 
 impl ColumnIndex for str {
     fn index_in(&self, schema: &Schema) -> Option<usize> {
-        let names = schema.fields();
-        names.iter().position(|f| f.name() == self).or_else(|| {
-            names
-                .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(self))
-        })
+        super::column::find_name(schema.fields().iter().map(|f| f.name().as_str()), self)
     }
 }
 
