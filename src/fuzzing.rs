@@ -22,13 +22,14 @@ use thrift::protocol::{TBinaryInputProtocol, TSerializable};
 use thrift::TConfiguration;
 
 use crate::results::cloudfetch::{decode_stream, Chunk};
-use crate::results::{columnar, lz4, schema, ResultDecoder};
+use crate::results::rowset::{ArrowBatchBytes, Column, InlineRows};
+use crate::results::{columnar, lz4, schema, ResultDecoder, ResultFormat};
 use crate::thrift::framing;
 use crate::thrift::tcli::{
     TCancelOperationReq, TCloseOperationReq, TCloseSessionReq, TExecuteStatementReq,
     TFetchResultsReq, TFetchResultsResp, TGetOperationStatusReq, TGetOperationStatusResp,
     TGetResultSetMetadataReq, TGetResultSetMetadataResp, TOpenSessionReq, TOpenSessionResp,
-    TRowSet, TSparkArrowBatch, TSparkRowSetType, TTableSchema,
+    TRowSet, TTableSchema,
 };
 
 /// The most any input may decompress or expand to: small, so that a fuzzer never runs out of
@@ -166,7 +167,7 @@ pub fn thrift_call(data: &[u8]) {
 }
 
 /// Inline Arrow batches of an `ARROW_BASED_SET` (`results::arrow_inline`, through
-/// `ResultDecoder` as a fetch reply's row set is decoded): the `arrowSchema` IPC message of the
+/// `ResultDecoder` as a fetch reply's Arrow batches are decoded): the `arrowSchema` IPC message of the
 /// metadata, then the batches.
 ///
 /// Input: `flags: u8` ([`FLAG_LZ4`]), `schema_len: u32`, the schema message, then batches,
@@ -180,21 +181,17 @@ pub fn arrow_inline(data: &[u8]) {
     while !input.0.is_empty() {
         let row_count = i64::from(input.u32());
         let len = input.u32() as usize;
-        batches.push(TSparkArrowBatch {
-            batch: input.take(len).to_vec(),
-            row_count,
+        batches.push(ArrowBatchBytes {
+            bytes: input.take(len).to_vec(),
+            rows: row_count,
         });
     }
-    let Ok(decoder) = ResultDecoder::new(
-        Some(schema_message),
-        None,
-        lz4,
-        Some(TSparkRowSetType::ARROW_BASED_SET),
-    ) else {
+    let Ok(decoder) =
+        ResultDecoder::new(Some(schema_message), None, lz4, ResultFormat::ArrowInline)
+    else {
         return;
     };
-    let row_set = TRowSet::new(0, Vec::new(), None, None, None, batches, None);
-    if let Ok(decoded) = decoder.decode(row_set) {
+    if let Ok(decoded) = decoder.decode(InlineRows::Arrow(batches)) {
         check_batches(&decoded, &decoder.schema());
     }
 }
@@ -264,6 +261,7 @@ pub fn columnar(data: &[u8]) {
         return;
     };
     let columns = row_set.columns.unwrap_or_default();
+    let columns = columns.into_iter().map(Column::from).collect();
     if let Ok(Some(batch)) = columnar::columns_to_batch(&schema, columns) {
         assert!(batch.num_rows() > 0, "a batch without rows");
         check_batches(&[batch], &schema);

@@ -22,7 +22,8 @@ use crate::results::cloudfetch::{
 use crate::results::decode_threads::DecodeThreads;
 use crate::results::empty_pages::EmptyPages;
 use crate::results::reader::{Page, PageSource, ResultReader, StartCloudFetch};
-use crate::results::{ResultDecoder, ResultFormat as RowFormat};
+use crate::results::rowset::InlineRows;
+use crate::results::{from_thrift, ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
 use crate::staging::StagingSummary;
 use crate::telemetry::{PendingStatement, ResultFormat, StatementRecorder};
@@ -759,7 +760,7 @@ impl Operation {
             }
         };
         self.staging = metadata.is_staging_operation == Some(true);
-        let decoder = ResultDecoder::from_metadata(&metadata).map_err(|e| self.shared.err(e))?;
+        let decoder = from_thrift::decoder(&metadata).map_err(|e| self.shared.err(e))?;
         if let Some(recorder) = &self.shared.recorder {
             let format = match decoder.format() {
                 RowFormat::ArrowInline => ResultFormat::InlineArrow,
@@ -919,47 +920,28 @@ async fn decode_page(
     decoder: Arc<ResultDecoder>,
     resp: TFetchResultsResp,
 ) -> Result<Page> {
-    if encoded_bytes(&resp) <= DECODE_OFF_WORKER_BYTES {
-        return to_page(&decoder, resp);
-    }
-    threads.decode(move || to_page(&decoder, resp)).await
-}
-
-/// About how many bytes a page's rows take encoded: its Arrow batches, or its columns' values.
-fn encoded_bytes(resp: &TFetchResultsResp) -> usize {
-    let Some(rows) = &resp.results else { return 0 };
-    let arrow: usize = rows
-        .arrow_batches
-        .iter()
-        .flatten()
-        .map(|b| b.batch.len())
-        .sum();
-    let columns: usize = rows
-        .columns
-        .iter()
-        .flatten()
-        .map(|c| crate::results::columnar::column_len(c).saturating_mul(8))
-        .sum();
-    arrow.saturating_add(columns)
-}
-
-/// A FetchResults reply (or the direct results) as a [`Page`].
-fn to_page(decoder: &ResultDecoder, resp: TFetchResultsResp) -> Result<Page> {
-    let Some(mut rows) = resp.results else {
+    let has_more = resp.has_more_rows;
+    let Some(mut row_set) = resp.results else {
         return Ok(Page::End);
     };
-    let start = rows.start_row_offset;
-    if let Some(links) = rows.result_links.take().filter(|l| !l.is_empty()) {
+    let start = row_set.start_row_offset;
+    if let Some(links) = row_set.result_links.take().filter(|l| !l.is_empty()) {
         return Ok(Page::Links {
             start,
             links: links.into_iter().map(ResultLink::from).collect(),
-            has_more: resp.has_more_rows,
+            has_more,
         });
     }
+    let rows = InlineRows::try_from(row_set)?;
+    let batches = if rows.encoded_bytes() <= DECODE_OFF_WORKER_BYTES {
+        decoder.decode(rows)?
+    } else {
+        threads.decode(move || decoder.decode(rows)).await?
+    };
     Ok(Page::Rows {
         start,
-        batches: decoder.decode(rows)?,
-        has_more: resp.has_more_rows,
+        batches,
+        has_more,
     })
 }
 

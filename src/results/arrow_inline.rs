@@ -15,14 +15,14 @@ use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::results::lz4;
-use crate::thrift::tcli::TSparkArrowBatch;
+use crate::results::rowset::ArrowBatchBytes;
 
 const CONTINUATION_MARKER: u32 = 0xFFFF_FFFF;
 
 /// What is being decoded, for error messages.
 #[derive(Debug, Clone, Copy)]
 enum Source {
-    /// The n-th (0-based) `TSparkArrowBatch` of a row set.
+    /// The n-th (0-based) Arrow batch of a page.
     Batch(usize),
 }
 
@@ -50,24 +50,21 @@ impl ArrowBatchDecoder {
         }
     }
 
-    /// Decodes the `arrowBatches` of an `ARROW_BASED_SET` in order, checking each one's row count
-    /// against its `rowCount`. Batches without rows are left out.
-    pub(crate) fn decode_batches(
-        &self,
-        batches: Vec<TSparkArrowBatch>,
-    ) -> Result<Vec<RecordBatch>> {
+    /// Decodes the Arrow batches of a page in order, checking each one's row count against the
+    /// count the server announced. Batches without rows are left out.
+    pub(crate) fn decode_batches(&self, batches: Vec<ArrowBatchBytes>) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::with_capacity(batches.len());
         for (index, batch) in batches.into_iter().enumerate() {
             let data = if self.lz4_compressed {
                 Buffer::from_vec(
-                    lz4::decompress_frame_to_vec(&batch.batch, lz4::MAX_DECOMPRESSED).map_err(
+                    lz4::decompress_frame_to_vec(&batch.bytes, lz4::MAX_DECOMPRESSED).map_err(
                         |e| Error::decode(format!("Arrow batch {index}: {}", e.message())),
                     )?,
                 )
             } else {
-                Buffer::from_vec(batch.batch)
+                Buffer::from_vec(batch.bytes)
             };
-            self.decode_messages(data, batch.row_count, Source::Batch(index), &mut out)?;
+            self.decode_messages(data, batch.rows, Source::Batch(index), &mut out)?;
         }
         Ok(out)
     }

@@ -1,11 +1,11 @@
-//! Column-based row sets (`COLUMN_BASED_SET`: one `TColumn` per result column, each
-//! `{values, nulls}`) to an Arrow `RecordBatch` of the result's schema.
+//! Column-based pages (`COLUMN_BASED_SET`: one [`Column`] of values and NULL bitmap per result
+//! column) to an Arrow `RecordBatch` of the result's schema.
 //!
 //! Null bitmap: bit `i % 8` (least significant first) of byte `i / 8` set means row `i` is NULL;
 //! an empty bitmap means no NULLs, and a bitmap shorter than the column leaves the rows it does
 //! not cover non-NULL. Fixed-width values move into Arrow buffers without a copy.
 //!
-//! Decimals, dates and timestamps arrive as text (`stringVal`) and are parsed into the typed
+//! Decimals, dates and timestamps arrive as text and are parsed into the typed
 //! arrays of the schema (see [`super::schema`] for the type table); the text of a NULL row is
 //! never looked at. Each column is converted in one loop with its parser chosen once for the
 //! column. What the parsers accept:
@@ -45,14 +45,14 @@ use arrow_schema::{
 
 use super::schema::truncated;
 use crate::error::{Error, Result};
-use crate::thrift::tcli::{TColumn, TStringColumn};
+use crate::results::rowset::{Column, ColumnValues};
 
 /// Converts the columns of a column-based row set to one batch of `schema`; `None` when the
 /// row set has no rows. Every column must have the same length, and there must be one column
 /// per schema field.
 pub(crate) fn columns_to_batch(
     schema: &SchemaRef,
-    columns: Vec<TColumn>,
+    columns: Vec<Column>,
 ) -> Result<Option<RecordBatch>> {
     if columns.len() != schema.fields().len() {
         return Err(Error::decode(format!(
@@ -61,15 +61,15 @@ pub(crate) fn columns_to_batch(
             schema.fields().len()
         )));
     }
-    let Some(rows) = columns.first().map(column_len) else {
+    let Some(rows) = columns.first().map(Column::len) else {
         return Ok(None);
     };
     for (index, column) in columns.iter().enumerate() {
-        if column_len(column) != rows {
+        if column.len() != rows {
             return Err(Error::decode(format!(
                 "column {index} ({}) has {} values but column 0 has {rows}",
                 schema.field(index).name(),
-                column_len(column)
+                column.len()
             )));
         }
     }
@@ -85,33 +85,6 @@ pub(crate) fn columns_to_batch(
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?;
     Ok(Some(batch))
-}
-
-/// How many values a column holds.
-pub(crate) fn column_len(column: &TColumn) -> usize {
-    match column {
-        TColumn::BoolVal(c) => c.values.len(),
-        TColumn::ByteVal(c) => c.values.len(),
-        TColumn::I16Val(c) => c.values.len(),
-        TColumn::I32Val(c) => c.values.len(),
-        TColumn::I64Val(c) => c.values.len(),
-        TColumn::DoubleVal(c) => c.values.len(),
-        TColumn::StringVal(c) => c.values.len(),
-        TColumn::BinaryVal(c) => c.values.len(),
-    }
-}
-
-fn variant_name(column: &TColumn) -> &'static str {
-    match column {
-        TColumn::BoolVal(_) => "boolVal",
-        TColumn::ByteVal(_) => "byteVal",
-        TColumn::I16Val(_) => "i16Val",
-        TColumn::I32Val(_) => "i32Val",
-        TColumn::I64Val(_) => "i64Val",
-        TColumn::DoubleVal(_) => "doubleVal",
-        TColumn::StringVal(_) => "stringVal",
-        TColumn::BinaryVal(_) => "binaryVal",
-    }
 }
 
 /// The Arrow null buffer for a Hive null bitmap over `len` rows, `None` when no row is NULL.
@@ -159,36 +132,34 @@ impl ColumnRef<'_> {
     }
 }
 
-fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<ArrayRef> {
+fn column_to_array(column: Column, field: &Field, index: usize) -> Result<ArrayRef> {
     let at = ColumnRef { index, field };
-    let array: ArrayRef = match (column, field.data_type()) {
-        (TColumn::BoolVal(c), DataType::Boolean) => {
-            let len = c.values.len();
-            Arc::new(BooleanArray::new(
-                BooleanBuffer::from(c.values),
-                nulls_from_bitmap(&c.nulls, len),
-            ))
+    let len = column.len();
+    let Column { values, nulls } = column;
+    let array: ArrayRef = match (values, field.data_type()) {
+        (ColumnValues::Bool(values), DataType::Boolean) => Arc::new(BooleanArray::new(
+            BooleanBuffer::from(values),
+            nulls_from_bitmap(&nulls, len),
+        )),
+        (ColumnValues::Int8(values), DataType::Int8) => primitive::<Int8Type>(values, &nulls),
+        (ColumnValues::Int16(values), DataType::Int16) => primitive::<Int16Type>(values, &nulls),
+        (ColumnValues::Int32(values), DataType::Int32) => primitive::<Int32Type>(values, &nulls),
+        (ColumnValues::Int64(values), DataType::Int64) => primitive::<Int64Type>(values, &nulls),
+        (ColumnValues::Float64(values), DataType::Float64) => {
+            primitive::<Float64Type>(values, &nulls)
         }
-        (TColumn::ByteVal(c), DataType::Int8) => primitive::<Int8Type>(c.values, &c.nulls),
-        (TColumn::I16Val(c), DataType::Int16) => primitive::<Int16Type>(c.values, &c.nulls),
-        (TColumn::I32Val(c), DataType::Int32) => primitive::<Int32Type>(c.values, &c.nulls),
-        (TColumn::I64Val(c), DataType::Int64) => primitive::<Int64Type>(c.values, &c.nulls),
-        (TColumn::DoubleVal(c), DataType::Float64) => {
-            let values = c.values.into_iter().map(|v| v.0).collect();
-            primitive::<Float64Type>(values, &c.nulls)
+        (ColumnValues::Float64(values), DataType::Float32) => {
+            let values = values.into_iter().map(|v| v as f32).collect();
+            primitive::<Float32Type>(values, &nulls)
         }
-        (TColumn::DoubleVal(c), DataType::Float32) => {
-            let values = c.values.into_iter().map(|v| v.0 as f32).collect();
-            primitive::<Float32Type>(values, &c.nulls)
-        }
-        (TColumn::StringVal(c), DataType::Utf8) => {
-            let nulls = nulls_from_bitmap(&c.nulls, c.values.len());
-            let bytes = total_bytes(c.values.iter().map(String::len), at)?;
-            let mut builder = StringBuilder::with_capacity(c.values.len(), bytes);
+        (ColumnValues::Text(values), DataType::Utf8) => {
+            let nulls = nulls_from_bitmap(&nulls, len);
+            let bytes = total_bytes(values.iter().map(String::len), at)?;
+            let mut builder = StringBuilder::with_capacity(len, bytes);
             match &nulls {
-                None => c.values.iter().for_each(|v| builder.append_value(v)),
+                None => values.iter().for_each(|v| builder.append_value(v)),
                 Some(nulls) => {
-                    for (v, valid) in c.values.iter().zip(nulls.iter()) {
+                    for (v, valid) in values.iter().zip(nulls.iter()) {
                         if valid {
                             builder.append_value(v);
                         } else {
@@ -199,14 +170,14 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
             }
             Arc::new(builder.finish())
         }
-        (TColumn::BinaryVal(c), DataType::Binary) => {
-            let nulls = nulls_from_bitmap(&c.nulls, c.values.len());
-            let bytes = total_bytes(c.values.iter().map(Vec::len), at)?;
-            let mut builder = BinaryBuilder::with_capacity(c.values.len(), bytes);
+        (ColumnValues::Binary(values), DataType::Binary) => {
+            let nulls = nulls_from_bitmap(&nulls, len);
+            let bytes = total_bytes(values.iter().map(Vec::len), at)?;
+            let mut builder = BinaryBuilder::with_capacity(len, bytes);
             match &nulls {
-                None => c.values.iter().for_each(|v| builder.append_value(v)),
+                None => values.iter().for_each(|v| builder.append_value(v)),
                 Some(nulls) => {
-                    for (v, valid) in c.values.iter().zip(nulls.iter()) {
+                    for (v, valid) in values.iter().zip(nulls.iter()) {
                         if valid {
                             builder.append_value(v);
                         } else {
@@ -217,46 +188,51 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
             }
             Arc::new(builder.finish())
         }
-        (TColumn::StringVal(c), DataType::Decimal128(precision, scale)) => {
+        (ColumnValues::Text(texts), DataType::Decimal128(precision, scale)) => {
             let (precision, scale) = (*precision, *scale);
             check_precision(at, precision, DECIMAL128_MAX_PRECISION)?;
-            let array = parse_column::<Decimal128Type>(&c, at, |text| {
+            let array = parse_column::<Decimal128Type>(&texts, &nulls, at, |text| {
                 parse_decimal::<i128>(text, precision, scale)
             })?;
             Arc::new(array.with_precision_and_scale(precision, scale)?)
         }
-        (TColumn::StringVal(c), DataType::Decimal256(precision, scale)) => {
+        (ColumnValues::Text(texts), DataType::Decimal256(precision, scale)) => {
             let (precision, scale) = (*precision, *scale);
             check_precision(at, precision, DECIMAL256_MAX_PRECISION)?;
-            let array = parse_column::<Decimal256Type>(&c, at, |text| {
+            let array = parse_column::<Decimal256Type>(&texts, &nulls, at, |text| {
                 parse_decimal::<i256>(text, precision, scale)
             })?;
             Arc::new(array.with_precision_and_scale(precision, scale)?)
         }
-        (TColumn::StringVal(c), DataType::Date32) => {
-            Arc::new(parse_column::<Date32Type>(&c, at, parse_date32)?)
-        }
-        (TColumn::StringVal(c), DataType::Timestamp(unit, zone)) => {
+        (ColumnValues::Text(texts), DataType::Date32) => Arc::new(parse_column::<Date32Type>(
+            &texts,
+            &nulls,
+            at,
+            parse_date32,
+        )?),
+        (ColumnValues::Text(texts), DataType::Timestamp(unit, zone)) => {
             let zone = zone.clone();
             match unit {
                 TimeUnit::Second => Arc::new(
-                    parse_column::<TimestampSecondType>(&c, at, |t| parse_timestamp(t, 1))?
-                        .with_timezone_opt(zone),
+                    parse_column::<TimestampSecondType>(&texts, &nulls, at, |t| {
+                        parse_timestamp(t, 1)
+                    })?
+                    .with_timezone_opt(zone),
                 ),
                 TimeUnit::Millisecond => Arc::new(
-                    parse_column::<TimestampMillisecondType>(&c, at, |t| {
+                    parse_column::<TimestampMillisecondType>(&texts, &nulls, at, |t| {
                         parse_timestamp(t, 1_000)
                     })?
                     .with_timezone_opt(zone),
                 ),
                 TimeUnit::Microsecond => Arc::new(
-                    parse_column::<TimestampMicrosecondType>(&c, at, |t| {
+                    parse_column::<TimestampMicrosecondType>(&texts, &nulls, at, |t| {
                         parse_timestamp(t, 1_000_000)
                     })?
                     .with_timezone_opt(zone),
                 ),
                 TimeUnit::Nanosecond => Arc::new(
-                    parse_column::<TimestampNanosecondType>(&c, at, |t| {
+                    parse_column::<TimestampNanosecondType>(&texts, &nulls, at, |t| {
                         parse_timestamp(t, 1_000_000_000)
                     })?
                     .with_timezone_opt(zone),
@@ -264,14 +240,14 @@ fn column_to_array(column: TColumn, field: &Field, index: usize) -> Result<Array
             }
         }
         // VOID: every row is NULL whatever the server put in the column.
-        (column, DataType::Null) => Arc::new(NullArray::new(column_len(&column))),
+        (_, DataType::Null) => Arc::new(NullArray::new(len)),
         // A column the schema types as a string but the server sent typed: show its values.
-        (column, DataType::Utf8) => stringify(column),
-        (column, other) => {
+        (values, DataType::Utf8) => stringify(values, &nulls),
+        (values, other) => {
             return Err(Error::decode(format!(
                 "column {index} ({}) is {other} in the result schema but the server sent {}",
                 field.name(),
-                variant_name(&column)
+                values.kind()
             )))
         }
     };
@@ -309,12 +285,12 @@ fn total_bytes(lengths: impl Iterator<Item = usize>, at: ColumnRef<'_>) -> Resul
 /// Parses every non-NULL text of a string column with `parse` (one monomorphic loop; NULL rows
 /// get the default value and their text is skipped).
 fn parse_column<T: ArrowPrimitiveType>(
-    column: &TStringColumn,
+    texts: &[String],
+    nulls: &[u8],
     at: ColumnRef<'_>,
     parse: impl Fn(&[u8]) -> std::result::Result<T::Native, &'static str>,
 ) -> Result<PrimitiveArray<T>> {
-    let texts = &column.values;
-    let nulls = nulls_from_bitmap(&column.nulls, texts.len());
+    let nulls = nulls_from_bitmap(nulls, texts.len());
     let mut values: Vec<T::Native> = Vec::with_capacity(texts.len());
     match &nulls {
         None => {
@@ -636,9 +612,9 @@ fn parse_timestamp(text: &[u8], units_per_second: i64) -> std::result::Result<i6
 
 /// A typed column as text (`Display` of each value, binaries as lossy UTF-8), written straight
 /// into the array's buffer.
-fn stringify(column: TColumn) -> ArrayRef {
+fn stringify(values: ColumnValues, nulls: &[u8]) -> ArrayRef {
     fn build<V>(
-        values: Vec<V>,
+        values: &[V],
         nulls: &[u8],
         show: impl Fn(&mut StringBuilder, &V) -> std::fmt::Result,
     ) -> ArrayRef {
@@ -657,17 +633,15 @@ fn stringify(column: TColumn) -> ArrayRef {
         Arc::new(builder.finish())
     }
     use std::fmt::Write;
-    match column {
-        TColumn::BoolVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
-        TColumn::ByteVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
-        TColumn::I16Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
-        TColumn::I32Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
-        TColumn::I64Val(c) => build(c.values, &c.nulls, |b, v| write!(b, "{v}")),
-        TColumn::DoubleVal(c) => build(c.values, &c.nulls, |b, v| write!(b, "{}", v.0)),
-        TColumn::StringVal(c) => build(c.values, &c.nulls, |b, v| b.write_str(v)),
-        TColumn::BinaryVal(c) => build(c.values, &c.nulls, |b, v| {
-            b.write_str(&String::from_utf8_lossy(v))
-        }),
+    match &values {
+        ColumnValues::Bool(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Int8(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Int16(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Int32(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Int64(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Float64(v) => build(v, nulls, |b, v| write!(b, "{v}")),
+        ColumnValues::Text(v) => build(v, nulls, |b, v| b.write_str(v)),
+        ColumnValues::Binary(v) => build(v, nulls, |b, v| b.write_str(&String::from_utf8_lossy(v))),
     }
 }
 
@@ -675,14 +649,19 @@ fn stringify(column: TColumn) -> ArrayRef {
 mod tests {
     use super::*;
     use crate::thrift::tcli::{
-        TBinaryColumn, TBoolColumn, TByteColumn, TDoubleColumn, TI16Column, TI32Column, TI64Column,
-        TStringColumn,
+        TBinaryColumn, TBoolColumn, TByteColumn, TColumn, TDoubleColumn, TI16Column, TI32Column,
+        TI64Column, TStringColumn,
     };
     use crate::ErrorKind;
     use arrow_array::cast::AsArray;
     use arrow_array::Array;
     use arrow_schema::Schema;
     use thrift::OrderedFloat;
+
+    /// Thrift columns, converted as the Thrift backend converts them, to one batch.
+    fn columns_to_batch(schema: &SchemaRef, columns: Vec<TColumn>) -> Result<Option<RecordBatch>> {
+        super::columns_to_batch(schema, columns.into_iter().map(Column::from).collect())
+    }
 
     fn schema(fields: Vec<(&str, DataType)>) -> SchemaRef {
         Arc::new(Schema::new(
@@ -823,7 +802,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(
             err.to_string()
-                .contains("is Int64 in the result schema but the server sent boolVal"),
+                .contains("is Int64 in the result schema but the server sent booleans"),
             "{err}"
         );
     }
@@ -1232,7 +1211,7 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Decode);
             assert!(
                 err.to_string().contains(&format!(
-                    "column 0 (x) is {t} in the result schema but the server sent i32Val"
+                    "column 0 (x) is {t} in the result schema but the server sent 32-bit integers"
                 )),
                 "{err}"
             );

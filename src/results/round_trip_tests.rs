@@ -1,5 +1,6 @@
 //! Encode -> decode round trips through [`ResultDecoder`], the way the mock warehouse and the
-//! driver use the two sides: inline Arrow with and without LZ4, column-based, CloudFetch files,
+//! driver use the two sides (the driver's side through the Thrift conversions of
+//! [`super::from_thrift`]): inline Arrow with and without LZ4, column-based, CloudFetch files,
 //! and what corrupt or inconsistent data turns into.
 
 use std::sync::Arc;
@@ -19,11 +20,43 @@ use super::encode::{
     encode_batch_message, encode_schema_message, json_text, to_columns, to_table_schema,
 };
 use super::lz4::compress_frame;
-use super::{ResultDecoder, ResultFormat};
+use super::rowset::InlineRows;
+use super::{from_thrift, schema, ResultDecoder, ResultFormat};
 use crate::thrift::tcli::{
-    TColumn, TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType,
+    TColumn, TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType, TTableSchema,
 };
 use crate::ErrorKind;
+
+/// A decoder built as the Thrift backend builds one from a result's metadata: the Arrow
+/// schema message, the table schema, `lz4Compressed` and `resultFormat`.
+fn thrift_decoder(
+    arrow_schema: Option<&[u8]>,
+    table: Option<&TTableSchema>,
+    lz4: bool,
+    format: Option<TSparkRowSetType>,
+) -> crate::Result<ResultDecoder> {
+    let column_schema = table
+        .map(schema::arrow_schema_from_table_schema)
+        .transpose()?;
+    ResultDecoder::new(
+        arrow_schema,
+        column_schema,
+        lz4,
+        from_thrift::result_format(format)?,
+    )
+}
+
+/// Decoding a `TRowSet` as the Thrift backend does: converted to the driver's inline rows,
+/// then decoded.
+trait DecodeRowSet {
+    fn decode_row_set(&self, row_set: TRowSet) -> crate::Result<Vec<RecordBatch>>;
+}
+
+impl DecodeRowSet for ResultDecoder {
+    fn decode_row_set(&self, row_set: TRowSet) -> crate::Result<Vec<RecordBatch>> {
+        self.decode(InlineRows::try_from(row_set)?)
+    }
+}
 
 /// Index of the first complex (list, struct, map) column of [`all_types`]; the columns before
 /// it are scalar.
@@ -182,7 +215,7 @@ fn all_types_schema() -> SchemaRef {
 }
 
 fn arrow_decoder(schema: &Schema, lz4: bool) -> ResultDecoder {
-    ResultDecoder::new(
+    thrift_decoder(
         Some(&encode_schema_message(schema)),
         Some(&to_table_schema(schema)),
         lz4,
@@ -213,7 +246,7 @@ fn inline_arrow_round_trips_every_type_with_nulls_with_and_without_lz4() {
         assert_eq!(decoder.schema(), all_types_schema());
         let (first, second) = (all_types(1000, 0), all_types(37, 1000));
         let row_set = arrow_row_set(vec![arrow_batch(&first, lz4), arrow_batch(&second, lz4)]);
-        let decoded = decoder.decode(row_set).unwrap();
+        let decoded = decoder.decode_row_set(row_set).unwrap();
         assert_eq!(decoded, vec![first, second], "lz4 {lz4}");
     }
 }
@@ -221,7 +254,7 @@ fn inline_arrow_round_trips_every_type_with_nulls_with_and_without_lz4() {
 /// `original` sent column-based by the mock's encoder and decoded with the schema the table
 /// schema gives.
 fn column_based_round_trip(original: &RecordBatch) -> (ResultDecoder, Vec<RecordBatch>) {
-    let decoder = ResultDecoder::new(
+    let decoder = thrift_decoder(
         None,
         Some(&to_table_schema(&original.schema())),
         false,
@@ -238,7 +271,7 @@ fn column_based_round_trip(original: &RecordBatch) -> (ResultDecoder, Vec<Record
         None,
         None,
     );
-    let decoded = decoder.decode(row_set).unwrap();
+    let decoded = decoder.decode_row_set(row_set).unwrap();
     (decoder, decoded)
 }
 
@@ -324,7 +357,7 @@ fn a_table_read_column_based_equals_the_same_table_read_as_arrow() {
     let original = all_types(300, 1_000_000);
     let decoder = arrow_decoder(&all_types_schema(), true);
     let arrow = decoder
-        .decode(arrow_row_set(vec![arrow_batch(&original, true)]))
+        .decode_row_set(arrow_row_set(vec![arrow_batch(&original, true)]))
         .unwrap();
     let (_, columns) = column_based_round_trip(&original);
     let (arrow, columns) = (&arrow[0], &columns[0]);
@@ -352,7 +385,7 @@ fn a_table_read_column_based_equals_the_same_table_read_as_arrow() {
 #[test]
 fn a_malformed_value_in_a_column_based_row_set_names_column_row_and_text() {
     let original = all_types(10, 0);
-    let decoder = ResultDecoder::new(
+    let decoder = thrift_decoder(
         None,
         Some(&to_table_schema(&original.schema())),
         false,
@@ -370,7 +403,7 @@ fn a_malformed_value_in_a_column_based_row_set_names_column_row_and_text() {
             other => panic!("column {column} is {other:?}"),
         }
         let row_set = TRowSet::new(0, vec![], columns, None, None, None, None);
-        let err = decoder.decode(row_set).unwrap_err();
+        let err = decoder.decode_row_set(row_set).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         let name = original.schema().field(column).name().clone();
         let message = err.to_string();
@@ -389,7 +422,9 @@ fn a_row_count_that_differs_from_the_batch_is_a_decode_error() {
     let decoder = arrow_decoder(&batch.schema(), false);
     let mut announced = arrow_batch(&batch, false);
     announced.row_count = 5;
-    let err = decoder.decode(arrow_row_set(vec![announced])).unwrap_err();
+    let err = decoder
+        .decode_row_set(arrow_row_set(vec![announced]))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(
         err.to_string()
@@ -405,7 +440,9 @@ fn a_corrupt_or_truncated_ipc_message_is_a_decode_error_not_a_panic() {
     let message = encode_batch_message(&batch).unwrap();
     for cut in (0..message.len()).step_by(61) {
         let truncated = TSparkArrowBatch::new(message[..cut].to_vec(), 200);
-        let err = decoder.decode(arrow_row_set(vec![truncated])).unwrap_err();
+        let err = decoder
+            .decode_row_set(arrow_row_set(vec![truncated]))
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "cut at {cut}");
     }
     // Flipping bits in the header and the offsets must be caught; flips inside values may
@@ -416,12 +453,13 @@ fn a_corrupt_or_truncated_ipc_message_is_a_decode_error_not_a_panic() {
         let mut bad = message.clone();
         let at = (x as usize >> 4) % bad.len();
         bad[at] ^= 1 << (x % 8);
-        if let Err(e) = decoder.decode(arrow_row_set(vec![TSparkArrowBatch::new(bad, 200)])) {
+        if let Err(e) = decoder.decode_row_set(arrow_row_set(vec![TSparkArrowBatch::new(bad, 200)]))
+        {
             assert_eq!(e.kind(), ErrorKind::Decode);
         }
     }
     let err = decoder
-        .decode(arrow_row_set(vec![TSparkArrowBatch::new(
+        .decode_row_set(arrow_row_set(vec![TSparkArrowBatch::new(
             b"not arrow".to_vec(),
             1,
         )]))
@@ -437,7 +475,7 @@ fn a_corrupt_lz4_frame_is_a_decode_error_naming_the_batch() {
     let mut bad = good.batch.clone();
     bad.truncate(bad.len() - 10);
     let err = decoder
-        .decode(arrow_row_set(vec![
+        .decode_row_set(arrow_row_set(vec![
             good.clone(),
             TSparkArrowBatch::new(bad, 100),
         ]))
@@ -450,7 +488,9 @@ fn a_corrupt_lz4_frame_is_a_decode_error_naming_the_batch() {
     );
 
     good.batch[0] ^= 0xFF;
-    let err = decoder.decode(arrow_row_set(vec![good])).unwrap_err();
+    let err = decoder
+        .decode_row_set(arrow_row_set(vec![good]))
+        .unwrap_err();
     assert!(err.to_string().contains("magic number"), "{err}");
 }
 
@@ -460,12 +500,15 @@ fn a_row_set_without_rows_yields_no_batches() {
     let decoder = arrow_decoder(&schema, true);
     let empty = RecordBatch::new_empty(schema.clone());
     assert!(decoder
-        .decode(arrow_row_set(vec![arrow_batch(&empty, true)]))
+        .decode_row_set(arrow_row_set(vec![arrow_batch(&empty, true)]))
         .unwrap()
         .is_empty());
-    assert!(decoder.decode(arrow_row_set(vec![])).unwrap().is_empty());
+    assert!(decoder
+        .decode_row_set(arrow_row_set(vec![]))
+        .unwrap()
+        .is_empty());
     let nothing = TRowSet::new(0, vec![], None, None, None, None, None);
-    assert!(decoder.decode(nothing).unwrap().is_empty());
+    assert!(decoder.decode_row_set(nothing).unwrap().is_empty());
 }
 
 #[test]
@@ -474,7 +517,7 @@ fn an_arrow_result_without_arrow_schema_is_read_with_the_table_schema() {
         Field::new("id", DataType::Int64, true),
         Field::new("name", DataType::Utf8, true),
     ]);
-    let decoder = ResultDecoder::new(
+    let decoder = thrift_decoder(
         None,
         Some(&to_table_schema(&schema)),
         false,
@@ -491,7 +534,7 @@ fn an_arrow_result_without_arrow_schema_is_read_with_the_table_schema() {
     )
     .unwrap();
     let decoded = decoder
-        .decode(arrow_row_set(vec![arrow_batch(&batch, false)]))
+        .decode_row_set(arrow_row_set(vec![arrow_batch(&batch, false)]))
         .unwrap();
     assert_eq!(decoded[0].columns(), batch.columns());
     assert_eq!(decoded[0].schema(), decoder.schema());
@@ -500,10 +543,10 @@ fn an_arrow_result_without_arrow_schema_is_read_with_the_table_schema() {
 #[test]
 fn metadata_without_any_schema_or_with_row_based_format_is_an_error() {
     let err =
-        ResultDecoder::new(None, None, false, Some(TSparkRowSetType::ARROW_BASED_SET)).unwrap_err();
+        thrift_decoder(None, None, false, Some(TSparkRowSetType::ARROW_BASED_SET)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     let table = to_table_schema(&all_types_schema());
-    let err = ResultDecoder::new(
+    let err = thrift_decoder(
         None,
         Some(&table),
         false,
@@ -512,13 +555,13 @@ fn metadata_without_any_schema_or_with_row_based_format_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("ROW_BASED_SET"), "{err}");
     // No format at all (vanilla HiveServer2) means column-based.
-    let decoder = ResultDecoder::new(None, Some(&table), false, None).unwrap();
+    let decoder = thrift_decoder(None, Some(&table), false, None).unwrap();
     assert_eq!(decoder.format(), ResultFormat::Columnar);
 }
 
 #[test]
 fn cloudfetch_links_are_left_to_the_cloudfetch_pipeline() {
-    let decoder = ResultDecoder::new(
+    let decoder = thrift_decoder(
         Some(&encode_schema_message(&all_types_schema())),
         None,
         true,
@@ -528,7 +571,7 @@ fn cloudfetch_links_are_left_to_the_cloudfetch_pipeline() {
     assert_eq!(decoder.format(), ResultFormat::CloudFetch);
     let link = TSparkArrowResultLink::new("https://files/x?sig=1".into(), 0, 0, 10, 100, None);
     let row_set = TRowSet::new(0, vec![], None, None, None, None, vec![link]);
-    let err = decoder.decode(row_set).unwrap_err();
+    let err = decoder.decode_row_set(row_set).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(err.to_string().contains("CloudFetch pipeline"), "{err}");
     assert!(!err.to_string().contains("sig=1"), "{err}");

@@ -13,10 +13,10 @@ use super::pipeline::Step;
 use super::stats::SummaryCounters;
 use crate::error::{redact_url, Error, ErrorKind, Result};
 use crate::results::empty_pages::EmptyPages;
-use crate::thrift::tcli::TSparkArrowResultLink;
 
 /// One presigned link to a result file, as the server announced it: the pipeline's own type,
-/// whatever protocol delivered it (from Thrift: `TSparkArrowResultLink`, converted with `From`).
+/// whatever protocol delivered it (from Thrift: `TSparkArrowResultLink`, converted with `From` in
+/// `results::from_thrift`).
 /// Its `Debug` never shows the URL's query (the presigned signature) or the header values.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ResultLink {
@@ -32,19 +32,6 @@ pub(crate) struct ResultLink {
     pub bytes_num: i64,
     /// Headers the download must carry (cloud storage credentials, encryption keys).
     pub http_headers: Option<BTreeMap<String, String>>,
-}
-
-impl From<TSparkArrowResultLink> for ResultLink {
-    fn from(link: TSparkArrowResultLink) -> Self {
-        ResultLink {
-            file_link: link.file_link,
-            expiry_time: link.expiry_time,
-            start_row_offset: link.start_row_offset,
-            row_count: link.row_count,
-            bytes_num: link.bytes_num,
-            http_headers: link.http_headers,
-        }
-    }
 }
 
 impl fmt::Debug for ResultLink {
