@@ -21,8 +21,7 @@ use serde::Deserialize;
 const ROWS: u64 = 1_000_000;
 
 /// The five columns of `mock.rows`.
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
+#[derive(Debug, Deserialize, PartialEq)]
 struct Order {
     id: i64,
     name: Option<String>,
@@ -33,7 +32,6 @@ struct Order {
 
 /// `Order` with its timestamp read as microseconds (no text in between).
 #[derive(Debug, Deserialize)]
-#[allow(dead_code)]
 struct OrderMicros {
     id: i64,
     name: Option<String>,
@@ -120,7 +118,9 @@ fn typed_rows(c: &mut Criterion) {
         .zip(micros.iter().flatten())
         .zip(text.iter().flatten())
     {
-        assert!(h.ts == m.ts && h.ts == t.ts && h.name == t.name && h.id == m.id);
+        assert_eq!(h, t);
+        let m = (m.id, &m.name, m.amount, m.ts, m.flag);
+        assert_eq!(m, (h.id, &h.name, h.amount, h.ts, h.flag));
     }
 
     let mut group = c.benchmark_group("typed_rows");

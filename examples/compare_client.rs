@@ -26,13 +26,27 @@ use databricks_sql::{params, ClientBuilder, ExecuteOptions, Session};
 /// One row of `mock.rows`, as an application would declare it (chrono's own `Deserialize`
 /// for the timestamp, as the other drivers build their date-time objects).
 #[derive(serde::Deserialize)]
-#[allow(dead_code)]
 struct MockRow {
     id: i64,
     name: Option<String>,
     amount: f64,
     ts: chrono::DateTime<chrono::Utc>,
     flag: bool,
+}
+
+/// Checks the row count and every field of the last row against `mock.rows`' rules (row `i`:
+/// name `name-i` but NULL when `i % 7 == 3`, amount `i * 0.25`, ts `i` seconds, flag `i` even), so
+/// that a fast wrong answer cannot pass for a result.
+fn check_last_row(rows: &[MockRow], n: u64) {
+    assert_eq!(rows.len() as u64, n, "rows read");
+    let Some(last) = rows.last() else { return };
+    let i = n as i64 - 1;
+    assert_eq!(last.id, i, "id of the last row");
+    let name = (i % 7 != 3).then(|| format!("name-{i}"));
+    assert_eq!(last.name, name, "name of row {i}");
+    assert_eq!(last.amount, i as f64 * 0.25, "amount of row {i}");
+    assert_eq!(last.ts.timestamp(), i, "ts of row {i}");
+    assert_eq!(last.flag, i % 2 == 0, "flag of row {i}");
 }
 
 /// What one workload measured.
@@ -143,6 +157,7 @@ async fn run(workload: &str, n: Option<u64>) -> Result<Measured, Box<dyn std::er
                 let mut op = s.execute_statement(&sql).await?;
                 let rows: Vec<MockRow> = op.fetch_all_as().await?;
                 op.close().await?;
+                check_last_row(&rows, n);
                 Ok((rows.len() as u64, 1, None))
             })
             .await?

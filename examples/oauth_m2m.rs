@@ -20,14 +20,7 @@ use databricks_sql::ClientBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-
-    let real = common::all_set(&[
-        "DATABRICKS_HOST",
-        "DATABRICKS_HTTP_PATH",
-        "DATABRICKS_CLIENT_ID",
-        "DATABRICKS_CLIENT_SECRET",
-    ]);
+    let real = common::start(&["DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"]);
 
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut mock = None;

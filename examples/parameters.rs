@@ -16,7 +16,7 @@ use databricks_sql::{params, ClientBuilder, Decimal, ExecuteOptions, SessionOpti
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let real = common::all_set(&common::TOKEN_VARS);
+    let real = common::start(&["DATABRICKS_TOKEN"]);
     let mock = if real {
         None
     } else {

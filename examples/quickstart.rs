@@ -19,9 +19,7 @@ use databricks_sql::ClientBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-
-    let real = common::all_set(&common::TOKEN_VARS);
+    let real = common::start(&["DATABRICKS_TOKEN"]);
 
     let t = Instant::now();
     // Keep the mock alive for the whole run (it stops when dropped).

@@ -21,9 +21,7 @@ use databricks_sql::{ClientBuilder, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-
-    let real = common::all_set(&common::TOKEN_VARS);
+    let real = common::start(&["DATABRICKS_TOKEN"]);
 
     // Keep the mock alive for the whole run (it stops when dropped).
     let mut _mock = None;

@@ -28,7 +28,9 @@ const FAILING_SQL: &str = "SELECT * FROM no_such_table";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
+    if common::start(&["DATABRICKS_TOKEN"]) {
+        println!("DATABRICKS_* variables are set but not used: this example always uses the mock.");
+    }
 
     let mock = MockWarehouse::builder()
         .telemetry_enabled(true)

@@ -1,4 +1,7 @@
 //! Shared set-up of the integration tests: a mock warehouse and a client pointed at it.
+//!
+//! Every test binary compiles its own copy of this module and uses a part of it, so the parts a
+//! given binary leaves out are not dead code.
 #![allow(dead_code)]
 
 use std::time::Duration;
