@@ -120,7 +120,7 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 // -- the benchmark -------------------------------------------------------------------------
 
 fn bench(c: &mut Criterion) {
-    let server = common::MockProcess::spawn();
+    let mut server = common::MockProcess::spawn();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -156,6 +156,7 @@ fn bench(c: &mut Criterion) {
         let _ = session.close().await;
         let _ = client.close().await;
     });
+    server.assert_nothing_left_open();
     drop(server);
 
     // Baseline: the same files in memory, decoded on this thread.

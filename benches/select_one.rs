@@ -50,7 +50,7 @@ async fn round_trip(session: &Session) {
 }
 
 fn bench(c: &mut Criterion) {
-    let server = common::MockProcess::spawn();
+    let mut server = common::MockProcess::spawn();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,5 +75,5 @@ fn bench(c: &mut Criterion) {
         session.close().await.expect("session closes");
         client.close().await.expect("client closes");
     });
-    drop(server);
+    server.assert_nothing_left_open();
 }

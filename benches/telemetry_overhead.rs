@@ -32,13 +32,13 @@
 //! stderr: the median of each, the on/off ratio of the medians and the median of the per-pair
 //! ratios. With `-- --test` each case runs once and the comparison is one pair.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
-use databricks_sql::mock::{MockWarehouse, DEFAULT_HTTP_PATH, DEFAULT_TOKEN};
+use databricks_sql::mock::MockWarehouse;
 use databricks_sql::telemetry::TelemetryClientProvider;
 use databricks_sql::{DBSQLClient, Session};
 use tokio::runtime::Runtime;
@@ -49,14 +49,14 @@ const CLOUDFETCH_SQL: &str = "SELECT * FROM mock.rows(2000000)";
 const CLOUDFETCH_ROWS: u64 = 2_000_000;
 const SELECT_ONE_PAIRS: usize = 61;
 const CLOUDFETCH_PAIRS: usize = 31;
-/// Set in the child process: serve the mock instead of benchmarking.
-const SERVER_ENV: &str = "DBSQL_TELEMETRY_BENCH_SERVER";
-/// What the parent writes to the mock's stdin to ask what telemetry it received.
-const COUNTS_REQUEST: &str = "counts";
 
 fn main() {
-    if std::env::var_os(SERVER_ENV).is_some() {
-        serve();
+    // The mock's process: telemetry flag on, CloudFetch files kept.
+    if common::serve_if_child(|| {
+        MockWarehouse::builder()
+            .telemetry_enabled(true)
+            .cloudfetch_keep_files(true)
+    }) {
         return;
     }
     // Few samples of long iterations (flat sampling): about a minute and a half in all on two
@@ -70,99 +70,6 @@ fn main() {
     criterion.final_summary();
 }
 
-// -- the mock's process --------------------------------------------------------------------
-
-/// Runs the mock warehouse (telemetry flag on, CloudFetch files kept), prints its port, answers
-/// each `counts` line on stdin with `<protoLogs> <feature-flag requests>`, and stops when stdin
-/// closes (the parent is gone).
-fn serve() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mock = MockWarehouse::builder()
-            .telemetry_enabled(true)
-            .cloudfetch_keep_files(true)
-            .start()
-            .await
-            .expect("mock starts");
-        println!("{}", mock.port());
-        std::io::stdout().flush().expect("stdout");
-        let answering = mock.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim() == COUNTS_REQUEST {
-                    println!(
-                        "{} {}",
-                        answering.telemetry_logs().len(),
-                        answering.feature_flag_requests().len()
-                    );
-                    let _ = std::io::stdout().flush();
-                }
-            }
-        })
-        .await;
-        mock.shutdown().await;
-    });
-}
-
-/// The mock's process; killed when dropped.
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    port: u16,
-}
-
-impl Server {
-    fn spawn() -> Server {
-        let exe = std::env::current_exe().expect("own executable");
-        let mut child = Command::new(exe)
-            .env(SERVER_ENV, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mock process starts");
-        let stdin = child.stdin.take().expect("stdin piped");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("mock prints its port");
-        let port = line.trim().parse().expect("a port number");
-        Server {
-            child,
-            stdin,
-            stdout,
-            port,
-        }
-    }
-
-    /// The protoLogs and feature-flag requests the mock received so far.
-    fn telemetry_counts(&mut self) -> (usize, usize) {
-        writeln!(self.stdin, "{COUNTS_REQUEST}").expect("ask the mock");
-        self.stdin.flush().expect("ask the mock");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("the mock answers");
-        let mut counts = line.split_whitespace().map(|n| n.parse().expect("a count"));
-        (
-            counts.next().expect("protoLogs"),
-            counts.next().expect("flag requests"),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Drain what is left so that nothing blocks on a full pipe.
-        let _ = self.stdout.read_to_end(&mut Vec::new());
-    }
-}
-
 // -- the clients ---------------------------------------------------------------------------
 
 /// One side of the comparison: a client with its own telemetry provider and one session.
@@ -173,13 +80,9 @@ struct Variant {
 }
 
 impl Variant {
-    fn connect(runtime: &Runtime, port: u16, telemetry: bool) -> Variant {
-        let builder = DBSQLClient::builder()
-            .host("127.0.0.1")
-            .port(port)
-            .http_path(DEFAULT_HTTP_PATH)
-            .token(DEFAULT_TOKEN)
-            .plain_http(true)
+    fn connect(runtime: &Runtime, server: &common::MockProcess, telemetry: bool) -> Variant {
+        let builder = server
+            .client_builder()
             .telemetry_provider(TelemetryClientProvider::new());
         let client = if telemetry {
             builder
@@ -268,14 +171,14 @@ impl Case {
 // -- the benchmark -------------------------------------------------------------------------
 
 fn bench(c: &mut Criterion) {
-    let mut server = Server::spawn();
+    let mut server = common::MockProcess::spawn();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let off = Variant::connect(&runtime, server.port, false);
-    let on = Variant::connect(&runtime, server.port, true);
+    let off = Variant::connect(&runtime, &server, false);
+    let on = Variant::connect(&runtime, &server, true);
     // The first CloudFetch execution makes the mock generate (and keep) its files.
     runtime.block_on(Case::CloudFetch2m.run(&off.session));
 
@@ -309,7 +212,8 @@ fn bench(c: &mut Criterion) {
 
     off.close(&runtime);
     on.close(&runtime);
-    let (logs, flag_requests) = server.telemetry_counts();
+    let stats = server.stats();
+    let (logs, flag_requests) = (stats["protoLogs"], stats["flag_requests"]);
     eprintln!();
     for line in &paired {
         eprintln!("{line}");
@@ -322,7 +226,7 @@ fn bench(c: &mut Criterion) {
         logs > 0 && flag_requests == 1,
         "telemetry must be on for the \"on\" client and off for the \"off\" one"
     );
-    drop(server);
+    server.assert_nothing_left_open();
 }
 
 /// Alternate `pairs` runs of `off` and `on` after one warm-up run of each; the summary line:
