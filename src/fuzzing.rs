@@ -22,7 +22,7 @@ use thrift::protocol::{TBinaryInputProtocol, TSerializable};
 use thrift::TConfiguration;
 
 use crate::results::cloudfetch::{decode_stream, Chunk};
-use crate::results::rowset::{ArrowBatchBytes, Column, InlineRows};
+use crate::results::inline_rows::{ArrowBatchBytes, InlineRows};
 use crate::results::{columnar, lz4, schema, ResultDecoder, ResultFormat};
 use crate::thrift::framing;
 use crate::thrift::tcli::{
@@ -167,7 +167,7 @@ pub fn thrift_call(data: &[u8]) {
 }
 
 /// Inline Arrow batches of an `ARROW_BASED_SET` (`results::arrow_inline`, through
-/// `ResultDecoder` as a fetch reply's Arrow batches are decoded): the `arrowSchema` IPC message of the
+/// `ResultDecoder` as a page's Arrow batches are decoded): the `arrowSchema` IPC message of the
 /// metadata, then the batches.
 ///
 /// Input: `flags: u8` ([`FLAG_LZ4`]), `schema_len: u32`, the schema message, then batches,
@@ -260,8 +260,9 @@ pub fn columnar(data: &[u8]) {
     let Ok(schema) = schema::arrow_schema_from_table_schema(&table) else {
         return;
     };
-    let columns = row_set.columns.unwrap_or_default();
-    let columns = columns.into_iter().map(Column::from).collect();
+    let Ok(InlineRows::Columns(columns)) = InlineRows::try_from(row_set) else {
+        return;
+    };
     if let Ok(Some(batch)) = columnar::columns_to_batch(&schema, columns) {
         assert!(batch.num_rows() > 0, "a batch without rows");
         check_batches(&[batch], &schema);

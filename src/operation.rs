@@ -21,8 +21,8 @@ use crate::results::cloudfetch::{
 };
 use crate::results::decode_threads::DecodeThreads;
 use crate::results::empty_pages::EmptyPages;
+use crate::results::inline_rows::InlineRows;
 use crate::results::reader::{Page, PageSource, ResultReader, StartCloudFetch};
-use crate::results::rowset::InlineRows;
 use crate::results::{from_thrift, ResultDecoder, ResultFormat as RowFormat};
 use crate::session::SessionInner;
 use crate::staging::StagingSummary;

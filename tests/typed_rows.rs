@@ -413,7 +413,10 @@ async fn type_mismatch_null_and_missing_field_errors_name_what_went_wrong() {
         .await
         .unwrap();
     let e = match op.fetch_all_as::<WrongType>().await {
-        Ok(rows) => panic!("a Float64 read as a String: {:?}", rows[0].amount),
+        Ok(rows) => panic!(
+            "a Float64 read as a String: {:?}",
+            rows.first().map(|r| &r.amount)
+        ),
         Err(e) => e,
     };
     let text = e.to_string();
@@ -430,7 +433,10 @@ async fn type_mismatch_null_and_missing_field_errors_name_what_went_wrong() {
         .await
         .unwrap();
     let e = match op.fetch_all_as::<NotNull>().await {
-        Ok(rows) => panic!("a NULL read as a String: {:?}", rows[3].name),
+        Ok(rows) => panic!(
+            "a NULL read as a String: {:?}",
+            rows.get(3).map(|r| &r.name)
+        ),
         Err(e) => e,
     };
     let text = e.to_string();
@@ -448,7 +454,10 @@ async fn type_mismatch_null_and_missing_field_errors_name_what_went_wrong() {
         .await
         .unwrap();
     let e = match op.fetch_all_as::<Missing>().await {
-        Ok(rows) => panic!("a missing column read: {} {}", rows[0].id, rows[0].price),
+        Ok(rows) => panic!(
+            "a missing column read: {:?}",
+            rows.first().map(|r| (r.id, r.price))
+        ),
         Err(e) => e,
     };
     let text = e.to_string();
@@ -464,7 +473,10 @@ async fn type_mismatch_null_and_missing_field_errors_name_what_went_wrong() {
         .await
         .unwrap();
     let e = match op.fetch_all_as::<NestedWrong>().await {
-        Ok(rows) => panic!("integers read as booleans: {:?}", rows[0].c_struct),
+        Ok(rows) => panic!(
+            "integers read as booleans: {:?}",
+            rows.first().map(|r| &r.c_struct)
+        ),
         Err(e) => e,
     };
     let text = e.to_string();

@@ -14,8 +14,8 @@ use arrow_ipc::MessageHeader;
 use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
+use crate::results::inline_rows::ArrowBatchBytes;
 use crate::results::lz4;
-use crate::results::rowset::ArrowBatchBytes;
 
 const CONTINUATION_MARKER: u32 = 0xFFFF_FFFF;
 

@@ -1,9 +1,6 @@
 //! Column-based pages (`COLUMN_BASED_SET`: one [`Column`] of values and NULL bitmap per result
-//! column) to an Arrow `RecordBatch` of the result's schema.
-//!
-//! Null bitmap: bit `i % 8` (least significant first) of byte `i / 8` set means row `i` is NULL;
-//! an empty bitmap means no NULLs, and a bitmap shorter than the column leaves the rows it does
-//! not cover non-NULL. Fixed-width values move into Arrow buffers without a copy.
+//! column, the bitmap as [`Column`] describes it) to an Arrow `RecordBatch` of the result's
+//! schema. Fixed-width values move into Arrow buffers without a copy.
 //!
 //! Decimals, dates and timestamps arrive as text and are parsed into the typed
 //! arrays of the schema (see [`super::schema`] for the type table); the text of a NULL row is
@@ -45,7 +42,7 @@ use arrow_schema::{
 
 use super::schema::truncated;
 use crate::error::{Error, Result};
-use crate::results::rowset::{Column, ColumnValues};
+use crate::results::inline_rows::{Column, ColumnValues};
 
 /// Converts the columns of a column-based row set to one batch of `schema`; `None` when the
 /// row set has no rows. Every column must have the same length, and there must be one column
@@ -659,7 +656,10 @@ mod tests {
     use thrift::OrderedFloat;
 
     /// Thrift columns, converted as the Thrift backend converts them, to one batch.
-    fn columns_to_batch(schema: &SchemaRef, columns: Vec<TColumn>) -> Result<Option<RecordBatch>> {
+    fn thrift_columns_to_batch(
+        schema: &SchemaRef,
+        columns: Vec<TColumn>,
+    ) -> Result<Option<RecordBatch>> {
         super::columns_to_batch(schema, columns.into_iter().map(Column::from).collect())
     }
 
@@ -676,7 +676,7 @@ mod tests {
     fn an_empty_bitmap_means_no_nulls() {
         let s = schema(vec![("id", DataType::Int64)]);
         let col = TColumn::I64Val(TI64Column::new(vec![1, 2, 3], vec![]));
-        let batch = columns_to_batch(&s, vec![col]).unwrap().unwrap();
+        let batch = thrift_columns_to_batch(&s, vec![col]).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.column(0).null_count(), 0);
         assert!(batch.column(0).nulls().is_none());
@@ -690,7 +690,7 @@ mod tests {
             (0..11).collect(),
             vec![0b0000_1001, 0b0000_0101],
         ));
-        let batch = columns_to_batch(&s, vec![col]).unwrap().unwrap();
+        let batch = thrift_columns_to_batch(&s, vec![col]).unwrap().unwrap();
         let nulls: Vec<usize> = (0..11).filter(|&i| batch.column(0).is_null(i)).collect();
         assert_eq!(nulls, vec![0, 3, 8, 10]);
         assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(1), 1);
@@ -701,7 +701,7 @@ mod tests {
         let s = schema(vec![("v", DataType::Utf8)]);
         let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
         let col = TColumn::StringVal(TStringColumn::new(values, vec![0b1000_0000]));
-        let batch = columns_to_batch(&s, vec![col]).unwrap().unwrap();
+        let batch = thrift_columns_to_batch(&s, vec![col]).unwrap().unwrap();
         let strings = batch.column(0).as_string::<i32>();
         assert_eq!(strings.null_count(), 1);
         assert!(strings.is_null(7));
@@ -742,7 +742,7 @@ mod tests {
             )),
             TColumn::BinaryVal(TBinaryColumn::new(vec![vec![0, 255], vec![]], null_row_1)),
         ];
-        let batch = columns_to_batch(&s, columns).unwrap().unwrap();
+        let batch = thrift_columns_to_batch(&s, columns).unwrap().unwrap();
         assert_eq!(batch.schema(), s);
         for c in batch.columns() {
             assert!(c.is_valid(0) && c.is_null(1), "{:?}", c.data_type());
@@ -762,7 +762,7 @@ mod tests {
     fn typed_values_for_a_string_column_are_shown_as_text() {
         let s = schema(vec![("d", DataType::Utf8)]);
         let col = TColumn::I32Val(TI32Column::new(vec![7, 0], vec![0b10]));
-        let batch = columns_to_batch(&s, vec![col]).unwrap().unwrap();
+        let batch = thrift_columns_to_batch(&s, vec![col]).unwrap().unwrap();
         let strings = batch.column(0).as_string::<i32>();
         assert_eq!(strings.value(0), "7");
         assert!(strings.is_null(1));
@@ -775,7 +775,7 @@ mod tests {
             TColumn::I64Val(TI64Column::new(vec![1, 2, 3], vec![])),
             TColumn::StringVal(TStringColumn::new(vec!["x".into()], vec![])),
         ];
-        let err = columns_to_batch(&s, columns).unwrap_err();
+        let err = thrift_columns_to_batch(&s, columns).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(
             err.to_string()
@@ -788,7 +788,7 @@ mod tests {
     fn a_column_count_or_type_mismatch_is_a_decode_error() {
         let s = schema(vec![("a", DataType::Int64), ("b", DataType::Utf8)]);
         let one = vec![TColumn::I64Val(TI64Column::new(vec![1], vec![]))];
-        let err = columns_to_batch(&s, one).unwrap_err();
+        let err = thrift_columns_to_batch(&s, one).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(
             err.to_string()
@@ -798,7 +798,7 @@ mod tests {
 
         let s = schema(vec![("a", DataType::Int64)]);
         let wrong = vec![TColumn::BoolVal(TBoolColumn::new(vec![true], vec![]))];
-        let err = columns_to_batch(&s, wrong).unwrap_err();
+        let err = thrift_columns_to_batch(&s, wrong).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(
             err.to_string()
@@ -811,8 +811,10 @@ mod tests {
     fn zero_rows_yield_no_batch() {
         let s = schema(vec![("a", DataType::Int64)]);
         let empty = vec![TColumn::I64Val(TI64Column::new(vec![], vec![]))];
-        assert!(columns_to_batch(&s, empty).unwrap().is_none());
-        assert!(columns_to_batch(&schema(vec![]), vec![]).unwrap().is_none());
+        assert!(thrift_columns_to_batch(&s, empty).unwrap().is_none());
+        assert!(thrift_columns_to_batch(&schema(vec![]), vec![])
+            .unwrap()
+            .is_none());
     }
 
     fn strings(values: &[&str], nulls: Vec<u8>) -> TColumn {
@@ -827,7 +829,7 @@ mod tests {
     fn convert(data_type: DataType, values: &[&str], nulls: Vec<u8>) -> Result<ArrayRef> {
         let s = schema(vec![("id", DataType::Int32), ("c", data_type)]);
         let ids = TColumn::I32Val(TI32Column::new(vec![0; values.len()], vec![]));
-        let batch = columns_to_batch(&s, vec![ids, strings(values, nulls)])?;
+        let batch = thrift_columns_to_batch(&s, vec![ids, strings(values, nulls)])?;
         Ok(batch.expect("rows").column(1).clone())
     }
 
@@ -1019,7 +1021,7 @@ mod tests {
         let original: ArrayRef = Arc::new(arrow_array::Date32Array::from(days));
         let s = schema(vec![("c", DataType::Date32)]);
         let batch = RecordBatch::try_new(s.clone(), vec![original.clone()]).unwrap();
-        let back = columns_to_batch(&s, to_columns(&batch).unwrap())
+        let back = thrift_columns_to_batch(&s, to_columns(&batch).unwrap())
             .unwrap()
             .unwrap();
         assert_eq!(back.column(0), &original);
@@ -1124,7 +1126,7 @@ mod tests {
             Arc::new(arrow_array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"));
         let s = schema(vec![("c", t)]);
         let batch = RecordBatch::try_new(s.clone(), vec![original.clone()]).unwrap();
-        let back = columns_to_batch(&s, to_columns(&batch).unwrap())
+        let back = thrift_columns_to_batch(&s, to_columns(&batch).unwrap())
             .unwrap()
             .unwrap();
         assert_eq!(back.column(0), &original);
@@ -1191,7 +1193,7 @@ mod tests {
             TColumn::BoolVal(TBoolColumn::new(vec![false; 3], vec![0b101])),
         ] {
             let s = schema(vec![("n", DataType::Null)]);
-            let batch = columns_to_batch(&s, vec![column]).unwrap().unwrap();
+            let batch = thrift_columns_to_batch(&s, vec![column]).unwrap().unwrap();
             assert_eq!(batch.column(0).data_type(), &DataType::Null);
             assert_eq!(batch.column(0).len(), 3);
             assert_eq!(batch.column(0).logical_null_count(), 3);
@@ -1207,7 +1209,7 @@ mod tests {
         ] {
             let s = schema(vec![("x", t.clone())]);
             let col = TColumn::I32Val(TI32Column::new(vec![1], vec![]));
-            let err = columns_to_batch(&s, vec![col]).unwrap_err();
+            let err = thrift_columns_to_batch(&s, vec![col]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Decode);
             assert!(
                 err.to_string().contains(&format!(
@@ -1222,7 +1224,7 @@ mod tests {
     fn nulls_in_a_non_nullable_field_are_a_decode_error() {
         let s = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
         let col = TColumn::I64Val(TI64Column::new(vec![1, 2], vec![0b1]));
-        let err = columns_to_batch(&s, vec![col]).unwrap_err();
+        let err = thrift_columns_to_batch(&s, vec![col]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
     }
 }

@@ -9,7 +9,7 @@ use crate::thrift::tcli::{
 };
 
 use super::cloudfetch::ResultLink;
-use super::rowset::{ArrowBatchBytes, Column, ColumnValues, InlineRows};
+use super::inline_rows::{ArrowBatchBytes, Column, ColumnValues, InlineRows};
 use super::{schema, ResultDecoder, ResultFormat};
 
 /// The format `resultFormat` names; `None` (not sent, as by plain HiveServer2) means
@@ -33,6 +33,8 @@ pub(crate) fn result_format(format: Option<TSparkRowSetType>) -> Result<ResultFo
 /// describes: its format, its Arrow schema and table schema, and whether Arrow data is
 /// LZ4-framed (`lz4Compressed`, false when not sent).
 pub(crate) fn decoder(metadata: &TGetResultSetMetadataResp) -> Result<ResultDecoder> {
+    // The format first: an unsupported format is the error to report, whatever the schemas.
+    let format = result_format(metadata.result_format)?;
     let column_schema = match &metadata.schema {
         Some(table) => Some(schema::arrow_schema_from_table_schema(table)?),
         None => None,
@@ -41,7 +43,7 @@ pub(crate) fn decoder(metadata: &TGetResultSetMetadataResp) -> Result<ResultDeco
         metadata.arrow_schema.as_deref(),
         column_schema,
         metadata.lz4_compressed.unwrap_or(false),
-        result_format(metadata.result_format)?,
+        format,
     )
 }
 
@@ -140,14 +142,14 @@ mod tests {
     #[test]
     fn columns_and_arrow_batches_move_into_inline_rows() {
         let doubles = TColumn::DoubleVal(TDoubleColumn::new(
-            vec![OrderedFloat(1.5), OrderedFloat(-0.0)],
+            vec![OrderedFloat(1.5), OrderedFloat(-7.25)],
             vec![0b10],
         ));
         let texts = TColumn::StringVal(TStringColumn::new(vec!["a".into(), "b".into()], vec![]));
         let rows = InlineRows::try_from(row_set(Some(vec![doubles, texts]), None)).unwrap();
         let expected = vec![
             Column {
-                values: ColumnValues::Float64(vec![1.5, -0.0]),
+                values: ColumnValues::Float64(vec![1.5, -7.25]),
                 nulls: vec![0b10],
             },
             Column {

@@ -3,7 +3,7 @@
 //! `RecordBatch`es; plus the encode side the mock warehouse uses.
 //!
 //! [`ResultDecoder`] is the entry point: build it once per result from the result's metadata,
-//! then [`decode`](ResultDecoder::decode) every page of inline rows ([`rowset::InlineRows`]) of
+//! then [`decode`](ResultDecoder::decode) every page of inline rows ([`inline_rows::InlineRows`]) of
 //! the result in order. [`from_thrift`] builds both from the Thrift backend's structs
 //! (`TGetResultSetMetadataResp`, `TRowSet`); nothing else in this module takes Thrift types but
 //! the Hive type table of [`schema`] and the mock's encoder.
@@ -21,11 +21,11 @@ pub(crate) mod empty_pages;
 #[cfg(any(test, feature = "mock"))]
 pub(crate) mod encode;
 pub(crate) mod from_thrift;
+pub(crate) mod inline_rows;
 pub(crate) mod lz4;
 pub(crate) mod reader;
 #[cfg(test)]
 mod round_trip_tests;
-pub(crate) mod rowset;
 pub(crate) mod schema;
 
 use arrow_array::RecordBatch;
@@ -34,7 +34,7 @@ use arrow_schema::SchemaRef;
 use crate::error::{Error, Result};
 
 use self::arrow_inline::ArrowBatchDecoder;
-use self::rowset::InlineRows;
+use self::inline_rows::InlineRows;
 
 /// How the server delivers a result's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +42,13 @@ pub(crate) enum ResultFormat {
     /// `ARROW_BASED_SET`: Arrow IPC record batches inline in each row set.
     ArrowInline,
     /// `COLUMN_BASED_SET` (and servers that name no format, like vanilla HiveServer2):
-    /// one `TColumn` per result column.
+    /// one [`inline_rows::Column`] of values per result column.
     Columnar,
     /// `URL_BASED_SET`: CloudFetch links to Arrow IPC stream files.
     CloudFetch,
 }
 
-/// Decodes the row sets of one result into `RecordBatch`es of one schema.
+/// Decodes the pages of inline rows of one result into `RecordBatch`es of one schema.
 #[derive(Debug, Clone)]
 pub(crate) struct ResultDecoder {
     format: ResultFormat,

@@ -19,15 +19,16 @@ use arrow_schema::{DataType, Field, Fields, IntervalUnit, Schema, SchemaRef, Tim
 use super::encode::{
     encode_batch_message, encode_schema_message, json_text, to_columns, to_table_schema,
 };
+use super::inline_rows::InlineRows;
 use super::lz4::compress_frame;
-use super::rowset::InlineRows;
-use super::{from_thrift, schema, ResultDecoder, ResultFormat};
+use super::{from_thrift, ResultDecoder, ResultFormat};
 use crate::thrift::tcli::{
-    TColumn, TRowSet, TSparkArrowBatch, TSparkArrowResultLink, TSparkRowSetType, TTableSchema,
+    TColumn, TGetResultSetMetadataResp, TRowSet, TSparkArrowBatch, TSparkArrowResultLink,
+    TSparkRowSetType, TStatus, TStatusCode, TTableSchema,
 };
 use crate::ErrorKind;
 
-/// A decoder built as the Thrift backend builds one from a result's metadata: the Arrow
+/// The decoder the Thrift backend builds for result metadata with these fields: the Arrow
 /// schema message, the table schema, `lz4Compressed` and `resultFormat`.
 fn thrift_decoder(
     arrow_schema: Option<&[u8]>,
@@ -35,15 +36,26 @@ fn thrift_decoder(
     lz4: bool,
     format: Option<TSparkRowSetType>,
 ) -> crate::Result<ResultDecoder> {
-    let column_schema = table
-        .map(schema::arrow_schema_from_table_schema)
-        .transpose()?;
-    ResultDecoder::new(
-        arrow_schema,
-        column_schema,
-        lz4,
-        from_thrift::result_format(format)?,
-    )
+    let metadata = TGetResultSetMetadataResp {
+        status: TStatus {
+            status_code: TStatusCode::SUCCESS_STATUS,
+            info_messages: None,
+            sql_state: None,
+            error_code: None,
+            error_message: None,
+            display_message: None,
+            error_details_json: None,
+        },
+        schema: table.cloned(),
+        result_format: format,
+        lz4_compressed: Some(lz4),
+        arrow_schema: arrow_schema.map(<[u8]>::to_vec),
+        cache_lookup_result: None,
+        uncompressed_bytes: None,
+        compressed_bytes: None,
+        is_staging_operation: None,
+    };
+    from_thrift::decoder(&metadata)
 }
 
 /// Decoding a `TRowSet` as the Thrift backend does: converted to the driver's inline rows,

@@ -139,7 +139,10 @@ fn timestamps_of_every_unit_with_and_without_a_zone() {
         ns: DateTime<Utc>,
     }
     let e = match from_batch::<Instant>(&b) {
-        Ok(rows) => panic!("a zoneless timestamp read as an instant: {}", rows[0].ns),
+        Ok(rows) => panic!(
+            "a zoneless timestamp read as an instant: {:?}",
+            rows.first().map(|r| r.ns)
+        ),
         Err(e) => e,
     };
     assert!(e.to_string().contains("column 2 `ns`"), "{e}");
