@@ -466,3 +466,44 @@ async fn ctrl_c_before_the_statement_returns_closes_the_session_and_exits_130() 
     assert_eq!(mock.open_sessions(), 0, "dbsql closed its session");
     mock.shutdown().await;
 }
+
+/// A second Ctrl-C while dbsql waits for the server to close the session after the first:
+/// dbsql quits at once (exit status 130) instead of waiting for the reply.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_without_waiting_for_the_server() {
+    let mock = MockWarehouse::start().await.unwrap();
+    let slow =
+        |method| databricks_sql::mock::Fault::delay(std::time::Duration::from_secs(600)).on(method);
+    mock.inject(slow("ExecuteStatement"));
+    mock.inject(slow("CloseSession"));
+    let mut cmd = dbsql(&["--format", "csv", "-e", "SELECT * FROM range(2)"]);
+    cmd.env(
+        "DATABRICKS_HOST",
+        format!("http://127.0.0.1:{}", mock.port()),
+    )
+    .env("DATABRICKS_HTTP_PATH", mock.http_path())
+    .env("DATABRICKS_TOKEN", mock.token())
+    .env("DATABRICKS_TELEMETRY_DISABLED", "1");
+    let mut child = cmd.spawn().expect("dbsql starts");
+    wait_until(&mut child, "sending ExecuteStatement", || {
+        mock.call_count("ExecuteStatement") == 1
+    })
+    .await;
+    interrupt(&child);
+    wait_until(&mut child, "sending CloseSession", || {
+        mock.call_count("CloseSession") == 1
+    })
+    .await;
+    interrupt(&child);
+    // Far less than the 600 s the mock holds CloseSession: dbsql did not wait for it.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("dbsql quits after the second Ctrl-C")
+        .expect("dbsql runs");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = assert_one_error_line(&out);
+    assert!(err.contains("quit without waiting"), "{err}");
+    assert!(out.stdout.is_empty());
+    mock.shutdown().await;
+}

@@ -37,7 +37,8 @@ use crate::output::{Format, Progress, ResultWriter};
 ///
 /// Exit status: 0 on success, 1 when the statement, the connection or the output failed, 2 for
 /// a usage or configuration error (bad arguments, no SQL, no warehouse configured), 130 when
-/// interrupted (the statement is cancelled on the server).
+/// interrupted (the statement is cancelled on the server; a second Ctrl-C quits without waiting
+/// for the server).
 #[derive(Debug, Parser)]
 #[command(name = "dbsql", version, about, long_about, max_term_width = 100)]
 struct Args {
@@ -178,33 +179,59 @@ fn one_line(text: &str) -> String {
 const INTERRUPTED: u8 = 130;
 
 /// Ctrl-C (SIGINT), listened for from [`Interrupt::listen`] on: from then on the signal no
-/// longer ends the process, and [`unless_interrupted`] stops the work it runs instead.
+/// longer ends the process. The first one stops the work [`unless_interrupted`] runs; any later
+/// one (or a first one during the clean-up at the end of a run) stops the clean-up that
+/// [`unless_interrupted_again`] runs, so that a server slow to answer never holds the user.
 struct Interrupt {
-    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Resolves at the next Ctrl-C; its handler is already registered.
+    next: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// A Ctrl-C came that no one has waited for yet.
+    next_ready: bool,
+    /// The first Ctrl-C came and was taken by [`fired`](Self::fired).
     fired: bool,
 }
 
+/// A future of the next Ctrl-C, polled once so that its handler is registered from now on
+/// (`ctrl_c` registers when first polled), and whether that Ctrl-C already came. When the
+/// handler cannot be installed, Ctrl-C keeps its default action (it ends the process) and the
+/// future never resolves.
+fn next_ctrl_c() -> (Pin<Box<dyn Future<Output = ()> + Send>>, bool) {
+    let mut signal: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    });
+    let ready = signal
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_ready();
+    (signal, ready)
+}
+
 impl Interrupt {
-    /// Start listening for Ctrl-C now. When the handler cannot be installed, Ctrl-C keeps its
-    /// default action (it ends the process) and this never fires.
+    /// Start listening for Ctrl-C now.
     fn listen() -> Self {
-        let mut signal: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        });
-        // `ctrl_c` installs its handler when first polled.
-        let fired = signal
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            .is_ready();
-        Interrupt { signal, fired }
+        let (next, next_ready) = next_ctrl_c();
+        Interrupt {
+            next,
+            next_ready,
+            fired: false,
+        }
     }
 
-    /// Wait for Ctrl-C; at once when it already came.
+    /// Wait for the next Ctrl-C not yet waited for; listening for the one after it starts at
+    /// once, so that none is missed.
+    async fn next(&mut self) {
+        if !self.next_ready {
+            self.next.as_mut().await;
+        }
+        (self.next, self.next_ready) = next_ctrl_c();
+    }
+
+    /// Wait for the first Ctrl-C; at once when it already came.
     async fn fired(&mut self) {
         if !self.fired {
-            self.signal.as_mut().await;
+            self.next().await;
             self.fired = true;
         }
     }
@@ -220,6 +247,24 @@ async fn unless_interrupted<T>(
         () = interrupt.fired() => None,
         out = work => Some(out),
     }
+}
+
+/// The output of the clean-up `work` (cancelling, closing), or `None` when a Ctrl-C comes
+/// first that did not already stop the run: the user does not want to wait for the server.
+async fn unless_interrupted_again<T>(
+    interrupt: &mut Interrupt,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = interrupt.next() => None,
+        out = work => Some(out),
+    }
+}
+
+/// The failure of a run whose clean-up a Ctrl-C stopped.
+fn quit_without_waiting() -> Failure {
+    Failure::interrupted("interrupted: quit without waiting for the server")
 }
 
 fn main() -> ExitCode {
@@ -337,10 +382,16 @@ async fn run(args: Args) -> Result<u8, Failure> {
     let result = execute(&client, &sql, &args, &progress, &mut interrupt).await;
     progress.clear();
     // Closing frees the session on the server; its failure matters less than the statement's.
-    let closed = client.close().await;
-    if let Some(mock) = mock {
-        mock.shutdown().await;
-    }
+    let closing = async {
+        let closed = client.close().await;
+        if let Some(mock) = mock {
+            mock.shutdown().await;
+        }
+        closed
+    };
+    let closed = unless_interrupted_again(&mut interrupt, closing)
+        .await
+        .ok_or_else(quit_without_waiting)?;
     let code = result?;
     if let Err(e) = closed {
         let _ = writeln!(
@@ -370,11 +421,18 @@ async fn execute(
     let mut op = match unless_interrupted(interrupt, session.execute_statement(sql)).await {
         Some(Ok(op)) => op,
         Some(Err(e)) => {
-            let _ = session.close().await;
+            // The statement's failure matters more than the close's.
+            let _ = unless_interrupted_again(interrupt, session.close())
+                .await
+                .ok_or_else(quit_without_waiting)?;
             return Err(Failure::driver(e));
         }
         None => {
-            let _ = session.close().await;
+            cancelling_hint();
+            // The interruption is what is reported, whatever the close gives.
+            let _ = unless_interrupted_again(interrupt, session.close())
+                .await
+                .ok_or_else(quit_without_waiting)?;
             return Err(interrupted());
         }
     };
@@ -382,13 +440,33 @@ async fn execute(
         Some(outcome) => outcome,
         None => {
             progress.clear();
-            let _ = op.cancel_handle().cancel().await;
+            cancelling_hint();
+            let cancel = op.cancel_handle();
+            let _ = unless_interrupted_again(interrupt, cancel.cancel())
+                .await
+                .ok_or_else(quit_without_waiting)?;
             Err(interrupted())
         }
     };
-    let _ = op.close().await;
-    let _ = session.close().await;
+    let closing = async {
+        let _ = op.close().await;
+        let _ = session.close().await;
+    };
+    unless_interrupted_again(interrupt, closing)
+        .await
+        .ok_or_else(quit_without_waiting)?;
     outcome
+}
+
+/// On a terminal, after the first Ctrl-C: what happens now, and how not to wait for it.
+fn cancelling_hint() {
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = writeln!(
+            stderr,
+            "dbsql: cancelling the statement (Ctrl-C again to quit without waiting)"
+        );
+    }
 }
 
 /// The output file while it is written: removed when dropped before [`keep`](Self::keep), so
