@@ -124,7 +124,7 @@ fn parse(header: &str, now: SystemTime) -> Option<Cookie> {
         if key.eq_ignore_ascii_case("max-age") {
             max_age = val.trim().parse::<i64>().ok();
         } else if key.eq_ignore_ascii_case("expires") {
-            expires = httpdate::parse_http_date(val.trim()).ok();
+            expires = parse_cookie_date(val);
         }
     }
     let expires = match max_age {
@@ -137,6 +137,81 @@ fn parse(header: &str, now: SystemTime) -> Option<Cookie> {
         value: value.to_string(),
         expires,
     })
+}
+
+/// An `Expires` date read the way RFC 6265 (section 5.1.1) reads it, which takes every form
+/// servers write: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the Netscape form with dashes
+/// and a two-digit year (`Sunday, 06-Nov-94 08:49:37 GMT`, as Java servlet containers write it)
+/// and asctime (`Sun Nov  6 08:49:37 1994`). The date is split at delimiters and its parts are
+/// recognized by shape, in any order: the first `h:m:s` is the time, then one or two digits the
+/// day, a month's first three letters the month, two to four digits the year (70-99 are
+/// 1970-1999, 0-69 are 2000-2069). `None` when a part is missing or out of range (the
+/// attribute is then ignored).
+fn parse_cookie_date(text: &str) -> Option<SystemTime> {
+    let delimiter = |c: char| matches!(c, '\t' | ' '..='/' | ';'..='@' | '['..='`' | '{'..='~');
+    // How many ASCII digits `token` starts with, when that is `min..=max` of them.
+    let digits = |token: &str, min: usize, max: usize| -> Option<u32> {
+        let n = token.bytes().take_while(u8::is_ascii_digit).count();
+        (min..=max).contains(&n).then(|| token[..n].parse().ok())?
+    };
+    let time = |token: &str| -> Option<(u32, u32, u32)> {
+        let mut fields = token.splitn(3, ':');
+        let hour = digits(fields.next()?, 1, 2)?;
+        let minute = digits(fields.next()?, 1, 2)?;
+        let second = digits(fields.next()?, 1, 2)?;
+        Some((hour, minute, second))
+    };
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = |token: &str| -> Option<u32> {
+        let prefix = token.get(..3)?;
+        let i = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(prefix))?;
+        u32::try_from(i + 1).ok()
+    };
+    let (mut found_time, mut found_day, mut found_month, mut found_year) = (None, None, None, None);
+    for token in text.split(delimiter).filter(|t| !t.is_empty()) {
+        if found_time.is_none() {
+            if let Some(t) = time(token) {
+                found_time = Some(t);
+                continue;
+            }
+        }
+        if found_day.is_none() {
+            if let Some(d) = digits(token, 1, 2) {
+                found_day = Some(d);
+                continue;
+            }
+        }
+        if found_month.is_none() {
+            if let Some(m) = month(token) {
+                found_month = Some(m);
+                continue;
+            }
+        }
+        if found_year.is_none() {
+            if let Some(y) = digits(token, 2, 4) {
+                found_year = Some(y);
+            }
+        }
+    }
+    let (hour, minute, second) = found_time?;
+    let year = match found_year? {
+        y @ 70..=99 => y + 1900,
+        y @ 0..=69 => y + 2000,
+        y => y,
+    };
+    if year < 1601 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let at = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, found_month?, found_day?)?
+        .and_hms_opt(hour, minute, second)?
+        .and_utc()
+        .timestamp();
+    match u64::try_from(at) {
+        Ok(after) => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(after)),
+        Err(_) => SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(at.unsigned_abs())),
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +307,57 @@ mod tests {
         jar.store(&headers(&["hive.server2.auth=secret-value"]));
         let text = format!("{jar:?}");
         assert!(text.contains("hive.server2.auth") && !text.contains("secret-value"));
+    }
+
+    #[test]
+    fn expires_dates_are_read_in_every_form_servers_write() {
+        let at = |text: &str| {
+            parse_cookie_date(text).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap())
+        };
+        let nov_6_1994 = Some(Duration::from_secs(784_111_777));
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun, 06-Nov-1994 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            " 6 nOvEmBeR 1994 8:49:37 ",
+        ] {
+            assert_eq!(at(form), nov_6_1994, "{form}");
+        }
+        assert_eq!(
+            at("Thu, 01-Jan-1970 00:00:10 GMT"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            at("Wed, 01 Jan 2031 00:00:00 GMT"),
+            Some(Duration::from_secs(1_924_992_000))
+        );
+        // Two-digit years: 70-99 are the 1900s, 0-69 the 2000s.
+        assert_eq!(at("01-Jan-69 00:00:00 GMT"), at("01 Jan 2069 00:00:00 GMT"));
+        assert_eq!(at("01-Jan-70 00:00:00 GMT"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "tomorrow",
+            "Sun, 06 Nov 1994 GMT",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1600 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:490:37 GMT",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_netscape_expires_in_the_past_deletes_the_cookie() {
+        let jar = CookieJar::default();
+        jar.store(&headers(&["a=1", "b=2"]));
+        jar.store(&headers(&[
+            "a=; Path=/; Expires=Thu, 01-Jan-1970 00:00:10 GMT",
+        ]));
+        assert_eq!(jar.header().unwrap(), "b=2");
+        jar.store(&headers(&["c=3; Expires=Wed, 01-Jan-2031 00:00:00 GMT"]));
+        assert_eq!(jar.header().unwrap(), "b=2; c=3");
     }
 }
