@@ -67,25 +67,40 @@ def node(workload, api, note=""):
     )
 
 
+# Where the small-statement workloads, (a) and (e), run: both the client and the mock on one
+# vCPU, then on two different ones. A round trip of theirs costs two wake-ups of the other
+# process, and on a VM waking a process on another (idle, halted) vCPU can cost several times
+# the driver's own work, so an unpinned run measures mostly where the scheduler happened to put
+# the two. The larger workloads use every vCPU, unpinned.
+SMALL_PLACEMENTS = (
+    ("one", "client and mock on one vCPU"),
+    ("two", "client and mock on two different vCPUs"),
+)
+
+
 def workloads(root, quick):
-    """The workloads: (key, title, size, per-iteration unit or None, variants)."""
+    """The workloads: (key, title, size, per-iteration unit or None, variants, placement).
+
+    `placement` is None (unpinned) or a key of SMALL_PLACEMENTS."""
     n_small = 200 if quick else 2000
     n_cloud = 1_000_000 if quick else 10_000_000
     n_rows = 100_000 if quick else 1_000_000
     n_meta = 20 if quick else 200
     no_rows = "Arrow batches decoded, no row objects (`disableRowMaterialization`)"
-    return [
+    small = [
         (
             "select1",
             f"(a) {n_small:,} x `SELECT 1`, one session",
             n_small,
             "round trip",
-            [
+            lambda: [
                 rust(root, "select1", "`Session::query`, current-thread runtime"),
                 python("select1", "`cursor.execute` + `fetchall()`"),
                 node("select1", "`executeStatement` + `fetchAll()` + `close()`"),
             ],
         ),
+    ]
+    large = [
         (
             "cloudfetch",
             f"(b) `SELECT * FROM mock.rows({n_cloud})`, CloudFetch + LZ4, read into Arrow",
@@ -121,18 +136,30 @@ def workloads(root, quick):
                 node("rows", "`fetchAll()`: JS objects"),
             ],
         ),
+    ]
+    small.append(
         (
             "columns",
             f"(e) {n_meta} x `columns(samples, tpch, %, %)` (61 rows each), one session",
             n_meta,
             "call",
-            [
+            lambda: [
                 rust(root, "columns", "`Session::columns` + `fetch_all()`, current-thread runtime"),
                 python("columns", "`cursor.columns` + `fetchall_arrow()`"),
                 node("columns", "`getColumns` + `fetchAll()` + `close()`"),
             ],
-        ),
-    ]
+        )
+    )
+    pinned = []
+    if len(os.sched_getaffinity(0)) >= 2:
+        for key, title, size, unit, make in small:
+            for placement, where in SMALL_PLACEMENTS:
+                pinned.append((key, f"{title}, {where}", size, unit, make(), placement))
+    else:
+        pinned = [(key, title, size, unit, make(), None) for key, title, size, unit, make in small]
+    select1 = [w for w in pinned if w[0] == "select1"]
+    columns = [w for w in pinned if w[0] == "columns"]
+    return select1 + [w + (None,) for w in large] + columns
 
 
 def start_mock(root):
@@ -158,11 +185,34 @@ def start_mock(root):
     return proc, found
 
 
-def communicate_and_wait4(argv, env, timeout):
+def cpus_for(placement):
+    """(the mock's vCPUs, the client's vCPUs) for a placement; None: every vCPU, unpinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if placement == "one":
+        return {cpus[0]}, {cpus[0]}
+    if placement == "two":
+        return {cpus[1]}, {cpus[0]}
+    return set(cpus), None
+
+
+def pin_mock(mock, cpus):
+    """Pins every thread of the mock's process to `cpus` (threads it starts later inherit)."""
+    for tid in os.listdir(f"/proc/{mock.pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            pass  # a thread that ended meanwhile
+
+
+def communicate_and_wait4(argv, env, timeout, cpus=None):
     """Runs argv to its end; returns (exit code, stdout, stderr, rusage of that process).
 
-    The process is killed after `timeout` seconds (a run that hangs is an error)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    The process is killed after `timeout` seconds (a run that hangs is an error). With `cpus`,
+    the process runs on those vCPUs only."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=pin
+    )
     # Read the pipes on threads (a full pipe would block the child), and reap the child with
     # wait4 for its own rusage (RUSAGE_CHILDREN would mix every child's peak RSS).
     chunks = {}
@@ -190,9 +240,11 @@ def communicate_and_wait4(argv, env, timeout):
     return proc.returncode, chunks.get("out", b""), chunks.get("err", b""), usage
 
 
-def measure(variant, size, env, expected_rows):
+def measure(variant, size, env, expected_rows, cpus=None):
     t0 = time.perf_counter()
-    code, out, err, usage = communicate_and_wait4(variant.argv + [str(size)], env, RUN_TIMEOUT)
+    code, out, err, usage = communicate_and_wait4(
+        variant.argv + [str(size)], env, RUN_TIMEOUT, cpus
+    )
     wall = time.perf_counter() - t0
     if code != 0:
         raise RuntimeError(f"exit code {code}: {err.decode(errors='replace').strip()[-3000:]}")
@@ -253,7 +305,8 @@ def table(wls, runs, quick, versions, loads):
         pass
     lines.append(
         f"Measured {now} on {os.cpu_count()} vCPU ({cpu_model}, {platform.system()}), client and "
-        f"mock warehouse on the same cores; {versions}. Medians of {runs} runs after a warm-up "
+        f"mock warehouse on the same cores ((a) and (e) pinned as their titles say, the others "
+        f"unpinned); {versions}. Medians of {runs} runs after a warm-up "
         f"round, drivers alternating, each run its own process"
         + (" (--quick: reduced sizes, not for quoting)" if quick else "")
         + f". Load average (1 min) {loads[0]:.1f} at the start, {loads[1]:.1f} at the end"
@@ -262,7 +315,7 @@ def table(wls, runs, quick, versions, loads):
         "driver's median over this driver's (for (b), over the streamed read)."
     )
     lines.append("")
-    for key, title, size, unit, variants in wls:
+    for key, title, size, unit, variants, _ in wls:
         lines.append(f"**{title}**")
         lines.append("")
         per_hdr = f" per {unit}" if unit else ""
@@ -365,14 +418,16 @@ def main():
     started = time.monotonic()
     load_start = os.getloadavg()[0]
     try:
-        for key, title, size, _, variants in wls:
+        for key, title, size, _, variants, placement in wls:
             print(f"== {title}", flush=True)
+            mock_cpus, client_cpus = cpus_for(placement)
+            pin_mock(mock, mock_cpus)
             for rnd in range(runs + 1):
                 for v in variants:
                     if v.error:
                         continue
                     try:
-                        s = measure(v, size, env, expected_rows(key, size))
+                        s = measure(v, size, env, expected_rows(key, size), client_cpus)
                     except RuntimeError as e:
                         v.error = str(e)
                         print(f"   {v.label}, {v.api}: FAILED: {e}", flush=True)
@@ -402,7 +457,7 @@ def main():
     with open(os.path.join(out_dir, f"samples-{stamp}.json"), "w") as f:
         json.dump(
             {
-                w[0]: {
+                w[0] + (f"/{w[5]}" if w[5] else ""): {
                     f"{v.label} / {v.workload}": {"samples": v.samples, "error": v.error}
                     for v in w[4]
                 }
