@@ -467,25 +467,94 @@ async fn ctrl_c_before_the_statement_returns_closes_the_session_and_exits_130() 
     mock.shutdown().await;
 }
 
-/// A second Ctrl-C while dbsql waits for the server to close the session after the first:
-/// dbsql quits at once (exit status 130) instead of waiting for the reply.
+/// `dbsql args...` against `mock` through the `DATABRICKS_*` variables, killed if dropped.
 #[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_ctrl_c_quits_without_waiting_for_the_server() {
-    let mock = MockWarehouse::start().await.unwrap();
-    let slow =
-        |method| databricks_sql::mock::Fault::delay(std::time::Duration::from_secs(600)).on(method);
-    mock.inject(slow("ExecuteStatement"));
-    mock.inject(slow("CloseSession"));
-    let mut cmd = dbsql(&["--format", "csv", "-e", "SELECT * FROM range(2)"]);
+fn dbsql_on(mock: &MockWarehouse, args: &[&str]) -> tokio::process::Child {
+    let mut cmd = dbsql(args);
     cmd.env(
         "DATABRICKS_HOST",
         format!("http://127.0.0.1:{}", mock.port()),
     )
     .env("DATABRICKS_HTTP_PATH", mock.http_path())
     .env("DATABRICKS_TOKEN", mock.token())
-    .env("DATABRICKS_TELEMETRY_DISABLED", "1");
-    let mut child = cmd.spawn().expect("dbsql starts");
+    .env("DATABRICKS_TELEMETRY_DISABLED", "1")
+    .kill_on_drop(true);
+    cmd.spawn().expect("dbsql starts")
+}
+
+/// The output of `child`, which must end well before the 600 s a slowed request takes.
+#[cfg(unix)]
+async fn output_soon(child: tokio::process::Child) -> Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("dbsql did not wait for the slowed request")
+        .expect("dbsql runs")
+}
+
+/// A fault that holds `method`'s reply for 600 s.
+#[cfg(unix)]
+fn slow(method: &str) -> databricks_sql::mock::Fault {
+    databricks_sql::mock::Fault::delay(std::time::Duration::from_secs(600)).on(method)
+}
+
+/// A Ctrl-C while the session is closed after a failed statement: dbsql quits without waiting
+/// and reports the statement's failure (exit status 1), not the interruption.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_the_close_after_a_failure_keeps_the_failure() {
+    let mock = MockWarehouse::start().await.unwrap();
+    mock.inject(slow("CloseSession"));
+    let mut child = dbsql_on(&mock, &["-e", "SELECT * FROM no_such_table"]);
+    wait_until(&mut child, "sending CloseSession", || {
+        mock.call_count("CloseSession") == 1
+    })
+    .await;
+    interrupt(&child);
+    let out = output_soon(child).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = assert_one_error_line(&out);
+    assert!(err.contains("no_such_table"), "{err}");
+    mock.shutdown().await;
+}
+
+/// A Ctrl-C while the session is closed after a statement that succeeded: the result is out,
+/// dbsql quits without waiting, warns that the session was not closed, and exits 0.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_the_close_after_a_success_warns_and_exits_0() {
+    let mock = MockWarehouse::start().await.unwrap();
+    mock.inject(slow("CloseSession"));
+    let mut child = dbsql_on(&mock, &["--format", "csv", "-e", "SELECT * FROM range(3)"]);
+    wait_until(&mut child, "sending CloseSession", || {
+        mock.call_count("CloseSession") == 1
+    })
+    .await;
+    interrupt(&child);
+    let out = output_soon(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        4,
+        "header and 3 rows"
+    );
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("dbsql: warning: ") && err.contains("without closing"),
+        "{err}"
+    );
+    mock.shutdown().await;
+}
+
+/// A second Ctrl-C while dbsql waits for the server to close the session after the first:
+/// dbsql quits at once (exit status 130) instead of waiting for the reply.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_without_waiting_for_the_server() {
+    let mock = MockWarehouse::start().await.unwrap();
+    mock.inject(slow("ExecuteStatement"));
+    mock.inject(slow("CloseSession"));
+    let mut child = dbsql_on(&mock, &["--format", "csv", "-e", "SELECT * FROM range(2)"]);
     wait_until(&mut child, "sending ExecuteStatement", || {
         mock.call_count("ExecuteStatement") == 1
     })
@@ -496,11 +565,7 @@ async fn a_second_ctrl_c_quits_without_waiting_for_the_server() {
     })
     .await;
     interrupt(&child);
-    // Far less than the 600 s the mock holds CloseSession: dbsql did not wait for it.
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("dbsql quits after the second Ctrl-C")
-        .expect("dbsql runs");
+    let out = output_soon(child).await;
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let err = assert_one_error_line(&out);
     assert!(err.contains("quit without waiting"), "{err}");

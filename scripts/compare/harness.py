@@ -151,7 +151,7 @@ def workloads(root, quick):
         )
     )
     pinned = []
-    if len(os.sched_getaffinity(0)) >= 2:
+    if can_pin():
         for key, title, size, unit, make in small:
             for placement, where in SMALL_PLACEMENTS:
                 pinned.append((key, f"{title}, {where}", size, unit, make(), placement))
@@ -185,8 +185,17 @@ def start_mock(root):
     return proc, found
 
 
+def can_pin():
+    """Whether the small workloads can be pinned: Linux (`sched_setaffinity`, `/proc`), two
+    vCPUs or more."""
+    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
 def cpus_for(placement):
-    """(the mock's vCPUs, the client's vCPUs) for a placement; None: every vCPU, unpinned."""
+    """(the mock's vCPUs, the client's vCPUs) for a placement; (None, None) where nothing can
+    be pinned, (every vCPU, None) for an unpinned workload."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
     cpus = sorted(os.sched_getaffinity(0))
     if placement == "one":
         return {cpus[0]}, {cpus[0]}
@@ -196,7 +205,10 @@ def cpus_for(placement):
 
 
 def pin_mock(mock, cpus):
-    """Pins every thread of the mock's process to `cpus` (threads it starts later inherit)."""
+    """Pins every thread of the mock's process to `cpus` (threads it starts later inherit);
+    nothing when `cpus` is None."""
+    if cpus is None:
+        return
     for tid in os.listdir(f"/proc/{mock.pid}/task"):
         try:
             os.sched_setaffinity(int(tid), cpus)
@@ -233,6 +245,7 @@ def communicate_and_wait4(argv, env, timeout, cpus=None):
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: never signalled again
     finally:
         killer.cancel()
+        killer.join()
     for r in readers:
         r.join()
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
@@ -305,8 +318,13 @@ def table(wls, runs, quick, versions, loads):
         pass
     lines.append(
         f"Measured {now} on {os.cpu_count()} vCPU ({cpu_model}, {platform.system()}), client and "
-        f"mock warehouse on the same cores ((a) and (e) pinned as their titles say, the others "
-        f"unpinned); {versions}. Medians of {runs} runs after a warm-up "
+        f"mock warehouse on the same cores"
+        + (
+            " ((a) and (e) pinned as their titles say, the others unpinned)"
+            if any(w[5] for w in wls)
+            else ""
+        )
+        + f"; {versions}. Medians of {runs} runs after a warm-up "
         f"round, drivers alternating, each run its own process"
         + (" (--quick: reduced sizes, not for quoting)" if quick else "")
         + f". Load average (1 min) {loads[0]:.1f} at the start, {loads[1]:.1f} at the end"

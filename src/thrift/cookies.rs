@@ -121,10 +121,15 @@ fn parse(header: &str, now: SystemTime) -> Option<Cookie> {
     for attribute in parts {
         let (key, val) = attribute.split_once('=').unwrap_or((attribute, ""));
         let key = key.trim();
+        // An attribute whose value does not parse is ignored (an earlier one stands).
         if key.eq_ignore_ascii_case("max-age") {
-            max_age = val.trim().parse::<i64>().ok();
+            if let Ok(secs) = val.trim().parse::<i64>() {
+                max_age = Some(secs);
+            }
         } else if key.eq_ignore_ascii_case("expires") {
-            expires = parse_cookie_date(val);
+            if let Some(at) = parse_cookie_date(val) {
+                expires = Some(at);
+            }
         }
     }
     let expires = match max_age {
@@ -140,9 +145,10 @@ fn parse(header: &str, now: SystemTime) -> Option<Cookie> {
 }
 
 /// An `Expires` date read the way RFC 6265 (section 5.1.1) reads it, which takes every form
-/// servers write: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the Netscape form with dashes
-/// and a two-digit year (`Sunday, 06-Nov-94 08:49:37 GMT`, as Java servlet containers write it)
-/// and asctime (`Sun Nov  6 08:49:37 1994`). The date is split at delimiters and its parts are
+/// servers write: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`), the Netscape form with dashes and a four-digit year
+/// (`Thu, 01-Jan-1970 00:00:10 GMT`, as Java servlet containers write it) and asctime
+/// (`Sun Nov  6 08:49:37 1994`). The date is split at delimiters and its parts are
 /// recognized by shape, in any order: the first `h:m:s` is the time, then one or two digits the
 /// day, a month's first three letters the month, two to four digits the year (70-99 are
 /// 1970-1999, 0-69 are 2000-2069). `None` when a part is missing or out of range (the
@@ -155,9 +161,13 @@ fn parse_cookie_date(text: &str) -> Option<SystemTime> {
         (min..=max).contains(&n).then(|| token[..n].parse().ok())?
     };
     let time = |token: &str| -> Option<(u32, u32, u32)> {
+        // Hour and minute are digits only; the second may be followed by a non-digit.
+        fn whole(field: &str) -> Option<&str> {
+            field.bytes().all(|b| b.is_ascii_digit()).then_some(field)
+        }
         let mut fields = token.splitn(3, ':');
-        let hour = digits(fields.next()?, 1, 2)?;
-        let minute = digits(fields.next()?, 1, 2)?;
+        let hour = digits(whole(fields.next()?)?, 1, 2)?;
+        let minute = digits(whole(fields.next()?)?, 1, 2)?;
         let second = digits(fields.next()?, 1, 2)?;
         Some((hour, minute, second))
     };
@@ -333,7 +343,10 @@ mod tests {
             Some(Duration::from_secs(1_924_992_000))
         );
         // Two-digit years: 70-99 are the 1900s, 0-69 the 2000s.
-        assert_eq!(at("01-Jan-69 00:00:00 GMT"), at("01 Jan 2069 00:00:00 GMT"));
+        assert_eq!(
+            at("01-Jan-69 00:00:00 GMT"),
+            Some(Duration::from_secs(3_124_224_000))
+        );
         assert_eq!(at("01-Jan-70 00:00:00 GMT"), Some(Duration::ZERO));
         for bad in [
             "",
@@ -344,6 +357,8 @@ mod tests {
             "Sun, 06 Nov 1600 08:49:37 GMT",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 08:490:37 GMT",
+            "Sun, 06 Nov 1994 1a:49:37 GMT",
+            "Sun, 06 Nov 1994 08:4b:37 GMT",
         ] {
             assert_eq!(at(bad), None, "{bad:?}");
         }
@@ -357,7 +372,12 @@ mod tests {
             "a=; Path=/; Expires=Thu, 01-Jan-1970 00:00:10 GMT",
         ]));
         assert_eq!(jar.header().unwrap(), "b=2");
-        jar.store(&headers(&["c=3; Expires=Wed, 01-Jan-2031 00:00:00 GMT"]));
+        jar.store(&headers(&["c=3; Expires=Fri, 31-Dec-9999 23:59:59 GMT"]));
         assert_eq!(jar.header().unwrap(), "b=2; c=3");
+        // A later Expires that does not parse leaves the earlier one.
+        jar.store(&headers(&[
+            "b=; Expires=Thu, 01-Jan-1970 00:00:10 GMT; Expires=soon",
+        ]));
+        assert_eq!(jar.header().unwrap(), "c=3");
     }
 }

@@ -9,9 +9,7 @@ mod output;
 use std::future::Future;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::ExitCode;
-use std::task::{Context, Waker};
 
 use clap::{Parser, ValueEnum};
 use databricks_sql::mock::MockWarehouse;
@@ -179,60 +177,62 @@ fn one_line(text: &str) -> String {
 const INTERRUPTED: u8 = 130;
 
 /// Ctrl-C (SIGINT), listened for from [`Interrupt::listen`] on: from then on the signal no
-/// longer ends the process. The first one stops the work [`unless_interrupted`] runs; any later
-/// one (or a first one during the clean-up at the end of a run) stops the clean-up that
-/// [`unless_interrupted_again`] runs, so that a server slow to answer never holds the user.
+/// longer ends the process. The first one stops the work [`unless_interrupted`] runs; a later
+/// one (or a first one during the closes at the end of a run) stops the clean-up that
+/// [`unless_interrupted_again`] runs, and every clean-up after it, so that a server slow to
+/// answer never holds the user.
 struct Interrupt {
-    /// Resolves at the next Ctrl-C; its handler is already registered.
-    next: Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// A Ctrl-C came that no one has waited for yet.
-    next_ready: bool,
-    /// The first Ctrl-C came and was taken by [`fired`](Self::fired).
-    fired: bool,
-}
-
-/// A future of the next Ctrl-C, polled once so that its handler is registered from now on
-/// (`ctrl_c` registers when first polled), and whether that Ctrl-C already came. When the
-/// handler cannot be installed, Ctrl-C keeps its default action (it ends the process) and the
-/// future never resolves.
-fn next_ctrl_c() -> (Pin<Box<dyn Future<Output = ()> + Send>>, bool) {
-    let mut signal: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    });
-    let ready = signal
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_ready();
-    (signal, ready)
+    /// How many Ctrl-Cs came, counted by a listener task that runs from [`listen`](Self::listen)
+    /// on (so that none is missed however busy the run is).
+    count: tokio::sync::watch::Receiver<u64>,
+    /// How many of them were taken, by [`fired`](Self::fired) or [`next`](Self::next).
+    taken: u64,
+    /// A Ctrl-C stopped a clean-up: skip the others.
+    quit: bool,
 }
 
 impl Interrupt {
-    /// Start listening for Ctrl-C now.
+    /// Start listening for Ctrl-C now (inside the runtime). When the handler cannot be
+    /// installed, Ctrl-C keeps its default action (it ends the process) and none is counted.
     fn listen() -> Self {
-        let (next, next_ready) = next_ctrl_c();
+        let (tx, count) = tokio::sync::watch::channel(0u64);
+        #[cfg(unix)]
+        let signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        #[cfg(windows)]
+        let signals = tokio::signal::windows::ctrl_c();
+        match signals {
+            Ok(mut signals) => {
+                tokio::spawn(async move {
+                    while signals.recv().await.is_some() {
+                        tx.send_modify(|n| *n += 1);
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot listen for Ctrl-C: it ends the process");
+            }
+        }
         Interrupt {
-            next,
-            next_ready,
-            fired: false,
+            count,
+            taken: 0,
+            quit: false,
         }
     }
 
-    /// Wait for the next Ctrl-C not yet waited for; listening for the one after it starts at
-    /// once, so that none is missed.
+    /// Wait for a Ctrl-C not yet taken, and take it. Never resolves when the listener is gone.
     async fn next(&mut self) {
-        if !self.next_ready {
-            self.next.as_mut().await;
-        }
-        (self.next, self.next_ready) = next_ctrl_c();
+        let taken = self.taken;
+        let counted = match self.count.wait_for(|&n| n > taken).await {
+            Ok(n) => *n,
+            Err(_) => std::future::pending().await,
+        };
+        self.taken = counted;
     }
 
     /// Wait for the first Ctrl-C; at once when it already came.
     async fn fired(&mut self) {
-        if !self.fired {
+        if self.taken == 0 {
             self.next().await;
-            self.fired = true;
         }
     }
 }
@@ -249,22 +249,36 @@ async fn unless_interrupted<T>(
     }
 }
 
-/// The output of the clean-up `work` (cancelling, closing), or `None` when a Ctrl-C comes
-/// first that did not already stop the run: the user does not want to wait for the server.
+/// The output of the clean-up `work` (cancelling, closing), or `None` when a Ctrl-C not taken
+/// yet comes first, or one already stopped an earlier clean-up: the user does not want to wait
+/// for the server.
 async fn unless_interrupted_again<T>(
     interrupt: &mut Interrupt,
     work: impl Future<Output = T>,
 ) -> Option<T> {
-    tokio::select! {
+    if interrupt.quit {
+        return None;
+    }
+    let out = tokio::select! {
         biased;
         () = interrupt.next() => None,
         out = work => Some(out),
-    }
+    };
+    interrupt.quit = out.is_none();
+    out
 }
 
-/// The failure of a run whose clean-up a Ctrl-C stopped.
+/// The failure of an interrupted run whose clean-up a second Ctrl-C stopped.
 fn quit_without_waiting() -> Failure {
     Failure::interrupted("interrupted: quit without waiting for the server")
+}
+
+/// After a run that succeeded, a Ctrl-C stopped the closes: said, not a failure.
+fn warn_not_closed() {
+    let _ = writeln!(
+        std::io::stderr(),
+        "dbsql: warning: interrupted: quit without closing the session"
+    );
 }
 
 fn main() -> ExitCode {
@@ -279,7 +293,10 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return report(Failure::run(format!("cannot start the runtime: {e}"))),
     };
-    match runtime.block_on(run(args)) {
+    let outcome = runtime.block_on(run(args));
+    // Whatever still runs (a host name lookup on a blocking thread, say) is not waited for.
+    runtime.shutdown_background();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(failure) => report(failure),
     }
@@ -389,9 +406,13 @@ async fn run(args: Args) -> Result<u8, Failure> {
         }
         closed
     };
-    let closed = unless_interrupted_again(&mut interrupt, closing)
-        .await
-        .ok_or_else(quit_without_waiting)?;
+    let Some(closed) = unless_interrupted_again(&mut interrupt, closing).await else {
+        // The run's own outcome stands; only the closes were skipped.
+        if result.is_ok() {
+            warn_not_closed();
+        }
+        return result;
+    };
     let code = result?;
     if let Err(e) = closed {
         let _ = writeln!(
@@ -421,19 +442,17 @@ async fn execute(
     let mut op = match unless_interrupted(interrupt, session.execute_statement(sql)).await {
         Some(Ok(op)) => op,
         Some(Err(e)) => {
-            // The statement's failure matters more than the close's.
-            let _ = unless_interrupted_again(interrupt, session.close())
-                .await
-                .ok_or_else(quit_without_waiting)?;
+            // The statement's failure is what is reported, whether the close ends or a Ctrl-C
+            // stops it.
+            let _ = unless_interrupted_again(interrupt, session.close()).await;
             return Err(Failure::driver(e));
         }
         None => {
             cancelling_hint();
-            // The interruption is what is reported, whatever the close gives.
-            let _ = unless_interrupted_again(interrupt, session.close())
-                .await
-                .ok_or_else(quit_without_waiting)?;
-            return Err(interrupted());
+            return match unless_interrupted_again(interrupt, session.close()).await {
+                Some(_) => Err(interrupted()),
+                None => Err(quit_without_waiting()),
+            };
         }
     };
     let outcome = match unless_interrupted(interrupt, write_result(&mut op, args, progress)).await {
@@ -442,19 +461,18 @@ async fn execute(
             progress.clear();
             cancelling_hint();
             let cancel = op.cancel_handle();
-            let _ = unless_interrupted_again(interrupt, cancel.cancel())
-                .await
-                .ok_or_else(quit_without_waiting)?;
-            Err(interrupted())
+            match unless_interrupted_again(interrupt, cancel.cancel()).await {
+                Some(_) => Err(interrupted()),
+                None => Err(quit_without_waiting()),
+            }
         }
     };
     let closing = async {
         let _ = op.close().await;
         let _ = session.close().await;
     };
-    unless_interrupted_again(interrupt, closing)
-        .await
-        .ok_or_else(quit_without_waiting)?;
+    // When a Ctrl-C stops the closes, `run` says so once it has skipped its own.
+    let _ = unless_interrupted_again(interrupt, closing).await;
     outcome
 }
 
