@@ -120,7 +120,7 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 // -- the benchmark -------------------------------------------------------------------------
 
 fn bench(c: &mut Criterion) {
-    let mut server = common::MockProcess::spawn();
+    let mut server = common::MockProcess::spawn(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

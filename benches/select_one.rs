@@ -1,7 +1,10 @@
 //! `select_one`: the round trip of `SELECT 1` answered with direct results (ExecuteStatement,
 //! then CloseOperation), through the public API, against the mock warehouse running in a process
 //! of its own, from a current-thread runtime (as a new user's `#[tokio::main(flavor =
-//! "current_thread")]` program would).
+//! "current_thread")]` program would). The benchmark's thread and the mock's process are pinned
+//! to the first CPU: on a VM, waking the other process on another, idle CPU costs more than the
+//! round trip itself (a third of the client's CPU, in `perf`), and unpinned the figures follow
+//! wherever the scheduler puts the two.
 //!
 //! Two figures per round trip:
 //! - `select_one/wall`: the elapsed time, the mock's work and the loopback included;
@@ -50,7 +53,7 @@ async fn round_trip(session: &Session) {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut server = common::MockProcess::spawn();
+    let mut server = common::MockProcess::spawn(true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -171,7 +171,7 @@ impl Case {
 // -- the benchmark -------------------------------------------------------------------------
 
 fn bench(c: &mut Criterion) {
-    let mut server = common::MockProcess::spawn();
+    let mut server = common::MockProcess::spawn(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -12,6 +12,14 @@ use databricks_sql::mock::{MockWarehouse, MockWarehouseBuilder};
 /// Set in the child process: serve the mock instead of benchmarking.
 pub const SERVER_ENV: &str = "DBSQL_BENCH_MOCK_SERVER";
 
+/// Pins the calling thread (and the threads it starts from now on) to the first CPU; false
+/// where that cannot be done.
+fn pin_to_first_cpu() -> bool {
+    core_affinity::get_core_ids()
+        .and_then(|ids| ids.into_iter().next())
+        .is_some_and(core_affinity::set_for_current)
+}
+
 /// In the child process (when [`SERVER_ENV`] is set): runs the mock `builder` makes, prints
 /// its port, answers each line the parent writes with the mock's [`stats`](MockProcess::stats),
 /// serves until stdin closes (the parent is gone), and returns true. Otherwise returns false at
@@ -55,11 +63,18 @@ pub struct MockProcess {
 }
 
 impl MockProcess {
-    /// Starts this executable again as the mock's process and waits for its port.
-    pub fn spawn() -> MockProcess {
+    /// Starts this executable again as the mock's process and waits for its port. With
+    /// `one_cpu`, the calling thread is pinned to the first CPU first, and the mock's process
+    /// inherits that: both run there only (for a benchmark whose client is that one thread), so
+    /// that no round trip waits for the other process to be woken on another CPU.
+    pub fn spawn(one_cpu: bool) -> MockProcess {
         let exe = std::env::current_exe().expect("own executable");
-        let mut child = Command::new(exe)
-            .env(SERVER_ENV, "1")
+        let mut command = Command::new(exe);
+        command.env(SERVER_ENV, "1");
+        if one_cpu && !pin_to_first_cpu() {
+            eprintln!("the benchmark thread could not be pinned to the first CPU");
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
