@@ -443,15 +443,7 @@ async fn ctrl_c_before_the_statement_returns_closes_the_session_and_exits_130() 
         databricks_sql::mock::Fault::delay(std::time::Duration::from_secs(60))
             .on("ExecuteStatement"),
     );
-    let mut cmd = dbsql(&["--format", "csv", "-e", "SELECT * FROM range(2)"]);
-    cmd.env(
-        "DATABRICKS_HOST",
-        format!("http://127.0.0.1:{}", mock.port()),
-    )
-    .env("DATABRICKS_HTTP_PATH", mock.http_path())
-    .env("DATABRICKS_TOKEN", mock.token())
-    .env("DATABRICKS_TELEMETRY_DISABLED", "1");
-    let mut child = cmd.spawn().expect("dbsql starts");
+    let mut child = dbsql_on(&mock, &["--format", "csv", "-e", "SELECT * FROM range(2)"]);
     wait_until(&mut child, "sending ExecuteStatement", || {
         mock.call_count("ExecuteStatement") == 1
     })

@@ -22,7 +22,7 @@ use crate::results::encode::{
 };
 use crate::results::lz4::compress_frame;
 use crate::thrift::tcli::{
-    TColumn, TGetResultSetMetadataResp, TRowSet, TSparkArrowBatch, TSparkRowSetType, TStatus,
+    TColumn, TGetResultSetMetadataResp, TRowSet, TSparkArrowBatch, TSparkRowSetType,
 };
 
 /// Rows per page when the client sends `maxRows <= 0`.
@@ -134,18 +134,7 @@ fn stringify(field: &Field, array: &ArrayRef) -> Result<ArrayRef> {
     }
 }
 
-/// A `TStatus` of SUCCESS.
-pub(crate) fn ok_status() -> TStatus {
-    TStatus {
-        status_code: crate::thrift::tcli::TStatusCode::SUCCESS_STATUS,
-        info_messages: None,
-        sql_state: None,
-        error_code: None,
-        error_message: None,
-        display_message: None,
-        error_details_json: None,
-    }
-}
+pub(crate) use crate::thrift::status::ok_status;
 
 /// The result-set metadata of a result with `schema` sent as `format`.
 pub(crate) fn metadata(schema: &Schema, format: WireFormat) -> TGetResultSetMetadataResp {

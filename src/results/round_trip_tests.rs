@@ -22,9 +22,10 @@ use super::encode::{
 use super::inline_rows::InlineRows;
 use super::lz4::compress_frame;
 use super::{from_thrift, ResultDecoder, ResultFormat};
+use crate::thrift::status::ok_status;
 use crate::thrift::tcli::{
     TColumn, TGetResultSetMetadataResp, TRowSet, TSparkArrowBatch, TSparkArrowResultLink,
-    TSparkRowSetType, TStatus, TStatusCode, TTableSchema,
+    TSparkRowSetType, TTableSchema,
 };
 use crate::ErrorKind;
 
@@ -37,15 +38,7 @@ fn thrift_decoder(
     format: Option<TSparkRowSetType>,
 ) -> crate::Result<ResultDecoder> {
     let metadata = TGetResultSetMetadataResp {
-        status: TStatus {
-            status_code: TStatusCode::SUCCESS_STATUS,
-            info_messages: None,
-            sql_state: None,
-            error_code: None,
-            error_message: None,
-            display_message: None,
-            error_details_json: None,
-        },
+        status: ok_status(),
         schema: table.cloned(),
         result_format: format,
         lz4_compressed: Some(lz4),

@@ -417,18 +417,27 @@ impl TextBuf {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 
-    /// `YYYY-MM-DD` (chrono's signed form outside years 0..=9999).
-    pub(crate) fn date(&mut self, date: NaiveDate) -> &str {
+    /// Starts the text over with `YYYY-MM-DD`; false (nothing written) outside years 0..=9999.
+    fn start_with_date(&mut self, date: NaiveDate) -> bool {
         match u32::try_from(date.year()) {
             Ok(year) if year <= 9999 => {
                 self.len = 0;
+                self.fallback.clear();
                 self.push_digits(year, 4);
                 self.push(b'-');
                 self.push_digits(date.month(), 2);
                 self.push(b'-');
                 self.push_digits(date.day(), 2);
+                true
             }
-            _ => self.fallback = format!("{date:?}"),
+            _ => false,
+        }
+    }
+
+    /// `YYYY-MM-DD` (chrono's signed form outside years 0..=9999).
+    pub(crate) fn date(&mut self, date: NaiveDate) -> &str {
+        if !self.start_with_date(date) {
+            self.fallback = format!("{date:?}");
         }
         self.as_str()
     }
@@ -436,15 +445,8 @@ impl TextBuf {
     /// `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]`, `Z` appended when `zoned`: the form chrono's
     /// `FromStr` (and so its serde support) reads back.
     pub(crate) fn datetime(&mut self, at: NaiveDateTime, zoned: bool) -> &str {
-        let date = at.date();
-        match u32::try_from(date.year()) {
-            Ok(year) if year <= 9999 => {
-                self.len = 0;
-                self.push_digits(year, 4);
-                self.push(b'-');
-                self.push_digits(date.month(), 2);
-                self.push(b'-');
-                self.push_digits(date.day(), 2);
+        match self.start_with_date(at.date()) {
+            true => {
                 self.push(b'T');
                 self.push_digits(at.hour(), 2);
                 self.push(b':');
@@ -466,7 +468,7 @@ impl TextBuf {
                     self.push(b'Z');
                 }
             }
-            _ => {
+            false => {
                 self.fallback = format!("{at:?}");
                 if zoned {
                     self.fallback.push('Z');

@@ -273,10 +273,11 @@ fn truncate(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::thrift::status::ok_status;
     use crate::thrift::tcli::{
         TGetOperationStatusReq, TGetOperationStatusResp, THandleIdentifier, TOpenSessionReq,
         TOpenSessionResp, TOperationHandle, TOperationState, TOperationType, TProtocolVersion,
-        TSessionHandle, TStatus, TStatusCode,
+        TSessionHandle,
     };
     use thrift::ApplicationErrorKind;
 
@@ -286,18 +287,6 @@ mod tests {
             client_protocol_i64: Some(i64::from(TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_V8.0)),
             can_use_multiple_catalogs: Some(true),
             ..Default::default()
-        }
-    }
-
-    fn ok_status() -> TStatus {
-        TStatus {
-            status_code: TStatusCode::SUCCESS_STATUS,
-            info_messages: None,
-            sql_state: None,
-            error_code: None,
-            error_message: None,
-            display_message: None,
-            error_details_json: None,
         }
     }
 

@@ -105,6 +105,20 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A `TStatus` of SUCCESS, as a server sends it with a reply (the mock's replies, tests).
+#[cfg(any(test, feature = "mock"))]
+pub(crate) fn ok_status() -> TStatus {
+    TStatus {
+        status_code: TStatusCode::SUCCESS_STATUS,
+        info_messages: None,
+        sql_state: None,
+        error_code: None,
+        error_message: None,
+        display_message: None,
+        error_details_json: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
